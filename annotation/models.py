@@ -1,0 +1,1 @@
+"""Models of the annotation app (added by later issues)."""

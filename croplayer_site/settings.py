@@ -1,0 +1,246 @@
+"""Settings for croplayer, read from the environment (see README "Configuration").
+
+Profiles (``CROPLAYER_PROFILE``):
+- ``demo`` (default): SQLite + SpatiaLite, a file-system Celery broker and an SQLite channel
+  layer, so a laptop runs everything with no server; an insecure secret key is allowed.
+- ``production``: needs ``SECRET_KEY`` (or ``SECRET_KEY_FILE``), ``ALLOWED_HOSTS``,
+  ``DATABASE_URL`` and ``REDIS_URL``; secure cookies, HSTS, SSL redirect.
+Whatever the profile, ``DATABASE_URL`` (postgis://...) selects PostGIS and ``REDIS_URL`` selects
+Redis for the Celery broker, Celery results and the Channels layer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from croplayer_site.env import (
+    ImproperlyConfiguredEnv,
+    env_bool,
+    env_int,
+    env_list,
+    env_opt,
+    env_secret,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PROFILE = env_str("CROPLAYER_PROFILE", "demo")
+if PROFILE not in {"demo", "production"}:
+    raise ImproperlyConfiguredEnv(f"CROPLAYER_PROFILE must be demo or production, got {PROFILE!r}")
+PRODUCTION = PROFILE == "production"
+
+VAR_DIR = Path(env_str("CROPLAYER_VAR_DIR", str(BASE_DIR / "var")))
+DATA_DIR = Path(env_str("CROPLAYER_DATA_DIR", str(VAR_DIR / "data")))
+
+_secret = env_secret("SECRET_KEY")
+if _secret is None:
+    if PRODUCTION:
+        raise ImproperlyConfiguredEnv("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
+    _secret = "demo-only-insecure-key-" + "x" * 40  # the demo profile is never exposed
+SECRET_KEY = _secret
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "leaflet",
+    "channels",
+    "mapping",
+    "annotation",
+    "learning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "croplayer_site.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "croplayer_site.wsgi.application"
+ASGI_APPLICATION = "croplayer_site.asgi.application"
+
+# --- Database --------------------------------------------------------------------------------
+DATABASE_URL = env_opt("DATABASE_URL")
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    if _db["ENGINE"] not in {
+        "django.db.backends.postgresql",
+        "django.contrib.gis.db.backends.postgis",
+    }:
+        raise ImproperlyConfiguredEnv("DATABASE_URL must be a postgres:// or postgis:// URL")
+    _db["ENGINE"] = "django.contrib.gis.db.backends.postgis"
+    _db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", f"test_{_db['NAME']}")}
+    DATABASES = {"default": _db}
+else:
+    _sqlite = Path(env_str("CROPLAYER_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")))
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.contrib.gis.db.backends.spatialite",
+            "NAME": str(_sqlite),
+            # A file, not ":memory:", so a Celery worker in another process sees test data.
+            "TEST": {"NAME": str(_sqlite.with_name(f"test_{_sqlite.name}"))},
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+SPATIALITE_LIBRARY_PATH = env_str("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, Celery, Channels -----------------------------------------------------------------
+REDIS_URL = env_opt("REDIS_URL")
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False  # never: work runs in a worker process, not in the request
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    # Longer than the longest task, so a slow training task is not delivered twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY", 43200)}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # No daemon: the broker is a pair of folders that producer and worker share, and the
+    # channel layer is an SQLite file, so a worker process can still reach browsers.
+    _broker = VAR_DIR / "celery"
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "processed_folder": str(_broker / "processed"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "croplayer_site.channel_layers.SQLiteChannelLayer",
+            "CONFIG": {"path": str(VAR_DIR / "channels.sqlite3")},
+        }
+    }
+
+# --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+MEDIA_URL = "media/"
+MEDIA_ROOT = DATA_DIR
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "croplayer API",
+    "DESCRIPTION": "Blocks, imagery, samples and learning rounds for 2 m cropland mapping.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LEAFLET_CONFIG = {
+    "DEFAULT_CENTER": (35.0, 105.0),
+    "DEFAULT_ZOOM": 4,
+    "MIN_ZOOM": 3,
+    "MAX_ZOOM": 19,
+    "TILES": [],  # no external basemap: the app serves its own block imagery
+    "ATTRIBUTION_PREFIX": "croplayer",
+}
+
+# --- Imagery ---------------------------------------------------------------------------------
+# Hosts an XYZ template may point at; a source config can only narrow this list.
+IMAGERY_ALLOWED_HOSTS = env_list(
+    "IMAGERY_ALLOWED_HOSTS",
+    ["api.mapbox.com", "mt0.google.com", "mt1.google.com", "mt2.google.com", "mt3.google.com",
+     "khms0.google.com", "khms1.google.com"],
+)
+IMAGERY_ALLOW_LOOPBACK_HTTP = env_bool("IMAGERY_ALLOW_LOOPBACK_HTTP", not PRODUCTION)
+IMAGERY_TILE_CACHE_DIR = Path(env_str("IMAGERY_TILE_CACHE_DIR", str(VAR_DIR / "tile-cache")))
+
+# --- Security (production) -------------------------------------------------------------------
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
+
+# Debian 12's GDAL is 3.6, which cannot block file/network access while parsing spatial
+# references (gis.W001). croplayer never passes user-supplied SRS text to GDAL through
+# GeoDjango: uploads are read with pyogrio and only EPSG:4326 geometries are stored.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]

@@ -1,0 +1,1 @@
+"""Models of the learning app (added by later issues)."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Django's command-line utility for croplayer."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MappingConfig(AppConfig):
+    name = "mapping"
+    verbose_name = "Mapping: campaigns, blocks and imagery"

@@ -1,0 +1,67 @@
+"""Reads for the mapping app: campaigns, blocks, images, with the per-user access gate."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+from rest_framework.exceptions import NotFound
+
+from mapping.models import Block, BlockImage, BlockImageStatus, Campaign, FetchRun, ImagerySource
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
+    """Every signed-in user sees the campaigns (blocks are not secret; work items are)."""
+    if not user.is_authenticated:
+        return Campaign.objects.none()
+    return Campaign.objects.annotate(n_blocks=Count("blocks")).order_by("-year", "name")
+
+
+def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
+    try:
+        return campaign_list_for_user(user=user).get(slug=slug)
+    except Campaign.DoesNotExist as e:
+        raise NotFound(f"no campaign {slug!r}") from e
+
+
+def block_get_for_user(*, user: User, block_id: int) -> Block:
+    """The one gate for blocks: NotFound whether the block is missing or not visible."""
+    if not user.is_authenticated:
+        raise NotFound("no such block")
+    try:
+        return Block.objects.select_related("campaign", "province", "county").get(pk=block_id)
+    except Block.DoesNotExist as e:
+        raise NotFound("no such block") from e
+
+
+def block_image_get(*, block: Block, source_slug: str) -> BlockImage:
+    try:
+        return BlockImage.objects.select_related("source").get(
+            block=block, source__slug=source_slug, status=BlockImageStatus.OK
+        )
+    except BlockImage.DoesNotExist as e:
+        raise NotFound(f"block {block.code} has no {source_slug!r} image") from e
+
+
+def blocks_for_fetch(*, campaign: Campaign, source: ImagerySource,
+                     province_adcodes: list[int] | None) -> QuerySet[Block]:
+    """Blocks of the campaign (and provinces) that have no finished image of the source."""
+    qs = Block.objects.filter(campaign=campaign)
+    if province_adcodes:
+        qs = qs.filter(province__adcode__in=province_adcodes)
+    done = BlockImage.objects.filter(source=source, status=BlockImageStatus.OK).values("block_id")
+    return qs.exclude(pk__in=done)
+
+
+def fetch_run_counts(*, run: FetchRun) -> dict[str, int]:
+    images = BlockImage.objects.filter(source=run.source, block__campaign=run.campaign)
+    if run.provinces:
+        images = images.filter(block__province__adcode__in=run.provinces)
+    agg = images.aggregate(
+        ok=Count("id", filter=Q(status=BlockImageStatus.OK)),
+        missing=Count("id", filter=Q(status=BlockImageStatus.MISSING)),
+        failed=Count("id", filter=Q(status=BlockImageStatus.FAILED)),
+        pending=Count("id", filter=Q(status=BlockImageStatus.PENDING)),
+    )
+    return {k: int(v) for k, v in agg.items()}

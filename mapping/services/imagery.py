@@ -1,0 +1,183 @@
+"""Imagery: validate source configs, start fetch runs, fetch block images (in workers)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from mapping.geo.grid import BlockId, block_raster
+from mapping.models import (
+    Block,
+    BlockImage,
+    BlockImageStatus,
+    Campaign,
+    FetchRun,
+    ImagerySource,
+    JobStatus,
+)
+from mapping.selectors import blocks_for_fetch, fetch_run_counts
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 8
+
+
+class ImageryConfigError(Exception):
+    pass
+
+
+def _context() -> dict[str, Any]:
+    """What the environment adds to every source config (never stored in the database)."""
+    return {
+        "allowed_hosts": list(settings.IMAGERY_ALLOWED_HOSTS),
+        "allow_loopback_http": settings.IMAGERY_ALLOW_LOOPBACK_HTTP,
+        "cache_dir": str(settings.IMAGERY_TILE_CACHE_DIR),
+    }
+
+
+def imagery_source_validate(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the source kind understands it, or ImageryConfigError with the reason."""
+    from mapping.imagery import registry
+
+    try:
+        return registry.validate_config(kind, config, **_context())
+    except (ValueError, TypeError) as e:
+        raise ImageryConfigError(str(e)) from e
+
+
+_sources: dict[tuple[int, str], Any] = {}
+_sources_lock = threading.Lock()
+
+
+def _source_for(source: ImagerySource) -> Any:
+    """One built source per process and config, so pools, caches and limits are shared."""
+    key = (source.pk, repr(sorted(source.config.items())))
+    with _sources_lock:
+        built = _sources.get(key)
+        if built is None:
+            from mapping.imagery import registry
+
+            built = registry.build_source(
+                source.kind, {**source.config, "slug": source.slug},
+                secrets=os.environ, **_context(),
+            )
+            _sources[key] = built
+        return built
+
+
+def block_image_relpath(block: Block, source: ImagerySource) -> Path:
+    return Path("imagery") / block.campaign.slug / source.slug / f"{block.code}.tif"
+
+
+@dataclass
+class FetchStart:
+    run: FetchRun
+    batches: list[list[int]]
+
+
+def fetch_run_start(
+    *, campaign: Campaign, source: ImagerySource, province_adcodes: list[int] | None,
+    limit: int | None = None, retry_failed: bool = True,
+) -> FetchStart:
+    """Create the run and a pending image row for every block still to fetch.
+
+    Resumable: blocks with a finished image are skipped; missing ones are skipped unless
+    ``retry_failed`` (failed ones are always retried when asked).
+    """
+    if not source.enabled:
+        raise ImageryConfigError(f"source {source.slug} is disabled")
+    imagery_source_validate(kind=source.kind, config=source.config)
+    blocks = blocks_for_fetch(campaign=campaign, source=source, province_adcodes=province_adcodes)
+    if not retry_failed:
+        blocks = blocks.exclude(images__source=source, images__status=BlockImageStatus.FAILED)
+    blocks = blocks.exclude(images__source=source, images__status=BlockImageStatus.MISSING)
+    block_ids = list(blocks.order_by("row", "col").values_list("pk", flat=True)[:limit])
+    with transaction.atomic():
+        run = FetchRun.objects.create(
+            campaign=campaign, source=source, provinces=province_adcodes or [],
+            total=len(block_ids), status=JobStatus.QUEUED if block_ids else JobStatus.DONE,
+        )
+        have = set(BlockImage.objects.filter(source=source, block_id__in=block_ids)
+                   .values_list("block_id", flat=True))
+        BlockImage.objects.bulk_create(
+            [BlockImage(block_id=b, source=source) for b in block_ids if b not in have],
+            batch_size=2000,
+        )
+        BlockImage.objects.filter(source=source, block_id__in=block_ids).update(
+            status=BlockImageStatus.PENDING, reason=""
+        )
+    batches = [block_ids[i:i + BATCH_SIZE] for i in range(0, len(block_ids), BATCH_SIZE)]
+    return FetchStart(run=run, batches=batches)
+
+
+def block_image_fetch(*, block: Block, source: ImagerySource) -> BlockImage:
+    """Fetch one block image now (in a worker) and record the outcome on its row."""
+    image, _ = BlockImage.objects.get_or_create(block=block, source=source)
+    rel = block_image_relpath(block, source)
+    dest = Path(settings.DATA_DIR) / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    built = _source_for(source)
+    raster = block_raster(block.geometry.extent, block.campaign.zoom)
+    try:
+        result = built.fetch_block(BlockId(block.row, block.col), raster, dest)
+    except Exception as e:  # a bug must not leave the row pending forever
+        log.exception("fetch of %s from %s crashed", block.code, source.slug)
+        image.status, image.reason = BlockImageStatus.FAILED, f"internal error: {type(e).__name__}"
+    else:
+        image.status = result.status
+        image.reason = result.reason[:2000]
+        if result.status == "ok":
+            image.path = str(rel)
+            image.checksum = result.sha256 or ""
+            image.width, image.height = result.width, result.height
+            image.fetched_at = timezone.now()
+    image.attempts += 1
+    image.save()
+    return image
+
+
+def fetch_batch_run(*, run_id: int, block_ids: list[int]) -> dict[str, int]:
+    """Worker side of a run: fetch a batch, skip what is done, then report progress."""
+    run = FetchRun.objects.select_related("source", "campaign").get(pk=run_id)
+    if run.status in (JobStatus.CANCELLED, JobStatus.FAILED):
+        return {"skipped": len(block_ids)}
+    FetchRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(status=JobStatus.RUNNING)
+    done = 0
+    for block in Block.objects.filter(pk__in=block_ids).select_related("campaign"):
+        # Idempotent: a batch delivered twice does not fetch again.
+        if BlockImage.objects.filter(block=block, source=run.source,
+                                     status=BlockImageStatus.OK).exists():
+            continue
+        block_image_fetch(block=block, source=run.source)
+        done += 1
+    FetchRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+    fetch_run_progress(run=run)
+    return {"fetched": done}
+
+
+def fetch_run_progress(*, run: FetchRun) -> dict[str, Any]:
+    """Count the run's images, close it when nothing is pending, and broadcast progress."""
+    counts = fetch_run_counts(run=run)
+    if counts["pending"] == 0:
+        FetchRun.objects.filter(pk=run.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
+            status=JobStatus.DONE, finished_at=timezone.now()
+        )
+    run.refresh_from_db(fields=["status"])
+    event = {"type": "job.progress", "job": f"fetch-{run.pk}", "status": run.status,
+             "total": run.total, **counts}
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            async_to_sync(layer.group_send)(run.group, event)
+        except Exception:  # progress is advisory; a full channel must not fail the fetch
+            log.warning("could not broadcast progress of %s", run, exc_info=True)
+    return event

@@ -1,0 +1,146 @@
+"""Import official cultivated-land statistics per province from CSV, all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.db import transaction
+
+from mapping.models import (
+    AdminLevel,
+    AdminUnit,
+    AreaUnit,
+    Campaign,
+    OfficialStatistic,
+    StatisticStatus,
+)
+
+DEFAULT_STATISTICS = Path(__file__).resolve().parent.parent / "data" / "tnls_cultivated_land_by_province.csv"
+NATIONAL_ROWS = {"全国", "china", "national", "china (national total)"}
+
+# Value columns understood, most preferred first: (column, unit).
+VALUE_COLUMNS = [
+    ("cultivated_land_10k_ha", AreaUnit.HA_10K),
+    ("cultivated_land_10k_mu", AreaUnit.MU_10K),
+    ("value_ha", AreaUnit.HA),
+]
+
+
+class StatisticsImportError(Exception):
+    """A CSV that cannot be imported; the message says why (nothing was written)."""
+
+
+@dataclass
+class StatisticsReport:
+    created: int = 0
+    updated: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _province_lookup() -> dict[str, AdminUnit]:
+    lookup: dict[str, AdminUnit] = {}
+    for unit in AdminUnit.objects.filter(level=AdminLevel.PROVINCE):
+        for key in (unit.name_zh, unit.short_name, unit.name_en, str(unit.adcode)):
+            if key:
+                lookup[key.strip().lower()] = unit
+        # "河北省" is also found as "河北"
+        for suffix in ("省", "市", "自治区", "特别行政区", "壮族自治区", "回族自治区", "维吾尔自治区"):
+            if unit.name_zh.endswith(suffix):
+                lookup[unit.name_zh[: -len(suffix)].lower()] = unit
+    return lookup
+
+
+def statistics_import(*, campaign: Campaign, path: Path | None = None, text: str | None = None
+                      ) -> StatisticsReport:
+    """Create or update the campaign's official figures from CSV; one transaction.
+
+    Columns: ``province_zh`` or ``province_en`` or ``province`` (name or adcode); a value column
+    (``cultivated_land_10k_ha``, ``cultivated_land_10k_mu``, ``value_ha``, or ``value`` with
+    ``unit``); ``status`` (one of StatisticStatus); ``source``; optional ``evidence``.
+    A national-total row is skipped.
+    """
+    if text is None:
+        if path is None or not path.is_file():
+            raise StatisticsImportError(f"{path}: no such file")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise StatisticsImportError(f"{path}: not UTF-8 text ({e})") from e
+    reader = csv.DictReader(io.StringIO(text))
+    columns = set(reader.fieldnames or [])
+    name_cols = [c for c in ("province_zh", "province_en", "province") if c in columns]
+    if not name_cols:
+        raise StatisticsImportError("missing a province column (province_zh, province_en or province)")
+    value_col = next(((c, u) for c, u in VALUE_COLUMNS if c in columns), None)
+    if value_col is None and not {"value", "unit"} <= columns:
+        raise StatisticsImportError(
+            "missing a value column (cultivated_land_10k_ha, cultivated_land_10k_mu, value_ha, "
+            "or value + unit)"
+        )
+    for required in ("status", "source"):
+        if required not in columns:
+            raise StatisticsImportError(f"missing column {required!r}")
+    lookup = _province_lookup()
+    if not lookup:
+        raise StatisticsImportError("no provinces in the database: import admin units first")
+
+    problems: list[str] = []
+    parsed: list[tuple[AdminUnit, Decimal, str, str, str, str]] = []
+    report = StatisticsReport()
+    seen: set[int] = set()
+    for lineno, row in enumerate(reader, start=2):
+        names = [(row.get(c) or "").strip() for c in name_cols]
+        if any(n.lower() in NATIONAL_ROWS for n in names):
+            report.skipped.append(f"line {lineno}: national total")
+            continue
+        unit = next((lookup[n.lower()] for n in names if n.lower() in lookup), None)
+        if unit is None:
+            problems.append(f"line {lineno}: unknown province {' / '.join(n for n in names if n)!r}")
+            continue
+        if unit.adcode in seen:
+            problems.append(f"line {lineno}: province {unit.name_zh} appears twice")
+        seen.add(unit.adcode)
+        if value_col is not None:
+            raw, area_unit = row.get(value_col[0]), value_col[1].value
+        else:
+            raw, area_unit = row.get("value"), (row.get("unit") or "").strip()
+            if area_unit not in AreaUnit.values:
+                problems.append(f"line {lineno}: unit {area_unit!r} not one of {AreaUnit.values}")
+                continue
+        try:
+            value = Decimal((raw or "").strip())
+            if value < 0 or not value.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            problems.append(f"line {lineno}: value {raw!r} is not a non-negative number")
+            continue
+        status = (row.get("status") or "").strip().upper()
+        if status not in StatisticStatus.values:
+            problems.append(f"line {lineno}: status {status!r} not one of {StatisticStatus.values}")
+            continue
+        source = (row.get("source") or "").strip()
+        if not source:
+            problems.append(f"line {lineno}: empty source (every figure needs its citation)")
+            continue
+        parsed.append((unit, value, area_unit, status, source, (row.get("evidence") or "").strip()))
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise StatisticsImportError(f"{len(problems)} problem(s): {'; '.join(problems[:10])}{more}")
+    if not parsed:
+        raise StatisticsImportError("no province rows")
+    with transaction.atomic():
+        for unit, value, area_unit, status, source, evidence in parsed:
+            _, created = OfficialStatistic.objects.update_or_create(
+                campaign=campaign, province=unit,
+                defaults={"value": value, "unit": area_unit, "status": status,
+                          "source": source, "evidence": evidence},
+            )
+            if created:
+                report.created += 1
+            else:
+                report.updated += 1
+    return report
