@@ -32,8 +32,10 @@ if PROFILE not in {"demo", "production"}:
     raise ImproperlyConfiguredEnv(f"CROPLAYER_PROFILE must be demo or production, got {PROFILE!r}")
 PRODUCTION = PROFILE == "production"
 
-VAR_DIR = Path(env_str("CROPLAYER_VAR_DIR", str(BASE_DIR / "var")))
-DATA_DIR = Path(env_str("CROPLAYER_DATA_DIR", str(VAR_DIR / "data")))
+# Relative paths are taken from the project folder, whatever the working directory.
+VAR_DIR = BASE_DIR / env_str("CROPLAYER_VAR_DIR", "var")
+DATA_DIR = VAR_DIR / env_str("CROPLAYER_DATA_DIR", "data")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 _secret = env_secret("SECRET_KEY")
 if _secret is None:
@@ -106,7 +108,7 @@ if DATABASE_URL:
     _db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", f"test_{_db['NAME']}")}
     DATABASES = {"default": _db}
 else:
-    _sqlite = Path(env_str("CROPLAYER_SQLITE_PATH", str(VAR_DIR / "db.sqlite3")))
+    _sqlite = VAR_DIR / env_str("CROPLAYER_SQLITE_PATH", "db.sqlite3")
     DATABASES = {
         "default": {
             "ENGINE": "django.contrib.gis.db.backends.spatialite",

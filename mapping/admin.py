@@ -64,7 +64,8 @@ class ImagerySourceForm(forms.ModelForm):
         data = super().clean()
         if data.get("kind") and data.get("config") is not None:
             try:
-                data["config"] = imagery_source_validate(kind=data["kind"], config=data["config"])
+                data["config"] = imagery_source_validate(
+                    kind=data["kind"], config=data["config"], slug=data.get("slug") or "source")
             except ImageryConfigError as e:
                 raise forms.ValidationError({"config": str(e)}) from e
         return data

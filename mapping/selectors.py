@@ -6,14 +6,15 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
+from croplayer_site.roles import user_roles
 from mapping.models import Block, BlockImage, BlockImageStatus, Campaign, FetchRun, ImagerySource
 
 User = AbstractBaseUser | AnonymousUser
 
 
 def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
-    """Every signed-in user sees the campaigns (blocks are not secret; work items are)."""
-    if not user.is_authenticated:
+    """Users with a role see the campaigns (blocks are not secret; work items are)."""
+    if not user_roles(user):
         return Campaign.objects.none()
     return Campaign.objects.annotate(n_blocks=Count("blocks")).order_by("-year", "name")
 
@@ -27,7 +28,7 @@ def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
 
 def block_get_for_user(*, user: User, block_id: int) -> Block:
     """The one gate for blocks: NotFound whether the block is missing or not visible."""
-    if not user.is_authenticated:
+    if not user_roles(user):
         raise NotFound("no such block")
     try:
         return Block.objects.select_related("campaign", "province", "county").get(pk=block_id)

@@ -53,15 +53,34 @@ class Grid:
         # is not exact in binary floating point and misplaces points on cell edges.
         row = min(math.floor((lat - ORIGIN_LAT) * self.per_degree), self.n_rows - 1)
         col = min(math.floor((lon - ORIGIN_LON) * self.per_degree), self.n_cols - 1)
+        # (lat + 90) * n can round across an edge (1.9 -> row 1838 whose south edge is
+        # 1.9000000000000001); settle the cell against the very edges bounds() reports.
+        row = self._settle(row, lat, self.n_rows, ORIGIN_LAT)
+        col = self._settle(col, lon, self.n_cols, ORIGIN_LON)
         return BlockId(row=row, col=col)
+
+    def _edge(self, k: int, origin: float) -> float:
+        # Integer numerator over integer denominator: one correctly rounded division, so an
+        # edge is the double nearest its exact decimal value (-90 + 1838/20 is not).
+        n = self.per_degree
+        return (k + round(origin) * n) / n
+
+    def _settle(self, k: int, v: float, count: int, origin: float) -> int:
+        while k > 0 and v < self._edge(k, origin):
+            k -= 1
+        while k < count - 1 and v >= self._edge(k + 1, origin):
+            k += 1
+        return k
 
     def bounds(self, block: BlockId) -> tuple[float, float, float, float]:
         """(west, south, east, north) in degrees."""
         self.check(block)
-        n = self.per_degree
-        west = ORIGIN_LON + block.col / n
-        south = ORIGIN_LAT + block.row / n
-        return (west, south, ORIGIN_LON + (block.col + 1) / n, ORIGIN_LAT + (block.row + 1) / n)
+        return (
+            self._edge(block.col, ORIGIN_LON),
+            self._edge(block.row, ORIGIN_LAT),
+            self._edge(block.col + 1, ORIGIN_LON),
+            self._edge(block.row + 1, ORIGIN_LAT),
+        )
 
     def check(self, block: BlockId) -> None:
         if not (0 <= block.row < self.n_rows and 0 <= block.col < self.n_cols):

@@ -11,7 +11,7 @@ from django.contrib.gis.geos import Polygon
 from django.db import transaction
 
 from mapping.geo.grid import grid_for
-from mapping.geo.gridbuild import grid_cover
+from mapping.geo.gridbuild import GridCover, grid_cover
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 
 BATCH = 5000
@@ -67,15 +67,28 @@ def _campaign_units(campaign: Campaign) -> tuple[list[AdminUnit], dict[int, int]
 
 def grid_build(
     *, campaign: Campaign, subdivisions: int = 8,
+    within: list[tuple[float, float, float, float]] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GridBuildReport:
-    """Create every block whose area intersects the campaign's land; keep existing blocks."""
+    """Create every block whose area intersects the campaign's land; keep existing blocks.
+
+    ``within`` limits the blocks to those inside any of the given lon/lat boxes (the demo
+    uses it for a few hundred blocks; a real campaign covers its whole region).
+    """
     report = progress or (lambda _s, _d, _t: None)
     units, province_of = _campaign_units(campaign)
     geoms = [shapely.from_wkb(bytes(u.geometry.wkb)) for u in units]
     grid = grid_for(campaign.block_size_deg)
     cover = grid_cover(grid, geoms, subdivisions=subdivisions,
                        progress=lambda stage, frac: report(stage, int(frac * 100), 100))
+    if within:
+        keep = np.zeros(len(cover), dtype=bool)
+        for w, s_, e, n in within:
+            r0, c0 = grid.block_at(w, s_).row, grid.block_at(w, s_).col
+            r1, c1 = grid.block_at(e, n).row, grid.block_at(e, n).col
+            keep |= ((cover.rows >= r0) & (cover.rows < r1) & (cover.cols >= c0) & (cover.cols < c1))
+        cover = GridCover(rows=cover.rows[keep], cols=cover.cols[keep],
+                          unit_index=cover.unit_index[keep], land_fraction=cover.land_fraction[keep])
     unit_ids = np.array([u.id for u in units])
     is_county = np.array([u.level == AdminLevel.COUNTY for u in units])
     unit_id = unit_ids[cover.unit_index]

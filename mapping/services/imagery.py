@@ -35,23 +35,29 @@ class ImageryConfigError(Exception):
     pass
 
 
-def _context() -> dict[str, Any]:
-    """What the environment adds to every source config (never stored in the database)."""
-    return {
-        "allowed_hosts": list(settings.IMAGERY_ALLOWED_HOSTS),
-        "allow_loopback_http": settings.IMAGERY_ALLOW_LOOPBACK_HTTP,
-        "cache_dir": str(settings.IMAGERY_TILE_CACHE_DIR),
-    }
+def _effective_config(*, kind: str, slug: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The stored config plus what the deployment decides (slug, tile cache folder)."""
+    if not isinstance(config, dict):
+        raise ImageryConfigError("config must be a JSON object")
+    data = {**config, "slug": slug}
+    if kind == "xyz":
+        if data.get("allow_loopback_http") and not settings.IMAGERY_ALLOW_LOOPBACK_HTTP:
+            raise ImageryConfigError("allow_loopback_http is disabled on this deployment")
+        data.setdefault("cache_dir", str(settings.IMAGERY_TILE_CACHE_DIR))
+    return data
 
 
-def imagery_source_validate(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The config as the source kind understands it, or ImageryConfigError with the reason."""
-    from mapping.imagery import registry
+def imagery_source_validate(*, kind: str, config: dict[str, Any], slug: str = "source"
+                            ) -> dict[str, Any]:
+    """Return ``config`` if the source kind accepts it, else ImageryConfigError with the reason."""
+    from mapping.imagery.registry import parse_source_config
 
+    data = _effective_config(kind=kind, slug=slug or "source", config=config)
     try:
-        return registry.validate_config(kind, config, **_context())
-    except (ValueError, TypeError) as e:
+        parse_source_config(kind, data, allowed_hosts=settings.IMAGERY_ALLOWED_HOSTS)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
         raise ImageryConfigError(str(e)) from e
+    return config
 
 
 _sources: dict[tuple[int, str], Any] = {}
@@ -60,16 +66,15 @@ _sources_lock = threading.Lock()
 
 def _source_for(source: ImagerySource) -> Any:
     """One built source per process and config, so pools, caches and limits are shared."""
+    from mapping.imagery.registry import build_source
+
     key = (source.pk, repr(sorted(source.config.items())))
     with _sources_lock:
         built = _sources.get(key)
         if built is None:
-            from mapping.imagery import registry
-
-            built = registry.build_source(
-                source.kind, {**source.config, "slug": source.slug},
-                secrets=os.environ, **_context(),
-            )
+            data = _effective_config(kind=source.kind, slug=source.slug, config=source.config)
+            built = build_source(source.kind, data, secrets=os.environ,
+                                 allowed_hosts=settings.IMAGERY_ALLOWED_HOSTS)
             _sources[key] = built
         return built
 
@@ -95,7 +100,7 @@ def fetch_run_start(
     """
     if not source.enabled:
         raise ImageryConfigError(f"source {source.slug} is disabled")
-    imagery_source_validate(kind=source.kind, config=source.config)
+    imagery_source_validate(kind=source.kind, config=source.config, slug=source.slug)
     blocks = blocks_for_fetch(campaign=campaign, source=source, province_adcodes=province_adcodes)
     if not retry_failed:
         blocks = blocks.exclude(images__source=source, images__status=BlockImageStatus.FAILED)

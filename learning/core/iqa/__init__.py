@@ -1,0 +1,1 @@
+"""Image-quality assessment of block imagery: coverage-type classifier and thin-cloud features."""

@@ -1,0 +1,83 @@
+"""The segmentation engine protocol and a registry of engines by name and bundle kind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from learning.core.bundle import BundleError, bundle_open
+
+
+@runtime_checkable
+class SegmentationEngine(Protocol):
+    """A binary cropland segmenter (class 1 cropland, 0 background, 255 ignore in masks).
+
+    Engines hold their own model; ``train`` fits it on (image, mask) samples, ``predict_proba``
+    gives per-pixel cropland probability for a batch of equally sized RGB uint8 images, and
+    ``save``/``load`` go through a model bundle so inference never needs the training code path.
+    """
+
+    name: str
+    bundle_kind: str
+
+    def train(self, samples: Sequence[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]],
+              **options: Any) -> dict[str, Any]: ...
+
+    def predict_proba(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]: ...
+
+    def save(self, dest: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
+             overwrite: bool = False) -> Path: ...
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SegmentationEngine: ...
+
+
+_ENGINES: dict[str, type[Any]] = {}
+
+
+def register_engine(name: str) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: make an engine available as ``get_engine(name)`` and by bundle kind."""
+
+    def deco(cls: type[Any]) -> type[Any]:
+        if name in _ENGINES and _ENGINES[name] is not cls:
+            raise ValueError(f"segmentation engine {name!r} is already registered")
+        _ENGINES[name] = cls
+        return cls
+
+    return deco
+
+
+def _ensure_builtin() -> None:
+    # Importing registers the built-in engines; kept lazy so the protocol imports without torch.
+    from learning.core.segmentation import mask2former  # noqa: F401
+
+
+def engine_names() -> list[str]:
+    _ensure_builtin()
+    return sorted(_ENGINES)
+
+
+def get_engine(name: str) -> type[Any]:
+    """The engine class registered as ``name``; ValueError lists the known names."""
+    _ensure_builtin()
+    try:
+        return _ENGINES[name]
+    except KeyError:
+        known = ", ".join(sorted(_ENGINES))
+        raise ValueError(f"unknown segmentation engine {name!r}; known: {known}") from None
+
+
+def load_segmenter(path: str | os.PathLike[str]) -> SegmentationEngine:
+    """Load any registered engine from its bundle, chosen by the bundle's kind."""
+    _ensure_builtin()
+    kind = bundle_open(path, verify=False).kind
+    for cls in _ENGINES.values():
+        if getattr(cls, "bundle_kind", None) == kind:
+            engine: SegmentationEngine = cls.load(path)
+            return engine
+    raise BundleError(f"{path} is a {kind!r} bundle, which no segmentation engine reads")

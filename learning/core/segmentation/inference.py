@@ -1,0 +1,138 @@
+"""Whole-block inference: overlapping windows blended with a Hann window, and GeoTIFF in/out."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+
+ProbaFn = Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.float32]]
+
+
+def window_weights(size: int, *, floor: float = 1e-3) -> npt.NDArray[np.float64]:
+    """2-D Hann taper: window centres count most, edges (where context is missing) least."""
+    # The floor goes on each axis, not on the product: flooring the product would give every
+    # window the same weight along the image's outer rows and bring the seams back there.
+    w = np.maximum(np.hanning(size + 2)[1:-1], floor)
+    return np.outer(w, w)
+
+
+def _starts(length: int, window: int, stride: int) -> list[int]:
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+def sliding_window_proba(image: npt.NDArray[np.uint8], predict_fn: ProbaFn, *,
+                         window: int = 512, overlap: int = 128, batch_size: int = 4,
+                         ) -> npt.NDArray[np.float32]:
+    """Per-pixel cropland probability of an ``H×W×3`` image of any size.
+
+    Windows of ``window`` pixels overlap by ``overlap``; each window's output is weighted by a
+    Hann taper and the weighted sum is normalised, so window borders leave no seam. Images
+    smaller than a window are reflect-padded. Memory stays at ``batch_size`` windows.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be H×W×3, got shape {image.shape}")
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap must be in [0, window), got {overlap} for window {window}")
+    h, w = image.shape[:2]
+    ph, pw = max(0, window - h), max(0, window - w)
+    if ph or pw:
+        pad = ((0, ph), (0, pw), (0, 0))
+        # reflect needs the image to be larger than the padding; edge works for any size
+        image = (np.pad(image, pad, mode="reflect") if ph < h and pw < w
+                 else np.pad(image, pad, mode="edge"))
+    hh, ww = image.shape[:2]
+    stride = window - overlap
+    taper = window_weights(window)
+    acc = np.zeros((hh, ww), dtype=np.float64)
+    norm = np.zeros((hh, ww), dtype=np.float64)
+    boxes = [(y, x) for y in _starts(hh, window, stride) for x in _starts(ww, window, stride)]
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i:i + batch_size]
+        batch = np.stack([image[y:y + window, x:x + window] for y, x in chunk])
+        probs = np.asarray(predict_fn(batch), dtype=np.float64)
+        if probs.shape != (len(chunk), window, window):
+            raise ValueError(f"predict_fn returned shape {probs.shape}, expected "
+                             f"{(len(chunk), window, window)}")
+        for (y, x), p in zip(chunk, probs, strict=True):
+            acc[y:y + window, x:x + window] += p * taper
+            norm[y:y + window, x:x + window] += taper
+    out = (acc / norm)[:h, :w]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Block:
+    """An RGB block image with the grid it sits on."""
+
+    image: npt.NDArray[np.uint8]
+    crs: Any
+    transform: Any
+    path: Path
+
+
+def read_block(path: str | os.PathLike[str]) -> Block:
+    """Read a block GeoTIFF (3 uint8 bands, or 4 with alpha) with a CRS; ValueError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"block image {path} does not exist")
+    try:
+        ds_ctx = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as e:
+        raise ValueError(f"{path} is not a readable raster ({e})") from e
+    with ds_ctx as ds:
+        if ds.count not in (3, 4):
+            raise ValueError(f"{path} has {ds.count} band(s); a block image needs 3 (RGB) or 4 "
+                             "(RGBA) bands")
+        if ds.crs is None:
+            raise ValueError(f"{path} has no CRS; block images must be georeferenced")
+        if ds.dtypes[0] != "uint8":
+            raise ValueError(f"{path} has {ds.dtypes[0]} pixels; block images must be uint8")
+        img = np.moveaxis(ds.read([1, 2, 3]), 0, -1)
+        return Block(image=np.ascontiguousarray(img), crs=ds.crs, transform=ds.transform,
+                     path=path)
+
+
+def write_prediction(dest: str | os.PathLike[str], *, mask: npt.NDArray[np.uint8],
+                     confidence: npt.NDArray[np.float32], crs: Any, transform: Any) -> Path:
+    """Write a 2-band float32 GeoTIFF on the block's grid: band 1 mask (0/1), band 2 cropland
+    probability in [0, 1]. Written to a temporary name and moved into place."""
+    dest = Path(dest)
+    if mask.shape != confidence.shape:
+        raise ValueError(f"mask {mask.shape} and confidence {confidence.shape} differ in shape")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    h, w = mask.shape
+    with rasterio.open(tmp, "w", driver="GTiff", width=w, height=h, count=2, dtype="float32",
+                       crs=crs, transform=transform, compress="deflate", tiled=True,
+                       blockxsize=256, blockysize=256) as ds:
+        ds.write(mask.astype(np.float32), 1)
+        ds.write(confidence.astype(np.float32), 2)
+        ds.set_band_description(1, "cropland_mask")
+        ds.set_band_description(2, "cropland_probability")
+    os.replace(tmp, dest)
+    return dest
+
+
+def predict_block_file(predict_fn: ProbaFn, src: str | os.PathLike[str],
+                       dest: str | os.PathLike[str], *, window: int = 512, overlap: int = 128,
+                       batch_size: int = 4, threshold: float = 0.5) -> dict[str, Any]:
+    """Segment one block GeoTIFF into a mask + probability GeoTIFF on the same grid."""
+    block = read_block(src)
+    prob = sliding_window_proba(block.image, predict_fn, window=window, overlap=overlap,
+                                batch_size=batch_size)
+    mask = (prob >= threshold).astype(np.uint8)
+    out = write_prediction(dest, mask=mask, confidence=prob, crs=block.crs,
+                           transform=block.transform)
+    return {"src": str(block.path), "dest": str(out), "height": int(mask.shape[0]),
+            "width": int(mask.shape[1]), "cropland_fraction": float(mask.mean())}

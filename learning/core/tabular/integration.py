@@ -1,0 +1,134 @@
+"""Integration model: which source(s) to keep per block, and the merge rule that applies it.
+
+Inputs (:data:`INTEGRATION_FEATURE_NAMES`, 29 in this order): for each source, Mapbox then
+Google, the 11 per-source non-terrain features of the paper's Table 5 (coverage type,
+sharpness, hue, saturation, lightness, area, area fraction, solidity mean/total, Euler
+mean/total) prefixed ``mapbox_``/``google_``; then the shared IoU between the two masks and the 4
+terrain features (elevation, slope, TRI, roughness, the same for both sources); then each
+source's correctness model P(TP), ``mapbox_p_tp`` and ``google_p_tp``. The paper counts "12 per
+source" because each source's row carries the IoU; it is kept once here so that permutation
+importance is not split between two identical columns. 2 x 11 + 1 + 4 + 2 = 29, within the
+paper's 28-30.
+
+Decisions are :class:`IntegrationDecision`: neither, mapbox, google, merge. :func:`merge_masks`
+turns a decision and the two masks into the final block mask.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from learning.core.features.block import SOURCE_NAMES, TERRAIN_NAMES, BlockFeatures
+from learning.core.features.region import IGNORE, check_mask
+from learning.core.tabular import TabularClassifier, train_classifier
+
+KIND = "integration-xgb"
+SOURCES = ("mapbox", "google")
+
+
+class IntegrationDecision(enum.StrEnum):
+    """Which source's cropland to keep for a block (DOMAIN.md, Integration decisions)."""
+
+    NEITHER = "neither"
+    MAPBOX = "mapbox"
+    GOOGLE = "google"
+    MERGE = "merge"
+
+
+DECISIONS: tuple[str, ...] = tuple(d.value for d in IntegrationDecision)
+INTEGRATION_FEATURE_NAMES: tuple[str, ...] = (
+    *(f"mapbox_{n}" for n in SOURCE_NAMES),
+    *(f"google_{n}" for n in SOURCE_NAMES),
+    "iou_sources",
+    *TERRAIN_NAMES,
+    "mapbox_p_tp",
+    "google_p_tp",
+)
+
+
+def integration_vector(mapbox: BlockFeatures, google: BlockFeatures, *, mapbox_p_tp: float,
+                       google_p_tp: float) -> npt.NDArray[np.float64]:
+    """The 29 inputs of one block from both sources' features and correctness P(TP).
+
+    Terrain and IoU are taken from the Mapbox record (both records hold the same block); NaN
+    there falls back to the Google record's value.
+    """
+    vm = dict(zip(mapbox.names(), mapbox.to_vector().tolist(), strict=True))
+    vg = dict(zip(google.names(), google.to_vector().tolist(), strict=True))
+    shared = [vm[n] if not np.isnan(vm[n]) else vg[n] for n in ("iou_sources", *TERRAIN_NAMES)]
+    return np.array([*(vm[n] for n in SOURCE_NAMES), *(vg[n] for n in SOURCE_NAMES), *shared,
+                     mapbox_p_tp, google_p_tp], dtype=np.float64)
+
+
+class IntegrationModel:
+    """A trained integration classifier (wraps :class:`TabularClassifier`)."""
+
+    def __init__(self, clf: TabularClassifier) -> None:
+        if clf.feature_names != INTEGRATION_FEATURE_NAMES:
+            raise ValueError("an integration model must use INTEGRATION_FEATURE_NAMES in order")
+        self.clf = clf
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.clf.metrics
+
+    def predict(self, x: npt.ArrayLike) -> list[IntegrationDecision]:
+        return [IntegrationDecision(v) for v in self.clf.predict(x)]
+
+    def predict_proba(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Probabilities with one column per :data:`DECISIONS` entry (0 for unseen classes)."""
+        raw = self.clf.predict_proba(x)
+        out = np.zeros((raw.shape[0], len(DECISIONS)))
+        for j, c in enumerate(self.clf.classes):
+            out[:, DECISIONS.index(c)] = raw[:, j]
+        return out
+
+    def save(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        return self.clf.save(dest, kind=KIND, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> IntegrationModel:
+        return cls(TabularClassifier.load(path, kind=KIND))
+
+
+def integration_train(x: npt.ArrayLike, decisions: Sequence[IntegrationDecision | str], *,
+                      seed: int = 0, test_size: float = 0.2,
+                      params: dict[str, Any] | None = None) -> IntegrationModel:
+    """Train on rows of :data:`INTEGRATION_FEATURE_NAMES` and the interpreters' decisions."""
+    clf = train_classifier(x, decisions, feature_names=INTEGRATION_FEATURE_NAMES,
+                           classes=DECISIONS, seed=seed, test_size=test_size, params=params)
+    return IntegrationModel(clf)
+
+
+def merge_masks(decision: IntegrationDecision | str, mapbox_mask: npt.NDArray[np.generic],
+                google_mask: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """The final block mask for a decision: 1 = cropland, 0 = other, 255 = no usable pixel.
+
+    - neither: 0 wherever either source has a valid pixel, 255 where both are ignored;
+    - mapbox / google: that source's mask unchanged (its 255 stays 255);
+    - merge: the union of cropland; a pixel ignored in one source takes the other's value, and
+      is 255 only where both are ignored.
+    """
+    d = IntegrationDecision(getattr(decision, "value", decision))
+    a = check_mask(mapbox_mask, "mapbox mask")
+    b = check_mask(google_mask, "google mask")
+    if a.shape != b.shape:
+        raise ValueError(f"masks must be on the same grid, got {a.shape} and {b.shape}")
+    both_ignored = (a == IGNORE) & (b == IGNORE)
+    if d is IntegrationDecision.MAPBOX:
+        return a.copy()
+    if d is IntegrationDecision.GOOGLE:
+        return b.copy()
+    if d is IntegrationDecision.NEITHER:
+        out = np.zeros_like(a)
+    else:
+        out = ((a == 1) | (b == 1)).astype(np.uint8)
+    out[both_ignored] = IGNORE
+    return out

@@ -1,0 +1,163 @@
+"""The synthetic demo: a campaign over real boundaries, synthetic imagery, users and samples."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.gis.geos import GEOSGeometry
+from django.db import transaction
+from rasterio.features import shapes
+
+from annotation.models import CroplandSubtype, Sample, SampleKind, SamplePolygon, SampleSplit
+from croplayer_site.roles import roles_ensure
+from mapping.imagery.dem import write_synthetic_dem
+from mapping.models import (
+    AdminLevel,
+    AdminUnit,
+    Block,
+    BlockImageStatus,
+    Campaign,
+    CampaignDem,
+    ImagerySource,
+)
+from mapping.services.admin_units import admin_units_load_default
+from mapping.services.grid import grid_build
+from mapping.services.imagery import block_image_fetch
+from mapping.services.statistics import DEFAULT_STATISTICS, statistics_import
+
+DEMO_SLUG = "demo-2020"
+# Zoom 14 (about 9.5 m) keeps the demo's synthetic images near 600 px so that it loads in
+# about a minute; real campaigns use zoom 16 (about 2.4 m).
+DEMO_ZOOM = 14
+SEED = 2020
+# 10 x 10 blocks (0.5 degree) in each of three provinces: Jianghan plain (Hubei), Dongting
+# lake plain (Hunan) and the hills of Ganzhou (Jiangxi).
+WINDOWS = {
+    420000: (112.50, 30.30, 113.00, 30.80),
+    430000: (112.30, 28.80, 112.80, 29.30),
+    360000: (114.80, 25.70, 115.30, 26.20),
+}
+SAMPLES_PER_PROVINCE = 8
+
+
+@dataclass
+class DemoReport:
+    campaign: str
+    blocks: int
+    images: int
+    samples: int
+    logins: dict[str, str] = field(default_factory=dict)
+
+
+def _users() -> dict[str, str]:
+    groups = roles_ensure()
+    logins = {}
+    for name in ("annotator", "lead", "admin"):
+        password = secrets.token_urlsafe(9)
+        user, _ = User.objects.get_or_create(username=name)
+        user.set_password(password)
+        user.is_staff = name in ("lead", "admin")
+        user.is_superuser = name == "admin"
+        user.save()
+        user.groups.set([groups[name]])
+        logins[name] = password
+    return logins
+
+
+def _truth_polygons(truth_path: Path, min_pixels: int = 12) -> list[shapely.Polygon]:
+    with rasterio.open(truth_path) as src:
+        mask = src.read(1)
+        transform = src.transform
+    out = []
+    for geom, value in shapes(mask, mask=mask == 1, transform=transform, connectivity=4):
+        if value != 1:
+            continue
+        poly = shapely.geometry.shape(geom)
+        if poly.area / abs(transform.a * transform.e) < min_pixels:
+            continue
+        poly = shapely.make_valid(poly.simplify(abs(transform.a) * 0.7))
+        parts = getattr(poly, "geoms", [poly])
+        out.extend(p for p in parts if p.geom_type == "Polygon" and not p.is_empty)
+    return out
+
+
+def demo_load(*, fetch_all: bool = True) -> DemoReport:
+    """Create (or refresh) the demo; safe to run again."""
+    if not AdminUnit.objects.filter(level=AdminLevel.PROVINCE).exists():
+        admin_units_load_default()
+    logins = _users()
+    campaign, _ = Campaign.objects.update_or_create(
+        slug=DEMO_SLUG,
+        defaults={"name": "CropLayer demo 2020", "region": "China (demo windows)", "year": 2020,
+                  "zoom": DEMO_ZOOM},
+    )
+    provinces = list(AdminUnit.objects.filter(level=AdminLevel.PROVINCE, adcode__in=WINDOWS))
+    campaign.provinces.set(provinces)
+    statistics_import(campaign=campaign, path=DEFAULT_STATISTICS)
+    grid_build(campaign=campaign, within=list(WINDOWS.values()))
+
+    sources = {}
+    for look in ("mapbox", "google"):
+        sources[look], _ = ImagerySource.objects.update_or_create(
+            slug=look,
+            defaults={"name": f"{look.capitalize()} (synthetic)", "kind": "synthetic",
+                      "config": {"look": look, "seed": SEED, "write_truth": True}},
+        )
+    dem = Path(settings.DATA_DIR) / "dem" / "demo_dem.tif"
+    if not dem.exists():
+        dem.parent.mkdir(parents=True, exist_ok=True)
+        w = min(b[0] for b in WINDOWS.values()) - 0.1
+        s = min(b[1] for b in WINDOWS.values()) - 0.1
+        e = max(b[2] for b in WINDOWS.values()) + 0.1
+        n = max(b[3] for b in WINDOWS.values()) + 0.1
+        write_synthetic_dem(dem, (w, s, e, n), 1 / 1200, seed=SEED)  # 3 arc-seconds, like SRTM
+    CampaignDem.objects.get_or_create(campaign=campaign, path=str(dem.relative_to(settings.DATA_DIR)),
+                                      defaults={"description": "synthetic DEM (3 arc-seconds)"})
+
+    # Seeded order for the annotators' queue until the first learning round sets priorities.
+    blocks = list(Block.objects.filter(campaign=campaign).select_related("campaign"))
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(len(blocks))
+    for b, o in zip(blocks, order, strict=True):
+        b.seed_order = int(o)
+    Block.objects.bulk_update(blocks, ["seed_order"], batch_size=1000)
+
+    # Labelled samples: the first blocks of each province in seed order, drawn on Mapbox,
+    # from the synthetic ground truth; every fourth is held out for validation.
+    n_images = 0
+    n_samples = 0
+    admin_user = User.objects.get(username="admin")
+    for adcode in WINDOWS:
+        chosen = sorted((b for b in blocks if b.province and b.province.adcode == adcode),
+                        key=lambda b: b.seed_order)[:SAMPLES_PER_PROVINCE]
+        for i, block in enumerate(chosen):
+            image = block_image_fetch(block=block, source=sources["mapbox"])
+            n_images += 1
+            if image.status != BlockImageStatus.OK:
+                continue
+            truth = Path(settings.DATA_DIR) / image.path.replace(".tif", ".truth.tif")
+            polygons = _truth_polygons(truth)
+            with transaction.atomic():
+                sample, _ = Sample.objects.update_or_create(
+                    block=block, source=sources["mapbox"],
+                    defaults={"kind": SampleKind.POSITIVE if polygons else SampleKind.NEGATIVE,
+                              "split": SampleSplit.VALIDATION if i % 4 == 3 else SampleSplit.TRAIN,
+                              "created_by": admin_user},
+                )
+                sample.polygons.all().delete()
+                SamplePolygon.objects.bulk_create([
+                    SamplePolygon(sample=sample, created_by=admin_user,
+                                  subtype=CroplandSubtype.IRRIGATED_DRY,
+                                  geometry=GEOSGeometry(memoryview(shapely.to_wkb(p)), srid=4326))
+                    for p in polygons
+                ])
+            n_samples += 1
+    return DemoReport(campaign=campaign.slug, blocks=len(blocks), images=n_images,
+                      samples=n_samples, logins=logins)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the demo: migrate, load the demo data, start a Celery worker and the ASGI server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 DJANGO_SETTINGS_MODULE=croplayer_site.settings
+PORT="${PORT:-8000}"
+PY=.venv/bin/python
+mkdir -p var/log
+$PY manage.py migrate --noinput -v 0
+$PY manage.py load_demo | tee var/demo-logins.txt
+$PY manage.py collectstatic --noinput -v 0
+$PY -m celery -A croplayer_site worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
+  >var/log/worker.log 2>&1 &
+WORKER=$!
+$PY manage.py imagery_fetch --campaign demo-2020 --source mapbox --source google --no-wait >/dev/null
+trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
+echo
+echo "croplayer demo: http://127.0.0.1:${PORT}/   (worker log: var/log/worker.log; Ctrl-C stops)"
+cat var/demo-logins.txt | grep -E '^(  |login)' || true
+exec_daphne() { $PY -m daphne -b 127.0.0.1 -p "$PORT" croplayer_site.asgi:application; }
+exec_daphne
