@@ -131,6 +131,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False  # never: work runs in a worker process, not in the request
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Models on the gpu queue, everything else (imagery, features) on cpu; start workers per queue.
+CELERY_TASK_ROUTES = {"learning.gpu.*": {"queue": "gpu"}, "*": {"queue": "cpu"}}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -146,6 +148,8 @@ else:
     # No daemon: the broker is a pair of folders that producer and worker share, and the
     # channel layer is an SQLite file, so a worker process can still reach browsers.
     _broker = VAR_DIR / "celery"
+    for _sub in ("queue", "processed", "results"):
+        (_broker / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker / "queue"),

@@ -7,6 +7,6 @@ from celery import shared_task
 from mapping.services.imagery import fetch_batch_run
 
 
-@shared_task(name="mapping.fetch_batch", acks_late=True, queue="cpu")
+@shared_task(name="mapping.fetch_batch", acks_late=True)
 def fetch_batch(run_id: int, block_ids: list[int]) -> dict[str, int]:
     return fetch_batch_run(run_id=run_id, block_ids=block_ids)
