@@ -32,12 +32,14 @@ class Sample(models.Model):
     """A block labelled on one imagery source: cropland polygons, or none (negative)."""
 
     block = models.ForeignKey("mapping.Block", on_delete=models.CASCADE, related_name="samples")
-    source = models.ForeignKey("mapping.ImagerySource", on_delete=models.PROTECT,
-                               related_name="samples")
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="samples"
+    )
     kind = models.CharField(max_length=10, choices=SampleKind.choices)
     split = models.CharField(max_length=12, choices=SampleSplit.choices, default=SampleSplit.TRAIN)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)
 
@@ -55,13 +57,16 @@ class SamplePolygon(models.Model):
 
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="polygons")
     geometry = models.PolygonField(srid=4326)
-    subtype = models.CharField(max_length=20, choices=CroplandSubtype.choices,
-                               default=CroplandSubtype.IRRIGATED_DRY)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    subtype = models.CharField(
+        max_length=20, choices=CroplandSubtype.choices, default=CroplandSubtype.IRRIGATED_DRY
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    model_version = models.CharField(max_length=64, blank=True,
-                                     help_text=_("Model whose prediction was shown, if any"))
+    model_version = models.CharField(
+        max_length=64, blank=True, help_text=_("Model whose prediction was shown, if any")
+    )
     round_number = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:

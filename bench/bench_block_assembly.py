@@ -26,13 +26,24 @@ def run(quick: bool) -> dict:
     zoom = 15 if quick else 16
     tr = tile_range(bounds, zoom)
     raster = block_raster(bounds, zoom)
-    fn = real_imagery_tiles(REAL, x0=tr.x_min, y0=tr.y_min, nx=tr.x_max - tr.x_min + 1,
-                            ny=tr.y_max - tr.y_min + 1, zoom=zoom)
+    fn = real_imagery_tiles(
+        REAL,
+        x0=tr.x_min,
+        y0=tr.y_min,
+        nx=tr.x_max - tr.x_min + 1,
+        ny=tr.y_max - tr.y_min + 1,
+        zoom=zoom,
+    )
     repeats = 2 if quick else 3
     with TileServer(fn, fmt="JPEG") as server, tempfile.TemporaryDirectory() as tmp:
         blobs = [server.tile_bytes(zoom, x, y) for x, y in tr.tiles()]  # encode once, up front
-        cfg = {"slug": "bench", "url_template": server.template("jpg"), "zoom": zoom,
-               "allow_loopback_http": True, "max_concurrency": 8}
+        cfg = {
+            "slug": "bench",
+            "url_template": server.template("jpg"),
+            "zoom": zoom,
+            "allow_loopback_http": True,
+            "max_concurrency": 8,
+        }
         t_dec, t_asm = [], []
         for i in range(repeats):
             t0 = time.perf_counter()

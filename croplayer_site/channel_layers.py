@@ -170,9 +170,7 @@ class SQLiteChannelLayer(BaseChannelLayer):
             self._insert(conn, members, body)
 
     async def flush(self) -> None:
-        await self._call(
-            lambda c: c.executescript("DELETE FROM message; DELETE FROM membership;")
-        )
+        await self._call(lambda c: c.executescript("DELETE FROM message; DELETE FROM membership;"))
 
     async def close(self) -> None:
         return None

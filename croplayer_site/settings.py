@@ -222,8 +222,15 @@ LEAFLET_CONFIG = {
 # Hosts an XYZ template may point at; a source config can only narrow this list.
 IMAGERY_ALLOWED_HOSTS = env_list(
     "IMAGERY_ALLOWED_HOSTS",
-    ["api.mapbox.com", "mt0.google.com", "mt1.google.com", "mt2.google.com", "mt3.google.com",
-     "khms0.google.com", "khms1.google.com"],
+    [
+        "api.mapbox.com",
+        "mt0.google.com",
+        "mt1.google.com",
+        "mt2.google.com",
+        "mt3.google.com",
+        "khms0.google.com",
+        "khms1.google.com",
+    ],
 )
 IMAGERY_ALLOW_LOOPBACK_HTTP = env_bool("IMAGERY_ALLOW_LOOPBACK_HTTP", not PRODUCTION)
 IMAGERY_TILE_CACHE_DIR = Path(env_str("IMAGERY_TILE_CACHE_DIR", str(VAR_DIR / "tile-cache")))

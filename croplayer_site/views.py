@@ -5,16 +5,20 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from mapping.selectors import campaign_list_for_user
 from croplayer_site.roles import user_roles
+from mapping.selectors import campaign_list_for_user
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html", {
-        "campaigns": campaign_list_for_user(user=request.user),
-        "roles": user_roles(request.user),
-    })
+    return render(
+        request,
+        "home.html",
+        {
+            "campaigns": campaign_list_for_user(user=request.user),
+            "roles": user_roles(request.user),
+        },
+    )
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

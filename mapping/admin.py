@@ -65,7 +65,8 @@ class ImagerySourceForm(forms.ModelForm):
         if data.get("kind") and data.get("config") is not None:
             try:
                 data["config"] = imagery_source_validate(
-                    kind=data["kind"], config=data["config"], slug=data.get("slug") or "source")
+                    kind=data["kind"], config=data["config"], slug=data.get("slug") or "source"
+                )
             except ImageryConfigError as e:
                 raise forms.ValidationError({"config": str(e)}) from e
         return data

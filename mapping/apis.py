@@ -67,8 +67,9 @@ class CampaignBlocksGeoJsonApi(APIView):
     class FilterSerializer(serializers.Serializer):
         province = serializers.IntegerField(required=False, help_text="province adcode")
         bbox = serializers.CharField(required=False, help_text="west,south,east,north")
-        limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_FEATURES,
-                                         default=5000)
+        limit = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_FEATURES, default=5000
+        )
 
         def validate_bbox(self, value: str) -> tuple[float, float, float, float]:
             try:
@@ -76,7 +77,9 @@ class CampaignBlocksGeoJsonApi(APIView):
             except ValueError as exc:
                 raise serializers.ValidationError("bbox must be four numbers: w,s,e,n") from exc
             if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
-                raise serializers.ValidationError("bbox must be lon/lat with west<east, south<north")
+                raise serializers.ValidationError(
+                    "bbox must be lon/lat with west<east, south<north"
+                )
             return (w, s, e, n)
 
     @extend_schema(parameters=[FilterSerializer], responses={200: dict})
@@ -107,8 +110,9 @@ class CampaignBlocksGeoJsonApi(APIView):
             }
             for b in blocks[:limit]
         ]
-        return Response({"type": "FeatureCollection", "features": features,
-                         "truncated": len(blocks) > limit})
+        return Response(
+            {"type": "FeatureCollection", "features": features, "truncated": len(blocks) > limit}
+        )
 
 
 class BlockDetailApi(APIView):
@@ -148,27 +152,42 @@ class BlockTileJsonApi(APIView):
         template = request.build_absolute_uri(
             reverse("api-block-tile", args=[block.pk, source, 0, 0, 0])
         ).replace("/0/0/0.png", "/{z}/{x}/{y}.png")
-        return Response({
-            "tilejson": "2.2.0", "name": f"{block.code} {source}", "scheme": "xyz",
-            "tiles": [template], "bounds": [w, s, e, n],
-            "center": [(w + e) / 2, (s + n) / 2, zoom],
-            "minzoom": max(zoom - 4, 0), "maxzoom": zoom + 2,
-        })
+        return Response(
+            {
+                "tilejson": "2.2.0",
+                "name": f"{block.code} {source}",
+                "scheme": "xyz",
+                "tiles": [template],
+                "bounds": [w, s, e, n],
+                "center": [(w + e) / 2, (s + n) / 2, zoom],
+                "minzoom": max(zoom - 4, 0),
+                "maxzoom": zoom + 2,
+            }
+        )
 
 
 class BlockTileApi(APIView):
     """A 256-px PNG of a block image in Web Mercator; transparent outside the block."""
 
-    @extend_schema(responses={(200, "image/png"): bytes},
-                   parameters=[OpenApiParameter("z", int, "path"), OpenApiParameter("x", int, "path"),
-                               OpenApiParameter("y", int, "path")])
+    @extend_schema(
+        responses={(200, "image/png"): bytes},
+        parameters=[
+            OpenApiParameter("z", int, "path"),
+            OpenApiParameter("x", int, "path"),
+            OpenApiParameter("y", int, "path"),
+        ],
+    )
     def get(self, request: Request, block_id: int, source: str, z: int, x: int, y: int):
         block = block_get_for_user(user=request.user, block_id=block_id)
         image = block_image_get(block=block, source_slug=source)
         zoom = block.campaign.zoom
         if not (max(zoom - 4, 0) <= z <= zoom + 2) or not (0 <= x < 2**z and 0 <= y < 2**z):
-            raise ValidationError({"z": f"zoom must be within {max(zoom - 4, 0)}..{zoom + 2} "
-                                        "and x, y within the zoom's tile range"})
+            raise ValidationError(
+                {
+                    "z": f"zoom must be within {max(zoom - 4, 0)}..{zoom + 2} "
+                    "and x, y within the zoom's tile range"
+                }
+            )
         rng = tile_range(block.geometry.extent, z)
         if not (rng.x_min <= x <= rng.x_max and rng.y_min <= y <= rng.y_max):
             return HttpResponse(status=204)

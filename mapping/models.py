@@ -20,15 +20,20 @@ class Campaign(models.Model):
         validators=[MinValueValidator(1990), MaxValueValidator(2100)]
     )
     block_size_deg = models.DecimalField(
-        max_digits=6, decimal_places=4, default=Decimal("0.05"),
+        max_digits=6,
+        decimal_places=4,
+        default=Decimal("0.05"),
         help_text=_("Block edge in degrees (0.05 in CropLayer)."),
     )
     zoom = models.PositiveSmallIntegerField(
-        default=16, validators=[MinValueValidator(1), MaxValueValidator(22)],
+        default=16,
+        validators=[MinValueValidator(1), MaxValueValidator(22)],
         help_text=_("XYZ zoom of the block imagery (16 is about 2.4 m)."),
     )
     provinces = models.ManyToManyField(
-        "AdminUnit", blank=True, related_name="campaigns",
+        "AdminUnit",
+        blank=True,
+        related_name="campaigns",
         limit_choices_to={"level": "province"},
         help_text=_("Provinces that make up the region; empty means every imported province."),
     )
@@ -36,7 +41,9 @@ class Campaign(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(block_size_deg__gt=0), name="campaign_block_size_gt_0"),
+            models.CheckConstraint(
+                condition=Q(block_size_deg__gt=0), name="campaign_block_size_gt_0"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -103,19 +110,25 @@ class OfficialStatistic(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="statistics")
     province = models.ForeignKey(
-        AdminUnit, on_delete=models.PROTECT, related_name="statistics",
+        AdminUnit,
+        on_delete=models.PROTECT,
+        related_name="statistics",
         limit_choices_to={"level": "province"},
     )
     value = models.DecimalField(max_digits=14, decimal_places=4)
     unit = models.CharField(max_length=10, choices=AreaUnit.choices, default=AreaUnit.HA_10K)
     status = models.CharField(max_length=20, choices=StatisticStatus.choices)
     source = models.TextField(help_text=_("Citation: publication, URL or office"))
-    evidence = models.TextField(blank=True, help_text=_("The quoted sentence that gives the figure"))
+    evidence = models.TextField(
+        blank=True, help_text=_("The quoted sentence that gives the figure")
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "province"], name="statistic_campaign_province"),
+            models.UniqueConstraint(
+                fields=["campaign", "province"], name="statistic_campaign_province"
+            ),
             models.CheckConstraint(condition=Q(value__gte=0), name="statistic_value_gte_0"),
         ]
 
@@ -149,7 +162,9 @@ class Block(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "row", "col"], name="block_campaign_row_col"),
+            models.UniqueConstraint(
+                fields=["campaign", "row", "col"], name="block_campaign_row_col"
+            ),
         ]
         indexes = [models.Index(fields=["campaign", "province"])]
 
@@ -175,7 +190,8 @@ class ImagerySource(models.Model):
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=SourceKind.choices)
     config = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text=_("Kind-specific settings, validated on save (see the README)."),
     )
     enabled = models.BooleanField(default=True)

@@ -45,8 +45,9 @@ def block_image_get(*, block: Block, source_slug: str) -> BlockImage:
         raise NotFound(f"block {block.code} has no {source_slug!r} image") from e
 
 
-def blocks_for_fetch(*, campaign: Campaign, source: ImagerySource,
-                     province_adcodes: list[int] | None) -> QuerySet[Block]:
+def blocks_for_fetch(
+    *, campaign: Campaign, source: ImagerySource, province_adcodes: list[int] | None
+) -> QuerySet[Block]:
     """Blocks of the campaign (and provinces) that have no finished image of the source."""
     qs = Block.objects.filter(campaign=campaign)
     if province_adcodes:

@@ -17,8 +17,11 @@ def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
     except NotFound as e:
         raise Http404(str(e)) from e
-    stats = (OfficialStatistic.objects.filter(campaign=campaign)
-             .select_related("province").order_by("province__adcode"))
+    stats = (
+        OfficialStatistic.objects.filter(campaign=campaign)
+        .select_related("province")
+        .order_by("province__adcode")
+    )
     return render(request, "mapping/campaign_overview.html", {"campaign": campaign, "stats": stats})
 
 

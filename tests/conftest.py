@@ -68,10 +68,27 @@ def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "croplayer_site", "worker", "-Q", "cpu,gpu",
-             "--pool", "solo", "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-             "--without-mingle"],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "croplayer_site",
+                "worker",
+                "-Q",
+                "cpu,gpu",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while b"ready." not in log.read_bytes():

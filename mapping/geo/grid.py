@@ -215,9 +215,7 @@ class BlockRaster:
         return (dx, 0.0, self.west, 0.0, -dy, self.north)
 
 
-def block_raster(
-    bounds: tuple[float, float, float, float], zoom: int = 16
-) -> BlockRaster:
+def block_raster(bounds: tuple[float, float, float, float], zoom: int = 16) -> BlockRaster:
     """The block's lon/lat pixel grid at the native resolution of XYZ ``zoom``.
 
     Pixel counts follow the tiles' ground resolution at the block's centre latitude, so a

@@ -80,12 +80,20 @@ def grid_cover(
     dtype = np.int16 if len(geoms) < 32000 else np.int32
     labels = rasterize(
         ((g, i + 1) for i, g in enumerate(geoms)),
-        out_shape=shape, transform=transform, fill=0, dtype=dtype, all_touched=False,
+        out_shape=shape,
+        transform=transform,
+        fill=0,
+        dtype=dtype,
+        all_touched=False,
     )
     report("rasterise", 0.5)
     touched = rasterize(
         ((g, 1) for g in geoms),
-        out_shape=shape, transform=transform, fill=0, dtype=np.uint8, all_touched=True,
+        out_shape=shape,
+        transform=transform,
+        fill=0,
+        dtype=np.uint8,
+        all_touched=True,
     )
     report("rasterise", 1.0)
 
@@ -101,7 +109,7 @@ def grid_cover(
     unit[uniform] = lo[uniform]
     mixed = np.flatnonzero((covered > 0) & ~uniform)
     for start in range(0, mixed.size, 50000):
-        idx = mixed[start:start + 50000]
+        idx = mixed[start : start + 50000]
         unit[idx] = _majority_nonzero(sub[idx])
         report("majority", min(1.0, (start + 50000) / max(mixed.size, 1)))
     fraction = covered.astype(np.float32) / (s * s)

@@ -16,8 +16,11 @@ from mapping.geo.raster import LONLAT, WEB_MERCATOR, affine_of
 U8 = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
 
-RESAMPLING = {"bilinear": Resampling.bilinear, "cubic": Resampling.cubic,
-              "nearest": Resampling.nearest}
+RESAMPLING = {
+    "bilinear": Resampling.bilinear,
+    "cubic": Resampling.cubic,
+    "nearest": Resampling.nearest,
+}
 
 
 def mosaic_tiles(
@@ -39,7 +42,7 @@ def mosaic_tiles(
         i, j = ty - trange.y_min, tx - trange.x_min
         if not (0 <= i < ny and 0 <= j < nx):
             raise ValueError(f"tile {tx},{ty} is outside the range")
-        out[:, i * tile_size:(i + 1) * tile_size, j * tile_size:(j + 1) * tile_size] = (
+        out[:, i * tile_size : (i + 1) * tile_size, j * tile_size : (j + 1) * tile_size] = (
             np.moveaxis(tile, -1, 0)
         )
     left, _, _, top = tile_bounds_mercator(trange.x_min, trange.y_min, trange.zoom)

@@ -78,8 +78,13 @@ def finish_block(
     frac = float(valid.mean()) if valid.size else 0.0
     counts = dict(tiles_total=tiles_total, tiles_ok=tiles_ok, tiles_absent=tiles_absent)
     if not valid.any():
-        return BlockImageResult(status="missing", reason=missing_reason,
-                                width=raster.width, height=raster.height, **counts)
+        return BlockImageResult(
+            status="missing",
+            reason=missing_reason,
+            width=raster.width,
+            height=raster.height,
+            **counts,
+        )
     sha = write_block_image(dest, rgb, valid, raster)
     parts = list(notes or [])
     if frac < 1.0:

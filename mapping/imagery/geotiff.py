@@ -109,13 +109,25 @@ class GeoTiffSource:
             if valid.all():
                 break
         if problems and not valid.any():
-            return BlockImageResult(status="failed", reason="; ".join(problems),
-                                    width=raster.width, height=raster.height)
+            return BlockImageResult(
+                status="failed",
+                reason="; ".join(problems),
+                width=raster.width,
+                height=raster.height,
+            )
         notes = [f"{used} raster(s) used"] + [f"skipped {p}" for p in problems]
-        return finish_block(rgb=rgb, valid=valid, raster=raster, dest=dest, notes=notes,
-                            missing_reason=f"none of {len(files)} raster(s) covers the block")
+        return finish_block(
+            rgb=rgb,
+            valid=valid,
+            raster=raster,
+            dest=dest,
+            notes=notes,
+            missing_reason=f"none of {len(files)} raster(s) covers the block",
+        )
 
-    def _warp_one(self, path: Path, raster: BlockRaster) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+    def _warp_one(
+        self, path: Path, raster: BlockRaster
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
         cfg = self.config
         with rasterio.open(path) as src:
             if max(cfg.bands) > src.count:
@@ -126,9 +138,15 @@ class GeoTiffSource:
                     raise ValueError(f"has {src.count} bands, config asks for {cfg.bands}")
             else:
                 bands = list(cfg.bands)
-            with WarpedVRT(src, crs=LONLAT, transform=affine_of(raster), width=raster.width,
-                           height=raster.height, resampling=RESAMPLING[cfg.resampling],
-                           add_alpha=True) as vrt:
+            with WarpedVRT(
+                src,
+                crs=LONLAT,
+                transform=affine_of(raster),
+                width=raster.width,
+                height=raster.height,
+                resampling=RESAMPLING[cfg.resampling],
+                add_alpha=True,
+            ) as vrt:
                 data = vrt.read(indexes=[*bands, vrt.count])
         ok = data[3] >= 128
         vals = data[:3]

@@ -59,21 +59,36 @@ class MbtilesSource:
         try:
             con = self._connect()
         except sqlite3.Error as exc:
-            return BlockImageResult(status="failed", reason=f"cannot open MBTiles: {exc}",
-                                    width=raster.width, height=raster.height, tiles_total=n)
+            return BlockImageResult(
+                status="failed",
+                reason=f"cannot open MBTiles: {exc}",
+                width=raster.width,
+                height=raster.height,
+                tiles_total=n,
+            )
         try:
             rows = {
                 (c, r): data
                 for c, r, data in con.execute(
                     "SELECT tile_column, tile_row, tile_data FROM tiles WHERE zoom_level = ? "
                     "AND tile_column BETWEEN ? AND ? AND tile_row BETWEEN ? AND ?",
-                    (z, trange.x_min, trange.x_max, tms_row(trange.y_max, z),
-                     tms_row(trange.y_min, z)),
+                    (
+                        z,
+                        trange.x_min,
+                        trange.x_max,
+                        tms_row(trange.y_max, z),
+                        tms_row(trange.y_min, z),
+                    ),
                 )
             }
         except sqlite3.Error as exc:
-            return BlockImageResult(status="failed", reason=f"MBTiles query failed: {exc}",
-                                    width=raster.width, height=raster.height, tiles_total=n)
+            return BlockImageResult(
+                status="failed",
+                reason=f"MBTiles query failed: {exc}",
+                width=raster.width,
+                height=raster.height,
+                tiles_total=n,
+            )
         finally:
             con.close()
         for x, y in coords:
@@ -89,15 +104,25 @@ class MbtilesSource:
         n_absent = n - n_ok - corrupt
         counts = dict(tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent)
         if corrupt:
-            return BlockImageResult(status="failed",
-                                    reason=f"corrupt image for {corrupt} of {n} tiles",
-                                    width=raster.width, height=raster.height,
-                                    tiles_failed=corrupt, **counts)
+            return BlockImageResult(
+                status="failed",
+                reason=f"corrupt image for {corrupt} of {n} tiles",
+                width=raster.width,
+                height=raster.height,
+                tiles_failed=corrupt,
+                **counts,
+            )
         if n_ok == 0:
-            return BlockImageResult(status="missing", reason=f"no tiles at z{z} for the block",
-                                    width=raster.width, height=raster.height, **counts)
-        rgb, valid = assemble_block(tiles, trange, raster, tile_size=cfg.tile_size,
-                                    resampling=cfg.resampling)
+            return BlockImageResult(
+                status="missing",
+                reason=f"no tiles at z{z} for the block",
+                width=raster.width,
+                height=raster.height,
+                **counts,
+            )
+        rgb, valid = assemble_block(
+            tiles, trange, raster, tile_size=cfg.tile_size, resampling=cfg.resampling
+        )
         notes = [f"tile absent for {n_absent} of {n} tiles"] if n_absent else []
         return finish_block(rgb=rgb, valid=valid, raster=raster, dest=dest, notes=notes, **counts)
 

@@ -15,7 +15,9 @@ PLACEHOLDERS = frozenset({"z", "x", "y", "token"})
 REQUIRED_PLACEHOLDERS = frozenset({"z", "x", "y"})
 IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 class UnsafeUrl(ValueError):
@@ -68,7 +70,9 @@ def check_url_template(
     names = template_placeholders(template)
     unknown = names - PLACEHOLDERS
     if unknown:
-        raise UnsafeUrl(f"unknown placeholders {sorted(unknown)}; allowed: {{z}} {{x}} {{y}} {{token}}")
+        raise UnsafeUrl(
+            f"unknown placeholders {sorted(unknown)}; allowed: {{z}} {{x}} {{y}} {{token}}"
+        )
     missing = REQUIRED_PLACEHOLDERS - names
     if missing:
         raise UnsafeUrl(f"URL template lacks {', '.join('{' + m + '}' for m in sorted(missing))}")
@@ -88,7 +92,9 @@ def check_url_template(
     loopback = host in LOOPBACK_HOSTS
     if parts.scheme == "http":
         if not (allow_loopback_http and loopback):
-            raise UnsafeUrl("plain http is only allowed for loopback hosts in test setups; use https")
+            raise UnsafeUrl(
+                "plain http is only allowed for loopback hosts in test setups; use https"
+            )
     elif parts.scheme != "https":
         raise UnsafeUrl(f"scheme {parts.scheme!r} is not allowed; use https")
     if loopback and allow_loopback_http:

@@ -76,15 +76,19 @@ def _axes(raster: BlockRaster) -> tuple[F64, F64, float, float]:
     return x, y, dx * kx, dy * KY
 
 
-def _upsample(a: npt.NDArray[np.floating], step: int, h: int, w: int, *, nearest: bool = False) -> F32:
+def _upsample(
+    a: npt.NDArray[np.floating], step: int, h: int, w: int, *, nearest: bool = False
+) -> F32:
     """Interpolate a grid sampled every ``step`` pixels (sample k at pixel k*step) to (h, w)."""
     src = np.ascontiguousarray(a, dtype=np.float32)
     if step == 1:
         return src[:h, :w].copy()
     m = np.array([[1 / step, 0, 0], [0, 1 / step, 0]], np.float64)
     flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
-    return np.asarray(cv2.warpAffine(src, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE),
-                      dtype=np.float32)
+    return np.asarray(
+        cv2.warpAffine(src, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE),
+        dtype=np.float32,
+    )
 
 
 def _key_unit(key: npt.NDArray[np.int64], seed: int) -> tuple[F32, F32]:
@@ -101,7 +105,9 @@ def _key_unit(key: npt.NDArray[np.int64], seed: int) -> tuple[F32, F32]:
     return a, b
 
 
-def _voronoi(x: F64, y: F64, cell: float, seed: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F32]:
+def _voronoi(
+    x: F64, y: F64, cell: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F32]:
     """Jittered-lattice Voronoi: nearest seed's lattice (iy, ix) and distance to the cell edge."""
     cx = np.floor(x / cell).astype(np.int64)
     cy = np.floor(y / cell).astype(np.int64)
@@ -151,10 +157,7 @@ def _road_distance(x: F64, y: F64, spacing: float, seed: int, along_x: bool) -> 
         phase = 6.283 * hash_unit(k, seed=seed + 1)
         pos = (k + 0.5 + 0.5 * (hash_unit(k, seed=seed + 2) - 0.5)) * spacing
         line = pos + 80 * np.sin(b / 900 + phase) + 30 * np.sin(b / 230 + 2 * phase)
-        if along_x:
-            d = np.abs(a[:, None] - line[None, :])
-        else:
-            d = np.abs(a[None, :] - line[:, None])
+        d = np.abs(a[:, None] - line[None, :]) if along_x else np.abs(a[None, :] - line[:, None])
         best = np.minimum(best, d.astype(np.float32))
     return best
 
@@ -170,7 +173,9 @@ def generate_landscape(raster: BlockRaster, *, seed: int) -> Landscape:
     XC, YC = xc[None, :], yc[:, None]
     elev_c = elevation_xy(XC, YC, seed)
     slope_c = slope_deg(elev_c, step * px, step * py)
-    wet_c = value_noise(XC, YC, 9_000, seed + 21) * 0.7 + 0.3 * value_noise(XC, YC, 2_000, seed + 22)
+    wet_c = value_noise(XC, YC, 9_000, seed + 21) * 0.7 + 0.3 * value_noise(
+        XC, YC, 2_000, seed + 22
+    )
     forest_c = fbm(XC, YC, 1_800, seed + 23, octaves=3)
     river_c = fbm(XC, YC, 4_000, seed + 24, octaves=2)
     relief_c = value_noise(XC, YC, 25_000, seed + 7)  # the hill/plain split of elevation_xy
@@ -266,15 +271,26 @@ def generate_landscape(raster: BlockRaster, *, seed: int) -> Landscape:
     # Tracks on farm-block edges, main roads across everything but water and cliffs.
     tracks = (edge < max(2.0, 0.55 * px)) & (cls <= GRASS)
     cls[tracks] = TRACK
-    road_d = np.minimum(_road_distance(x, y, 2_300, seed + 41, along_x=False),
-                        _road_distance(x, y, 2_900, seed + 42, along_x=True))
+    road_d = np.minimum(
+        _road_distance(x, y, 2_300, seed + 41, along_x=False),
+        _road_distance(x, y, 2_900, seed + 42, along_x=True),
+    )
     cls[(road_d < max(3.5, 0.6 * px)) & (slope < 22) & (cls != WATER)] = ROAD
     _paint_villages(cls, variant, raster, x, y, px, py, seed, slope)
     return Landscape(cls=cls, variant=variant, rows=rows, elev=elev, slope=slope)
 
 
-def _paint_villages(cls: U8, variant: F32, raster: BlockRaster, x: F64, y: F64, px: float,
-                    py: float, seed: int, slope: F32) -> None:
+def _paint_villages(
+    cls: U8,
+    variant: F32,
+    raster: BlockRaster,
+    x: F64,
+    y: F64,
+    px: float,
+    py: float,
+    seed: int,
+    slope: F32,
+) -> None:
     """Villages: irregular clusters of houses with courtyards, on gentle ground."""
     cell = 1_300.0
     kx0, kx1 = math.floor(x.min() / cell) - 1, math.floor(x.max() / cell) + 1
@@ -342,12 +358,36 @@ _BASE: _C = {
     VILLAGE: [(128, 122, 112), (112, 108, 100), (70, 84, 56)],
     BUILDING: [(156, 78, 62), (168, 168, 170), (74, 102, 140), (120, 112, 108), (186, 180, 172)],
 }
-_CROP_PLANTING = [(74, 104, 52), (92, 120, 60), (62, 92, 48), (106, 128, 70), (82, 112, 46),
-                  (120, 134, 80), (150, 136, 100), (172, 158, 108)]
-_CROP_OFF = [(150, 130, 104), (136, 118, 96), (166, 148, 118), (122, 104, 86), (176, 162, 134),
-             (142, 126, 98), (92, 116, 62), (170, 152, 104)]
-_PADDY_OFF = [(132, 118, 92), (120, 108, 86), (142, 128, 100), (72, 86, 92), (126, 116, 96),
-              (112, 104, 84), (138, 122, 94), (84, 94, 100)]
+_CROP_PLANTING = [
+    (74, 104, 52),
+    (92, 120, 60),
+    (62, 92, 48),
+    (106, 128, 70),
+    (82, 112, 46),
+    (120, 134, 80),
+    (150, 136, 100),
+    (172, 158, 108),
+]
+_CROP_OFF = [
+    (150, 130, 104),
+    (136, 118, 96),
+    (166, 148, 118),
+    (122, 104, 86),
+    (176, 162, 134),
+    (142, 126, 98),
+    (92, 116, 62),
+    (170, 152, 104),
+]
+_PADDY_OFF = [
+    (132, 118, 92),
+    (120, 108, 86),
+    (142, 128, 100),
+    (72, 86, 92),
+    (126, 116, 96),
+    (112, 104, 84),
+    (138, 122, 94),
+    (84, 94, 100),
+]
 
 
 def _palette(season: str) -> npt.NDArray[np.float32]:
@@ -375,15 +415,18 @@ class LookStyle:
 
 STYLES = {
     # Mapbox: warm, saturated, crisp. Google: cooler, a little hazy and soft.
-    "mapbox": LookStyle(gain=(1.06, 1.02, 0.94), gamma=0.95, saturation=1.15, haze=0.0,
-                        blur_sigma=0.0, sharpen=0.6),
-    "google": LookStyle(gain=(0.94, 0.99, 1.07), gamma=1.05, saturation=0.85, haze=0.08,
-                        blur_sigma=0.8, sharpen=0.0),
+    "mapbox": LookStyle(
+        gain=(1.06, 1.02, 0.94), gamma=0.95, saturation=1.15, haze=0.0, blur_sigma=0.0, sharpen=0.6
+    ),
+    "google": LookStyle(
+        gain=(0.94, 0.99, 1.07), gamma=1.05, saturation=0.85, haze=0.08, blur_sigma=0.8, sharpen=0.0
+    ),
 }
 
 
-def block_scenario(block: BlockId, *, seed: int, look: Look,
-                   shares: Mapping[str, float] | None = None) -> str:
+def block_scenario(
+    block: BlockId, *, seed: int, look: Look, shares: Mapping[str, float] | None = None
+) -> str:
     """The block's coverage scenario for a look, drawn by ``shares`` (default: the paper's)."""
     sh = dict(shares or PAPER_SHARES[look])
     total = sum(sh.get(s, 0.0) for s in SCENARIOS)
@@ -397,16 +440,24 @@ def block_scenario(block: BlockId, *, seed: int, look: Look,
 
 
 def render_block(
-    block: BlockId, raster: BlockRaster, *, seed: int, look: Look,
-    shares: Mapping[str, float] | None = None, landscape: Landscape | None = None,
+    block: BlockId,
+    raster: BlockRaster,
+    *,
+    seed: int,
+    look: Look,
+    shares: Mapping[str, float] | None = None,
+    landscape: Landscape | None = None,
 ) -> tuple[U8, npt.NDArray[np.bool_], str]:
     """Render (3, H, W) RGB, the validity mask and the scenario of a block in a look."""
     land = landscape or generate_landscape(raster, seed=seed)
     scenario = block_scenario(block, seed=seed, look=look, shares=shares)
     h, w = raster.height, raster.width
     bh = lambda k: float(hash_unit(block.row, block.col, _LOOK_ID[look], k, seed=seed + 71))  # noqa: E731
-    season = scenario if scenario in ("planting", "non_planting") else (
-        "planting" if bh(1) < 0.5 else "non_planting")
+    season = (
+        scenario
+        if scenario in ("planting", "non_planting")
+        else ("planting" if bh(1) < 0.5 else "non_planting")
+    )
     # Google's season differs from Mapbox's more often than not, as the two archives do.
     pal = _palette(season)
     var_idx = np.minimum((land.variant * 8).astype(np.int64), 7)
@@ -420,14 +471,16 @@ def render_block(
     img = img + np.where(field, 7.0 * rows, 0.0)
     img = img + np.where((land.cls == TERRACE)[..., None], 14.0 * rows, 0.0)
     img = img + np.where((land.cls == GREENHOUSE)[..., None], 22.0 * np.minimum(rows, 0), 0.0)
-    canopy = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0),
-                              max(0.8, 2.0 / max(px, 0.5)))
+    canopy = cv2.GaussianBlur(
+        rng.standard_normal((h, w), dtype=np.float32), (0, 0), max(0.8, 2.0 / max(px, 0.5))
+    )
     canopy *= 1.0 / max(float(canopy.std()), 1e-6)
     treeish = np.isin(land.cls, (WOODLAND, ORCHARD, VILLAGE))[..., None]
     trees = np.where(treeish, canopy[..., None], 0.0)
     tree_col = np.array([44, 66, 40], np.float32)
-    tree_cover = np.where((land.cls == WOODLAND)[..., None], 0.0,
-                          np.clip(trees - 0.6, 0, 1))  # orchards/villages: scattered crowns
+    tree_cover = np.where(
+        (land.cls == WOODLAND)[..., None], 0.0, np.clip(trees - 0.6, 0, 1)
+    )  # orchards/villages: scattered crowns
     img = img * (1 - tree_cover) + tree_col * tree_cover
     img = img + np.where((land.cls == WOODLAND)[..., None], 10.0 * trees, 0.0)
     # Large-scale brightness drift within fields, and sensor noise.
@@ -452,8 +505,9 @@ def render_block(
     return np.ascontiguousarray(rgb), valid, scenario
 
 
-def _apply_weather(img: F32, land: Landscape, scenario: str, raster: BlockRaster, seed: int,
-                   look: str, bh: object) -> F32:
+def _apply_weather(
+    img: F32, land: Landscape, scenario: str, raster: BlockRaster, seed: int, look: str, bh: object
+) -> F32:
     h, w = land.cls.shape
     x, y, px, py = _axes(raster)
     hx = bh  # type: ignore[assignment]  # the block hash closure
@@ -523,8 +577,10 @@ class SyntheticConfig(BaseModel):
     look: Look
     seed: int = Field(0, ge=0, le=2**31 - 1)
     scenario_shares: dict[str, float] | None = Field(
-        None, description="relative weights of planting/non_planting/cloudy/snow/nodata; "
-        "default: the paper's coverage-type shares for the look")
+        None,
+        description="relative weights of planting/non_planting/cloudy/snow/nodata; "
+        "default: the paper's coverage-type shares for the look",
+    )
     write_truth: bool = Field(False, description="also write <dest stem>.truth.tif")
 
     @field_validator("scenario_shares")
@@ -561,13 +617,19 @@ class SyntheticSource:
     def fetch_block(self, block: BlockId, raster: BlockRaster, dest: Path) -> BlockImageResult:
         c = self.config
         land = generate_landscape(raster, seed=c.seed)
-        rgb, valid, scenario = render_block(block, raster, seed=c.seed, look=c.look,
-                                            shares=c.scenario_shares, landscape=land)
+        rgb, valid, scenario = render_block(
+            block, raster, seed=c.seed, look=c.look, shares=c.scenario_shares, landscape=land
+        )
         if c.write_truth:
             write_single_band(truth_path_for(Path(dest)), land.truth, raster)
-        return finish_block(rgb=rgb, valid=valid, raster=raster, dest=dest,
-                            notes=[f"synthetic {c.look}, scenario {scenario}"],
-                            missing_reason=f"synthetic {c.look}: no imagery (scenario nodata)")
+        return finish_block(
+            rgb=rgb,
+            valid=valid,
+            raster=raster,
+            dest=dest,
+            notes=[f"synthetic {c.look}, scenario {scenario}"],
+            missing_reason=f"synthetic {c.look}: no imagery (scenario nodata)",
+        )
 
 
 def build_synthetic(config: SyntheticConfig, secrets: Mapping[str, str]) -> SyntheticSource:

@@ -26,7 +26,9 @@ def sniff_media_type(data: bytes) -> str | None:
     return None
 
 
-def decode_tile(data: bytes, *, tile_size: int = 256, media_type: str | None = None) -> npt.NDArray[np.uint8]:
+def decode_tile(
+    data: bytes, *, tile_size: int = 256, media_type: str | None = None
+) -> npt.NDArray[np.uint8]:
     """Decode a tile to (tile_size, tile_size, 4) uint8 RGBA or raise :class:`TileDecodeError`.
 
     When ``media_type`` is given the bytes must really be of that type (a server that labels
@@ -55,7 +57,8 @@ def decode_tile(data: bytes, *, tile_size: int = 256, media_type: str | None = N
         raise TileDecodeError(f"corrupt image ({arr.shape[2]} channels)")
     if rgba.shape[:2] != (tile_size, tile_size):
         raise TileDecodeError(
-            f"unexpected tile size {rgba.shape[1]}x{rgba.shape[0]} (expected {tile_size}x{tile_size})"
+            f"unexpected tile size {rgba.shape[1]}x{rgba.shape[0]} "
+            f"(expected {tile_size}x{tile_size})"
         )
     # A truncated JPEG decodes with a warning and grey rows; PNG/WebP fail outright. Catch the
     # JPEG case by requiring the end-of-image marker.

@@ -117,7 +117,8 @@ class XyzConfig(BaseModel):
         if site is not None:
             allowed = tuple(h for h in allowed if h in set(site))
         check_url_template(
-            self.url_template, allowed_hosts=allowed,
+            self.url_template,
+            allowed_hosts=allowed,
             allow_loopback_http=self.allow_loopback_http,
         )
         return self
@@ -149,8 +150,14 @@ class _RedactSecrets(logging.Filter):
 
 
 _REDACTOR = _RedactSecrets()
-for _name in ("urllib3", "urllib3.connectionpool", "urllib3.poolmanager", "urllib3.response",
-              "urllib3.util.retry", __name__):
+for _name in (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    __name__,
+):
     logging.getLogger(_name).addFilter(_REDACTOR)
 
 
@@ -190,7 +197,9 @@ class XyzSource:
         )
         # Bounds requests in flight across every caller of this source instance.
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
-        self._pool = ThreadPoolExecutor(config.max_concurrency, thread_name_prefix=f"xyz-{self.slug}")
+        self._pool = ThreadPoolExecutor(
+            config.max_concurrency, thread_name_prefix=f"xyz-{self.slug}"
+        )
         self._cache = Path(config.cache_dir) / config.slug if config.cache_dir else None
 
     def close(self) -> None:
@@ -215,22 +224,42 @@ class XyzSource:
         absent = Counter(o.reason for o in outcomes if o.kind == "absent")
         n_ok = sum(o.kind == "ok" for o in outcomes)
         n_absent = sum(absent.values())
-        counts = dict(tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent,
-                      tiles_failed=sum(failed.values()))
+        counts = dict(
+            tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent, tiles_failed=sum(failed.values())
+        )
         if failed:
             reason = "; ".join(f"{k} for {c} of {n} tiles" for k, c in failed.most_common())
             log.info("xyz %s block %s failed: %s", self.slug, block, reason)
-            return BlockImageResult(status="failed", reason=reason, width=raster.width,
-                                    height=raster.height, **counts)
+            return BlockImageResult(
+                status="failed", reason=reason, width=raster.width, height=raster.height, **counts
+            )
         notes = [f"{k} for {c} of {n} tiles" for k, c in absent.most_common()]
         if n_ok == 0:
-            return BlockImageResult(status="missing", reason="; ".join(notes), width=raster.width,
-                                    height=raster.height, **counts)
+            return BlockImageResult(
+                status="missing",
+                reason="; ".join(notes),
+                width=raster.width,
+                height=raster.height,
+                **counts,
+            )
         tiles = {xy: o.rgba for xy, o in zip(coords, outcomes, strict=True)}
-        rgb, valid = assemble_block(tiles, trange, raster, tile_size=self.config.tile_size,
-                                    resampling=self.config.resampling)
-        result = finish_block(rgb=rgb, valid=valid, raster=raster, dest=dest, notes=notes,
-                              tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent)
+        rgb, valid = assemble_block(
+            tiles,
+            trange,
+            raster,
+            tile_size=self.config.tile_size,
+            resampling=self.config.resampling,
+        )
+        result = finish_block(
+            rgb=rgb,
+            valid=valid,
+            raster=raster,
+            dest=dest,
+            notes=notes,
+            tiles_total=n,
+            tiles_ok=n_ok,
+            tiles_absent=n_absent,
+        )
         log.info("xyz %s block %s: %s (%s)", self.slug, block, result.status, result.reason)
         return result
 
@@ -266,15 +295,20 @@ class XyzSource:
             wait = cfg.backoff_s * 2**attempt
             try:
                 with self._slots:
-                    resp = self._http.request("GET", url, redirect=False, preload_content=False,
-                                              retries=False)
+                    resp = self._http.request(
+                        "GET", url, redirect=False, preload_content=False, retries=False
+                    )
                     try:
                         status = resp.status
                         if status == 200:
                             mt = media_type(resp.headers.get("Content-Type"))
                             if mt not in IMAGE_CONTENT_TYPES:
                                 shown = "".join(c for c in mt[:40] if c.isprintable()) or "(none)"
-                                return TileOutcome("failed", reason=f"wrong content type {shown}"), None, None
+                                return (
+                                    TileOutcome("failed", reason=f"wrong content type {shown}"),
+                                    None,
+                                    None,
+                                )
                             body = resp.read(cfg.max_tile_bytes + 1)
                             if len(body) > cfg.max_tile_bytes:
                                 return TileOutcome("failed", reason="tile too large"), None, None
@@ -295,7 +329,11 @@ class XyzSource:
                 if 300 <= status < 400:
                     target = urljoin(url, location or "")
                     if not location or not same_origin(url, target):
-                        return TileOutcome("failed", reason="redirect to another host refused"), None, None
+                        return (
+                            TileOutcome("failed", reason="redirect to another host refused"),
+                            None,
+                            None,
+                        )
                     redirects += 1
                     if redirects > MAX_REDIRECTS:
                         return TileOutcome("failed", reason="too many redirects"), None, None
@@ -324,7 +362,9 @@ class XyzSource:
             p = base.with_suffix(f".{ext}")
             if p.is_file():
                 try:
-                    return decode_tile(p.read_bytes(), tile_size=self.config.tile_size, media_type=mt)
+                    return decode_tile(
+                        p.read_bytes(), tile_size=self.config.tile_size, media_type=mt
+                    )
                 except (TileDecodeError, OSError):
                     p.unlink(missing_ok=True)  # a damaged cache entry is refetched
         return None

@@ -24,8 +24,11 @@ DEFAULT_COUNTIES = DATA_DIR / "china_counties.geojson.gz"
 DEFAULT_FIELDS = {
     AdminLevel.PROVINCE: {"adcode": "province_adcode", "name": "province_name", "parent": None},
     AdminLevel.CITY: {"adcode": "city_adcode", "name": "city_name", "parent": "province_adcode"},
-    AdminLevel.COUNTY: {"adcode": "district_adcode", "name": "district_name",
-                        "parent": "city_adcode"},
+    AdminLevel.COUNTY: {
+        "adcode": "district_adcode",
+        "name": "district_name",
+        "parent": "city_adcode",
+    },
 }
 PARENT_LEVEL = {AdminLevel.CITY: AdminLevel.PROVINCE, AdminLevel.COUNTY: AdminLevel.CITY}
 
@@ -61,7 +64,11 @@ def _vsi(path: Path) -> str:
 
 
 def read_units(
-    path: Path, *, level: AdminLevel, fields: FieldMap, layer: str | None = None,
+    path: Path,
+    *,
+    level: AdminLevel,
+    fields: FieldMap,
+    layer: str | None = None,
     reproject: bool = False,
 ) -> list[dict[str, object]]:
     """Read and validate one layer; raise ImportError_ with every problem found."""
@@ -108,8 +115,10 @@ def read_units(
         problems.append(f"feature {i}: invalid geometry ({shapely.is_valid_reason(geoms[i])})")
     x0, y0, x1, y1 = shapely.total_bounds(geoms) if len(geoms) else (0, 0, 0, 0)
     if len(geoms) and (x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90):
-        problems.append(f"coordinates ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) are not lon/lat: "
-                        "the declared CRS is wrong")
+        problems.append(
+            f"coordinates ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) are not lon/lat: "
+            "the declared CRS is wrong"
+        )
     rows: list[dict[str, object]] = []
     seen: set[int] = set()
     for i, rec in enumerate(df.itertuples(index=False)):
@@ -131,11 +140,16 @@ def read_units(
                 parent = int(data[fields.parent])
             except (TypeError, ValueError):
                 problems.append(f"feature {i}: parent code {data[fields.parent]!r} is not a number")
-        rows.append({
-            "adcode": adcode, "name_zh": name, "parent": parent, "geometry": geoms[i],
-            "name_en": str(data[fields.name_en]) if fields.name_en else "",
-            "short_name": str(data.get(fields.short_name or "", "") or ""),
-        })
+        rows.append(
+            {
+                "adcode": adcode,
+                "name_zh": name,
+                "parent": parent,
+                "geometry": geoms[i],
+                "name_en": str(data[fields.name_en]) if fields.name_en else "",
+                "short_name": str(data.get(fields.short_name or "", "") or ""),
+            }
+        )
     if problems:
         head = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -161,8 +175,10 @@ def _write(level: AdminLevel, rows: Iterable[dict[str, object]]) -> ImportReport
         unknown = sorted(c for c in codes if c not in parents)  # type: ignore[type-var]
         if level == AdminLevel.COUNTY and unknown:
             # Counties directly under a province (no city in the file) attach to it.
-            provinces = {u.adcode: u for u in AdminUnit.objects.filter(
-                level=AdminLevel.PROVINCE, adcode__in=unknown)}
+            provinces = {
+                u.adcode: u
+                for u in AdminUnit.objects.filter(level=AdminLevel.PROVINCE, adcode__in=unknown)
+            }
             parents.update(provinces)
             unknown = [c for c in unknown if c not in provinces]
         if unknown:
@@ -178,7 +194,9 @@ def _write(level: AdminLevel, rows: Iterable[dict[str, object]]) -> ImportReport
             province_name_en(adcode, name_zh) if level == AdminLevel.PROVINCE else romanise(name_zh)
         )
         values = {
-            "name_zh": name_zh, "name_en": name_en, "short_name": str(r["short_name"]),
+            "name_zh": name_zh,
+            "name_en": name_en,
+            "short_name": str(r["short_name"]),
             "parent": parents.get(r["parent"]) if r["parent"] is not None else None,  # type: ignore[call-overload]
             "geometry": _to_geos(r["geometry"]),
         }
@@ -195,7 +213,11 @@ def _write(level: AdminLevel, rows: Iterable[dict[str, object]]) -> ImportReport
 
 
 def admin_units_import(
-    *, path: Path, level: AdminLevel, fields: FieldMap | None = None, layer: str | None = None,
+    *,
+    path: Path,
+    level: AdminLevel,
+    fields: FieldMap | None = None,
+    layer: str | None = None,
     reproject: bool = False,
 ) -> ImportReport:
     """Create or update units of one level from a file; one transaction, nothing on error."""
@@ -205,25 +227,38 @@ def admin_units_import(
         return _write(level, rows)
 
 
-def cities_from_counties(counties: list[dict[str, object]], county_path: Path) -> list[dict[str, object]]:
+def cities_from_counties(
+    counties: list[dict[str, object]], county_path: Path
+) -> list[dict[str, object]]:
     """City units as the union of their counties (the default data ships counties only)."""
     df = pyogrio.read_dataframe(_vsi(county_path))
     out = []
     for code, grp in df.groupby("city_adcode"):
-        out.append({
-            "adcode": int(code), "name_zh": str(grp["city_name"].iloc[0]),
-            "parent": int(grp["province_adcode"].iloc[0]), "name_en": "", "short_name": "",
-            "geometry": shapely.union_all(grp.geometry.values, grid_size=1e-4),
-        })
+        out.append(
+            {
+                "adcode": int(code),
+                "name_zh": str(grp["city_name"].iloc[0]),
+                "parent": int(grp["province_adcode"].iloc[0]),
+                "name_en": "",
+                "short_name": "",
+                "geometry": shapely.union_all(grp.geometry.values, grid_size=1e-4),
+            }
+        )
     return out
 
 
 def admin_units_load_default() -> list[ImportReport]:
     """Load the shipped boundaries (provinces, cities derived from counties, counties)."""
-    provinces = read_units(DEFAULT_PROVINCES, level=AdminLevel.PROVINCE,
-                           fields=FieldMap(**DEFAULT_FIELDS[AdminLevel.PROVINCE]))  # type: ignore[arg-type]
-    counties = read_units(DEFAULT_COUNTIES, level=AdminLevel.COUNTY,
-                          fields=FieldMap(**DEFAULT_FIELDS[AdminLevel.COUNTY]))  # type: ignore[arg-type]
+    provinces = read_units(
+        DEFAULT_PROVINCES,
+        level=AdminLevel.PROVINCE,
+        fields=FieldMap(**DEFAULT_FIELDS[AdminLevel.PROVINCE]),
+    )  # type: ignore[arg-type]
+    counties = read_units(
+        DEFAULT_COUNTIES,
+        level=AdminLevel.COUNTY,
+        fields=FieldMap(**DEFAULT_FIELDS[AdminLevel.COUNTY]),
+    )  # type: ignore[arg-type]
     cities = cities_from_counties(counties, DEFAULT_COUNTIES)
     for c in cities:
         g = c["geometry"]

@@ -95,8 +95,12 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
     logins = _users()
     campaign, _ = Campaign.objects.update_or_create(
         slug=DEMO_SLUG,
-        defaults={"name": "CropLayer demo 2020", "region": "China (demo windows)", "year": 2020,
-                  "zoom": DEMO_ZOOM},
+        defaults={
+            "name": "CropLayer demo 2020",
+            "region": "China (demo windows)",
+            "year": 2020,
+            "zoom": DEMO_ZOOM,
+        },
     )
     provinces = list(AdminUnit.objects.filter(level=AdminLevel.PROVINCE, adcode__in=WINDOWS))
     campaign.provinces.set(provinces)
@@ -107,8 +111,11 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
     for look in ("mapbox", "google"):
         sources[look], _ = ImagerySource.objects.update_or_create(
             slug=look,
-            defaults={"name": f"{look.capitalize()} (synthetic)", "kind": "synthetic",
-                      "config": {"look": look, "seed": SEED, "write_truth": True}},
+            defaults={
+                "name": f"{look.capitalize()} (synthetic)",
+                "kind": "synthetic",
+                "config": {"look": look, "seed": SEED, "write_truth": True},
+            },
         )
     dem = Path(settings.DATA_DIR) / "dem" / "demo_dem.tif"
     if not dem.exists():
@@ -118,8 +125,11 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
         e = max(b[2] for b in WINDOWS.values()) + 0.1
         n = max(b[3] for b in WINDOWS.values()) + 0.1
         write_synthetic_dem(dem, (w, s, e, n), 1 / 1200, seed=SEED)  # 3 arc-seconds, like SRTM
-    CampaignDem.objects.get_or_create(campaign=campaign, path=str(dem.relative_to(settings.DATA_DIR)),
-                                      defaults={"description": "synthetic DEM (3 arc-seconds)"})
+    CampaignDem.objects.get_or_create(
+        campaign=campaign,
+        path=str(dem.relative_to(settings.DATA_DIR)),
+        defaults={"description": "synthetic DEM (3 arc-seconds)"},
+    )
 
     # Seeded order for the annotators' queue until the first learning round sets priorities.
     blocks = list(Block.objects.filter(campaign=campaign).select_related("campaign"))
@@ -135,8 +145,10 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
     n_samples = 0
     admin_user = User.objects.get(username="admin")
     for adcode in WINDOWS:
-        chosen = sorted((b for b in blocks if b.province and b.province.adcode == adcode),
-                        key=lambda b: b.seed_order)[:SAMPLES_PER_PROVINCE]
+        chosen = sorted(
+            (b for b in blocks if b.province and b.province.adcode == adcode),
+            key=lambda b: b.seed_order,
+        )[:SAMPLES_PER_PROVINCE]
         for i, block in enumerate(chosen):
             image = block_image_fetch(block=block, source=sources["mapbox"])
             n_images += 1
@@ -146,18 +158,31 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
             polygons = _truth_polygons(truth)
             with transaction.atomic():
                 sample, _ = Sample.objects.update_or_create(
-                    block=block, source=sources["mapbox"],
-                    defaults={"kind": SampleKind.POSITIVE if polygons else SampleKind.NEGATIVE,
-                              "split": SampleSplit.VALIDATION if i % 4 == 3 else SampleSplit.TRAIN,
-                              "created_by": admin_user},
+                    block=block,
+                    source=sources["mapbox"],
+                    defaults={
+                        "kind": SampleKind.POSITIVE if polygons else SampleKind.NEGATIVE,
+                        "split": SampleSplit.VALIDATION if i % 4 == 3 else SampleSplit.TRAIN,
+                        "created_by": admin_user,
+                    },
                 )
                 sample.polygons.all().delete()
-                SamplePolygon.objects.bulk_create([
-                    SamplePolygon(sample=sample, created_by=admin_user,
-                                  subtype=CroplandSubtype.IRRIGATED_DRY,
-                                  geometry=GEOSGeometry(memoryview(shapely.to_wkb(p)), srid=4326))
-                    for p in polygons
-                ])
+                SamplePolygon.objects.bulk_create(
+                    [
+                        SamplePolygon(
+                            sample=sample,
+                            created_by=admin_user,
+                            subtype=CroplandSubtype.IRRIGATED_DRY,
+                            geometry=GEOSGeometry(memoryview(shapely.to_wkb(p)), srid=4326),
+                        )
+                        for p in polygons
+                    ]
+                )
             n_samples += 1
-    return DemoReport(campaign=campaign.slug, blocks=len(blocks), images=n_images,
-                      samples=n_samples, logins=logins)
+    return DemoReport(
+        campaign=campaign.slug,
+        blocks=len(blocks),
+        images=n_images,
+        samples=n_samples,
+        logins=logins,
+    )

@@ -66,7 +66,9 @@ def _campaign_units(campaign: Campaign) -> tuple[list[AdminUnit], dict[int, int]
 
 
 def grid_build(
-    *, campaign: Campaign, subdivisions: int = 8,
+    *,
+    campaign: Campaign,
+    subdivisions: int = 8,
     within: list[tuple[float, float, float, float]] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GridBuildReport:
@@ -79,16 +81,24 @@ def grid_build(
     units, province_of = _campaign_units(campaign)
     geoms = [shapely.from_wkb(bytes(u.geometry.wkb)) for u in units]
     grid = grid_for(campaign.block_size_deg)
-    cover = grid_cover(grid, geoms, subdivisions=subdivisions,
-                       progress=lambda stage, frac: report(stage, int(frac * 100), 100))
+    cover = grid_cover(
+        grid,
+        geoms,
+        subdivisions=subdivisions,
+        progress=lambda stage, frac: report(stage, int(frac * 100), 100),
+    )
     if within:
         keep = np.zeros(len(cover), dtype=bool)
         for w, s_, e, n in within:
             r0, c0 = grid.block_at(w, s_).row, grid.block_at(w, s_).col
             r1, c1 = grid.block_at(e, n).row, grid.block_at(e, n).col
-            keep |= ((cover.rows >= r0) & (cover.rows < r1) & (cover.cols >= c0) & (cover.cols < c1))
-        cover = GridCover(rows=cover.rows[keep], cols=cover.cols[keep],
-                          unit_index=cover.unit_index[keep], land_fraction=cover.land_fraction[keep])
+            keep |= (cover.rows >= r0) & (cover.rows < r1) & (cover.cols >= c0) & (cover.cols < c1)
+        cover = GridCover(
+            rows=cover.rows[keep],
+            cols=cover.cols[keep],
+            unit_index=cover.unit_index[keep],
+            land_fraction=cover.land_fraction[keep],
+        )
     unit_ids = np.array([u.id for u in units])
     is_county = np.array([u.level == AdminLevel.COUNTY for u in units])
     unit_id = unit_ids[cover.unit_index]
@@ -107,13 +117,17 @@ def grid_build(
                 continue
             west = -180.0 + c * size
             south = -90.0 + r * size
-            batch.append(Block(
-                campaign=campaign, row=r, col=c,
-                geometry=Polygon.from_bbox((west, south, west + size, south + size)),
-                province_id=int(province_id[i]),
-                county_id=int(county_id[i]) or None,
-                land_fraction=float(cover.land_fraction[i]),
-            ))
+            batch.append(
+                Block(
+                    campaign=campaign,
+                    row=r,
+                    col=c,
+                    geometry=Polygon.from_bbox((west, south, west + size, south + size)),
+                    province_id=int(province_id[i]),
+                    county_id=int(county_id[i]) or None,
+                    land_fraction=float(cover.land_fraction[i]),
+                )
+            )
             if len(batch) >= BATCH:
                 Block.objects.bulk_create(batch, batch_size=BATCH)
                 created += len(batch)
@@ -123,10 +137,15 @@ def grid_build(
             Block.objects.bulk_create(batch, batch_size=BATCH)
             created += len(batch)
         report("insert", n, n)
-    names = dict(AdminUnit.objects.filter(id__in=set(province_id.tolist())).values_list("id", "name_zh"))
+    names = dict(
+        AdminUnit.objects.filter(id__in=set(province_id.tolist())).values_list("id", "name_zh")
+    )
     ids, counts = np.unique(province_id, return_counts=True)
     return GridBuildReport(
-        campaign=campaign.slug, blocks=n, created=created, existing=n - created,
+        campaign=campaign.slug,
+        blocks=n,
+        created=created,
+        existing=n - created,
         provinces=len(ids),
         by_province={names[int(i)]: int(k) for i, k in zip(ids, counts, strict=True)},
     )

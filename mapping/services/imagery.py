@@ -47,8 +47,9 @@ def _effective_config(*, kind: str, slug: str, config: dict[str, Any]) -> dict[s
     return data
 
 
-def imagery_source_validate(*, kind: str, config: dict[str, Any], slug: str = "source"
-                            ) -> dict[str, Any]:
+def imagery_source_validate(
+    *, kind: str, config: dict[str, Any], slug: str = "source"
+) -> dict[str, Any]:
     """Return ``config`` if the source kind accepts it, else ImageryConfigError with the reason."""
     from mapping.imagery.registry import parse_source_config
 
@@ -73,8 +74,9 @@ def _source_for(source: ImagerySource) -> Any:
         built = _sources.get(key)
         if built is None:
             data = _effective_config(kind=source.kind, slug=source.slug, config=source.config)
-            built = build_source(source.kind, data, secrets=os.environ,
-                                 allowed_hosts=settings.IMAGERY_ALLOWED_HOSTS)
+            built = build_source(
+                source.kind, data, secrets=os.environ, allowed_hosts=settings.IMAGERY_ALLOWED_HOSTS
+            )
             _sources[key] = built
         return built
 
@@ -90,8 +92,12 @@ class FetchStart:
 
 
 def fetch_run_start(
-    *, campaign: Campaign, source: ImagerySource, province_adcodes: list[int] | None,
-    limit: int | None = None, retry_failed: bool = True,
+    *,
+    campaign: Campaign,
+    source: ImagerySource,
+    province_adcodes: list[int] | None,
+    limit: int | None = None,
+    retry_failed: bool = True,
 ) -> FetchStart:
     """Create the run and a pending image row for every block still to fetch.
 
@@ -108,11 +114,17 @@ def fetch_run_start(
     block_ids = list(blocks.order_by("row", "col").values_list("pk", flat=True)[:limit])
     with transaction.atomic():
         run = FetchRun.objects.create(
-            campaign=campaign, source=source, provinces=province_adcodes or [],
-            total=len(block_ids), status=JobStatus.QUEUED if block_ids else JobStatus.DONE,
+            campaign=campaign,
+            source=source,
+            provinces=province_adcodes or [],
+            total=len(block_ids),
+            status=JobStatus.QUEUED if block_ids else JobStatus.DONE,
         )
-        have = set(BlockImage.objects.filter(source=source, block_id__in=block_ids)
-                   .values_list("block_id", flat=True))
+        have = set(
+            BlockImage.objects.filter(source=source, block_id__in=block_ids).values_list(
+                "block_id", flat=True
+            )
+        )
         BlockImage.objects.bulk_create(
             [BlockImage(block_id=b, source=source) for b in block_ids if b not in have],
             batch_size=2000,
@@ -120,7 +132,7 @@ def fetch_run_start(
         BlockImage.objects.filter(source=source, block_id__in=block_ids).update(
             status=BlockImageStatus.PENDING, reason=""
         )
-    batches = [block_ids[i:i + BATCH_SIZE] for i in range(0, len(block_ids), BATCH_SIZE)]
+    batches = [block_ids[i : i + BATCH_SIZE] for i in range(0, len(block_ids), BATCH_SIZE)]
     return FetchStart(run=run, batches=batches)
 
 
@@ -159,8 +171,9 @@ def fetch_batch_run(*, run_id: int, block_ids: list[int]) -> dict[str, int]:
     done = 0
     for block in Block.objects.filter(pk__in=block_ids).select_related("campaign"):
         # Idempotent: a batch delivered twice does not fetch again.
-        if BlockImage.objects.filter(block=block, source=run.source,
-                                     status=BlockImageStatus.OK).exists():
+        if BlockImage.objects.filter(
+            block=block, source=run.source, status=BlockImageStatus.OK
+        ).exists():
             continue
         block_image_fetch(block=block, source=run.source)
         done += 1
@@ -177,8 +190,13 @@ def fetch_run_progress(*, run: FetchRun) -> dict[str, Any]:
             status=JobStatus.DONE, finished_at=timezone.now()
         )
     run.refresh_from_db(fields=["status"])
-    event = {"type": "job.progress", "job": f"fetch-{run.pk}", "status": run.status,
-             "total": run.total, **counts}
+    event = {
+        "type": "job.progress",
+        "job": f"fetch-{run.pk}",
+        "status": run.status,
+        "total": run.total,
+        **counts,
+    }
     layer = get_channel_layer()
     if layer is not None:
         try:

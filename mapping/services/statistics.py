@@ -19,7 +19,9 @@ from mapping.models import (
     StatisticStatus,
 )
 
-DEFAULT_STATISTICS = Path(__file__).resolve().parent.parent / "data" / "tnls_cultivated_land_by_province.csv"
+DEFAULT_STATISTICS = (
+    Path(__file__).resolve().parent.parent / "data" / "tnls_cultivated_land_by_province.csv"
+)
 NATIONAL_ROWS = {"全国", "china", "national", "china (national total)"}
 
 # Value columns understood, most preferred first: (column, unit).
@@ -48,14 +50,23 @@ def _province_lookup() -> dict[str, AdminUnit]:
             if key:
                 lookup[key.strip().lower()] = unit
         # "河北省" is also found as "河北"
-        for suffix in ("省", "市", "自治区", "特别行政区", "壮族自治区", "回族自治区", "维吾尔自治区"):
+        for suffix in (
+            "省",
+            "市",
+            "自治区",
+            "特别行政区",
+            "壮族自治区",
+            "回族自治区",
+            "维吾尔自治区",
+        ):
             if unit.name_zh.endswith(suffix):
                 lookup[unit.name_zh[: -len(suffix)].lower()] = unit
     return lookup
 
 
-def statistics_import(*, campaign: Campaign, path: Path | None = None, text: str | None = None
-                      ) -> StatisticsReport:
+def statistics_import(
+    *, campaign: Campaign, path: Path | None = None, text: str | None = None
+) -> StatisticsReport:
     """Create or update the campaign's official figures from CSV; one transaction.
 
     Columns: ``province_zh`` or ``province_en`` or ``province`` (name or adcode); a value column
@@ -74,7 +85,9 @@ def statistics_import(*, campaign: Campaign, path: Path | None = None, text: str
     columns = set(reader.fieldnames or [])
     name_cols = [c for c in ("province_zh", "province_en", "province") if c in columns]
     if not name_cols:
-        raise StatisticsImportError("missing a province column (province_zh, province_en or province)")
+        raise StatisticsImportError(
+            "missing a province column (province_zh, province_en or province)"
+        )
     value_col = next(((c, u) for c, u in VALUE_COLUMNS if c in columns), None)
     if value_col is None and not {"value", "unit"} <= columns:
         raise StatisticsImportError(
@@ -99,7 +112,9 @@ def statistics_import(*, campaign: Campaign, path: Path | None = None, text: str
             continue
         unit = next((lookup[n.lower()] for n in names if n.lower() in lookup), None)
         if unit is None:
-            problems.append(f"line {lineno}: unknown province {' / '.join(n for n in names if n)!r}")
+            problems.append(
+                f"line {lineno}: unknown province {' / '.join(n for n in names if n)!r}"
+            )
             continue
         if unit.adcode in seen:
             problems.append(f"line {lineno}: province {unit.name_zh} appears twice")
@@ -135,9 +150,15 @@ def statistics_import(*, campaign: Campaign, path: Path | None = None, text: str
     with transaction.atomic():
         for unit, value, area_unit, status, source, evidence in parsed:
             _, created = OfficialStatistic.objects.update_or_create(
-                campaign=campaign, province=unit,
-                defaults={"value": value, "unit": area_unit, "status": status,
-                          "source": source, "evidence": evidence},
+                campaign=campaign,
+                province=unit,
+                defaults={
+                    "value": value,
+                    "unit": area_unit,
+                    "status": status,
+                    "source": source,
+                    "evidence": evidence,
+                },
             )
             if created:
                 report.created += 1

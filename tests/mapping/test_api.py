@@ -21,10 +21,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def campaign(db, settings, tmp_path):
     settings.DATA_DIR = tmp_path
-    p = AdminUnit.objects.create(level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省",
-                                 name_en="Hubei",
-                                 geometry=MultiPolygon(Polygon.from_bbox((112.5, 30.3, 112.65, 30.4)),
-                                                       srid=4326))
+    p = AdminUnit.objects.create(
+        level=AdminLevel.PROVINCE,
+        adcode=420000,
+        name_zh="湖北省",
+        name_en="Hubei",
+        geometry=MultiPolygon(Polygon.from_bbox((112.5, 30.3, 112.65, 30.4)), srid=4326),
+    )
     c = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020, zoom=13)
     c.provinces.add(p)
     grid_build(campaign=c)
@@ -78,8 +81,9 @@ def test_blocks_filters_and_bad_input(campaign, users):
 
 
 def test_tiles_served_with_cache_headers(campaign, users):
-    src = ImagerySource.objects.create(slug="mapbox", name="m", kind="synthetic",
-                                       config={"look": "mapbox", "seed": 1})
+    src = ImagerySource.objects.create(
+        slug="mapbox", name="m", kind="synthetic", config={"look": "mapbox", "seed": 1}
+    )
     block = Block.objects.filter(campaign=campaign).first()
     image = block_image_fetch(block=block, source=src)
     assert image.status == "ok", image.reason
@@ -104,13 +108,23 @@ def test_tiles_served_with_cache_headers(campaign, users):
 
 def test_block_detail_lists_images(campaign, users):
     block = Block.objects.filter(campaign=campaign).first()
-    src = ImagerySource.objects.create(slug="google", name="g", kind="synthetic",
-                                       config={"look": "google", "seed": 1})
+    src = ImagerySource.objects.create(
+        slug="google", name="g", kind="synthetic", config={"look": "google", "seed": 1}
+    )
     BlockImage.objects.create(block=block, source=src, status="failed", reason="upstream HTTP 500")
     d = _client(users["annotator"]).get(f"/api/blocks/{block.pk}/").json()
     assert d["code"] == str(BlockId(block.row, block.col))
-    assert d["images"] == [{"source": "google", "status": "failed", "reason": "upstream HTTP 500",
-                            "width": None, "height": None, "checksum": "", "fetched_at": None}]
+    assert d["images"] == [
+        {
+            "source": "google",
+            "status": "failed",
+            "reason": "upstream HTTP 500",
+            "width": None,
+            "height": None,
+            "checksum": "",
+            "fetched_at": None,
+        }
+    ]
     raster = block_raster(block.geometry.extent, 13)
     assert raster.width > 100
 

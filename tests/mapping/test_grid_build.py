@@ -17,7 +17,10 @@ from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 
 def _unit(level, adcode, name, geom, parent=None):
     return AdminUnit.objects.create(
-        level=level, adcode=adcode, name_zh=name, parent=parent,
+        level=level,
+        adcode=adcode,
+        name_zh=name,
+        parent=parent,
         geometry=MultiPolygon(Polygon.from_bbox(geom), srid=4326),
     )
 
@@ -38,11 +41,14 @@ def test_grid_cover_counts_blocks_touched_with_positive_area():
 
 def test_grid_cover_majority_unit_and_slivers():
     g = Grid(0.05)
-    west = shapely.box(110.0, 30.0, 110.03, 30.05)   # 60 % of the block
+    west = shapely.box(110.0, 30.0, 110.03, 30.05)  # 60 % of the block
     east = shapely.box(110.03, 30.0, 110.05, 30.05)  # 40 %
     island = shapely.box(110.2001, 30.2001, 110.2002, 30.2002)  # far smaller than a sub-cell
     cover = grid_cover(g, [east, west, island])
-    by_block = {(int(r), int(c)): int(u) for r, c, u in zip(cover.rows, cover.cols, cover.unit_index)}
+    by_block = {
+        (int(r), int(c)): int(u)
+        for r, c, u in zip(cover.rows, cover.cols, cover.unit_index, strict=True)
+    }
     home = g.block_at(110.01, 30.01)
     assert by_block[(home.row, home.col)] == 1  # west wins
     isl = g.block_at(110.20015, 30.20015)
@@ -64,8 +70,11 @@ def test_grid_build_assigns_province_and_county_and_is_idempotent():
     result = json.loads(out.getvalue())
     assert result["blocks"] == 8 + 8
     assert result["by_province"] == {"湖北省": 8, "湖南省": 8}
-    b = Block.objects.get(campaign=camp, row=Grid(0.05).block_at(110.12, 30.02).row,
-                          col=Grid(0.05).block_at(110.12, 30.02).col)
+    b = Block.objects.get(
+        campaign=camp,
+        row=Grid(0.05).block_at(110.12, 30.02).row,
+        col=Grid(0.05).block_at(110.12, 30.02).col,
+    )
     assert b.county.name_zh == "乙县" and b.province_id == p1.id
     # Hunan has no counties loaded: its blocks are assigned to the province, county empty.
     assert Block.objects.filter(province=p2, county__isnull=True).count() == 8

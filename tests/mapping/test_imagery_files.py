@@ -28,22 +28,36 @@ def write_utm(path, colour_w, colour_e, *, west_fraction=1.0, dtype="uint8", sca
     block's centre longitude."""
     w, s, e, n = BOUNDS
     east = w + (e - w) * west_fraction
-    xs, ys = warp_transform("EPSG:4326", "EPSG:32650", [w - 0.01, east, w - 0.01, east],
-                            [s - 0.01, s - 0.01, n + 0.01, n + 0.01])
+    xs, ys = warp_transform(
+        "EPSG:4326",
+        "EPSG:32650",
+        [w - 0.01, east, w - 0.01, east],
+        [s - 0.01, s - 0.01, n + 0.01, n + 0.01],
+    )
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     res = 10.0
     width, height = int((x1 - x0) / res), int((y1 - y0) / res)
     tf = from_origin(x0, y1, res, res)
     cols = np.arange(width)
-    lon, _ = warp_transform("EPSG:32650", "EPSG:4326", list(x0 + (cols + .5) * res),
-                            [(y0 + y1) / 2] * width)
+    lon, _ = warp_transform(
+        "EPSG:32650", "EPSG:4326", list(x0 + (cols + 0.5) * res), [(y0 + y1) / 2] * width
+    )
     east_side = np.array(lon) >= (w + e) / 2
     data = np.empty((3, height, width), dtype)
     for b in range(3):
         data[b][:, ~east_side] = colour_w[b] * scale
         data[b][:, east_side] = colour_e[b] * scale
-    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3,
-                       dtype=dtype, crs="EPSG:32650", transform=tf) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=3,
+        dtype=dtype,
+        crs="EPSG:32650",
+        transform=tf,
+    ) as dst:
         dst.write(data)
 
 
@@ -82,7 +96,8 @@ def test_geotiff_partial_cover_mosaic_and_missing(tmp_path):
     assert res.status == "failed" and "value_range" in res.reason
     far = GRID.block_at(10.0, 50.0)
     res = build_source("geotiff", cfg16, secrets={}).fetch_block(
-        far, block_raster(GRID.bounds(far), 12), tmp_path / "far.tif")
+        far, block_raster(GRID.bounds(far), 12), tmp_path / "far.tif"
+    )
     assert res.status == "missing" and not (tmp_path / "far.tif").exists()
 
 
@@ -93,8 +108,10 @@ def colour(x, y):
 def make_mbtiles(path, z, tiles, corrupt=()):
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE metadata (name text, value text)")
-    con.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
-                "tile_data blob)")
+    con.execute(
+        "CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
+        "tile_data blob)"
+    )
     con.executemany("INSERT INTO metadata VALUES (?, ?)", [("name", "t"), ("format", "png")])
     for x, y in tiles:
         if (x, y) in corrupt:
@@ -112,8 +129,9 @@ def test_mbtiles_flips_tms_rows_and_mosaics(tmp_path):
     z = 14
     tr = tile_range(BOUNDS, z)
     make_mbtiles(tmp_path / "t.mbtiles", z, tr.tiles())
-    src = build_source("mbtiles", {"slug": "mb", "path": str(tmp_path / "t.mbtiles"), "zoom": z},
-                       secrets={})
+    src = build_source(
+        "mbtiles", {"slug": "mb", "path": str(tmp_path / "t.mbtiles"), "zoom": z}, secrets={}
+    )
     res = src.fetch_block(BLOCK, RASTER, tmp_path / "m.tif")
     assert res.status == "ok" and res.tiles_ok == tr.count and res.valid_fraction == 1.0
     with rasterio.open(res.path) as ds:
@@ -122,8 +140,9 @@ def test_mbtiles_flips_tms_rows_and_mosaics(tmp_path):
     checked = 0
     for row in range(3, RASTER.height, 29):
         for col in range(3, RASTER.width, 31):
-            fx, fy = lonlat_to_tile_fraction(RASTER.west + (col + .5) * dx,
-                                             RASTER.north - (row + .5) * dy, z)
+            fx, fy = lonlat_to_tile_fraction(
+                RASTER.west + (col + 0.5) * dx, RASTER.north - (row + 0.5) * dy, z
+            )
             if min(fx % 1, 1 - fx % 1, fy % 1, 1 - fy % 1) < 0.02:
                 continue
             assert tuple(img[:, row, col]) == colour(math.floor(fx), math.floor(fy))

@@ -30,8 +30,11 @@ SMALL = lambda b: BlockRaster(*GRID.bounds(b), 384, 384)  # noqa: E731
 
 def planting_source(look, **kw):
     shares = {"planting": 1.0}
-    return build_source("synthetic", {"slug": look, "look": look, "seed": 7,
-                                      "scenario_shares": shares, **kw}, secrets={})
+    return build_source(
+        "synthetic",
+        {"slug": look, "look": look, "seed": 7, "scenario_shares": shares, **kw},
+        secrets={},
+    )
 
 
 def test_deterministic_and_two_looks_differ(tmp_path):
@@ -94,8 +97,11 @@ def test_scenarios_follow_shares_and_nodata_blocks(tmp_path):
     assert abs(got["snow"] / 1000 - 0.134) < 0.04 and abs(got["planting"] / 1000 - 0.413) < 0.05
     mb = Counter(block_scenario(b, seed=1, look="mapbox") for b in blocks)
     assert mb["cloudy"] > got["cloudy"]
-    src = build_source("synthetic", {"slug": "s", "look": "google", "seed": 1,
-                                     "scenario_shares": {"nodata": 1}}, secrets={})
+    src = build_source(
+        "synthetic",
+        {"slug": "s", "look": "google", "seed": 1, "scenario_shares": {"nodata": 1}},
+        secrets={},
+    )
     statuses = Counter()
     for b in blocks[:12]:
         res = src.fetch_block(b, BlockRaster(*GRID.bounds(b), 64, 64), tmp_path / f"{b}.tif")
@@ -116,9 +122,15 @@ def test_render_xyz_tile_from_block(tmp_path):
     inside_east = render_xyz_tile(tmp_path / "b.tif", 16, tr.x_max - 1, (tr.y_min + tr.y_max) // 2)
     im = np.asarray(Image.open(io.BytesIO(inside_east)))
     assert im.shape == (256, 256, 4)
-    assert (im[..., 3] == 255).all() and (np.abs(im[..., :3].astype(int) - (200, 100, 50)) <= 1).all()
-    west = np.asarray(Image.open(io.BytesIO(render_xyz_tile(tmp_path / "b.tif", 16, tr.x_min + 1, tr.y_min + 2))))
+    assert (im[..., 3] == 255).all() and (
+        np.abs(im[..., :3].astype(int) - (200, 100, 50)) <= 1
+    ).all()
+    west = np.asarray(
+        Image.open(io.BytesIO(render_xyz_tile(tmp_path / "b.tif", 16, tr.x_min + 1, tr.y_min + 2)))
+    )
     assert (west[..., 3] == 0).all()
-    edge = np.asarray(Image.open(io.BytesIO(render_xyz_tile(tmp_path / "b.tif", 16, tr.x_max, tr.y_min))))
+    edge = np.asarray(
+        Image.open(io.BytesIO(render_xyz_tile(tmp_path / "b.tif", 16, tr.x_max, tr.y_min)))
+    )
     assert 0 < (edge[..., 3] > 0).mean() < 1  # the block's corner: part opaque, part clear
     assert render_xyz_tile(tmp_path / "b.tif", 16, tr.x_max + 5, tr.y_min) is None

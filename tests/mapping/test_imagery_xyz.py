@@ -99,8 +99,13 @@ def test_fetch_writes_georeferenced_block_with_source_colours(server, tmp_path):
 def test_real_imagery_block_matches_tiles(shared_data, tmp_path):
     z = 16
     tr = tile_range(BOUNDS, z)
-    fn = real_imagery_tiles(shared_data / "real", x0=tr.x_min, y0=tr.y_min,
-                            nx=tr.x_max - tr.x_min + 1, ny=tr.y_max - tr.y_min + 1)
+    fn = real_imagery_tiles(
+        shared_data / "real",
+        x0=tr.x_min,
+        y0=tr.y_min,
+        nx=tr.x_max - tr.x_min + 1,
+        ny=tr.y_max - tr.y_min + 1,
+    )
     with TileServer(fn, fmt="JPEG") as s:
         cfg = xyz_config(s, zoom=z, max_concurrency=8, url_template=s.template("jpg"))
         src = build_source("xyz", cfg, secrets={})
@@ -116,7 +121,7 @@ def test_real_imagery_block_matches_tiles(shared_data, tmp_path):
     diffs, shuffled = [], []
     rows, cols = rng.integers(0, r.height, 300), rng.integers(0, r.width, 300)
     for row, col in zip(rows, cols, strict=True):
-        fx, fy = lonlat_to_tile_fraction(r.west + (col + .5) * dx, r.north - (row + .5) * dy, z)
+        fx, fy = lonlat_to_tile_fraction(r.west + (col + 0.5) * dx, r.north - (row + 0.5) * dy, z)
         tile = fn(z, math.floor(fx), math.floor(fy))
         px = tile[min(int(fy % 1 * 256), 255), min(int(fx % 1 * 256), 255)].astype(int)
         diffs.append(np.abs(img[:, row, col].astype(int) - px).mean())
@@ -148,8 +153,14 @@ def test_concurrency_limit_is_shared_by_callers(server, tmp_path):
     server.delay_s = 0.03
     src = build_source("xyz", xyz_config(server, max_concurrency=3), secrets={})
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(
-        src.fetch_block(BLOCK, raster_z(), tmp_path / f"c{i}.tif"))) for i in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda i=i: results.append(
+                src.fetch_block(BLOCK, raster_z(), tmp_path / f"c{i}.tif")
+            )
+        )
+        for i in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -171,7 +182,11 @@ def test_some_tiles_absent_gives_partial_nodata(server, tmp_path):
     with rasterio.open(res.path) as ds:
         mask = ds.dataset_mask()
         img = ds.read()
-    assert mask[0, 0] == 0 and mask[-1, -1] == 0 and mask[mask.shape[0] // 2, mask.shape[1] // 2] == 255
+    assert (
+        mask[0, 0] == 0
+        and mask[-1, -1] == 0
+        and mask[mask.shape[0] // 2, mask.shape[1] // 2] == 255
+    )
     assert (img[:, mask == 0] == 0).all()
 
 
@@ -279,7 +294,11 @@ GOOD = "https://api.mapbox.com/v4/mapbox.satellite/{z}/{x}/{y}.jpg?access_token=
         ("https://api.mapbox.com/{z}/{x}.png", {}, r"lacks \{y\}"),
         ("https://api.mapbox.com/{x}/{y}.png", {}, r"lacks \{z\}"),
         ("https://api.mapbox.com/{z}/{x}/{y}/{q}.png", {}, "unknown placeholders"),
-        ("https://{z}.mapbox.com/{z}/{x}/{y}.png", {"allowed_hosts": ["*.mapbox.com"]}, "host part"),
+        (
+            "https://{z}.mapbox.com/{z}/{x}/{y}.png",
+            {"allowed_hosts": ["*.mapbox.com"]},
+            "host part",
+        ),
         ("ftp://api.mapbox.com/{z}/{x}/{y}.png", {}, "scheme"),
         ("https://api.mapbox.com/{z}/{x}/{y}.png?access_token=pk.abc", {}, "token"),
         (GOOD, {}, "token_env"),  # {token} without token_env
@@ -291,11 +310,16 @@ def test_config_rejects_unsafe_templates(template, extra, match):
 
 
 def test_config_accepts_known_hosts_and_site_allow_list():
-    cfg = parse_source_config("xyz", {"slug": "mapbox", "url_template": GOOD, "token_env": "MAPBOX_TOKEN"})
+    cfg = parse_source_config(
+        "xyz", {"slug": "mapbox", "url_template": GOOD, "token_env": "MAPBOX_TOKEN"}
+    )
     assert cfg.url_template == GOOD
     with pytest.raises(ValidationError, match="allow-list"):
-        parse_source_config("xyz", {"slug": "mapbox", "url_template": GOOD,
-                                    "token_env": "MAPBOX_TOKEN"}, allowed_hosts=["mt1.google.com"])
+        parse_source_config(
+            "xyz",
+            {"slug": "mapbox", "url_template": GOOD, "token_env": "MAPBOX_TOKEN"},
+            allowed_hosts=["mt1.google.com"],
+        )
     with pytest.raises(ValidationError, match="Extra inputs"):
         parse_source_config("xyz", {"slug": "m", "url_template": GOOD, "token_env": "T", "x": 1})
     with pytest.raises(ValueError, match="unknown imagery source kind"):

@@ -18,8 +18,11 @@ pytestmark = pytest.mark.django_db
 
 
 def _provinces(path: Path, *, crs="EPSG:4326", geoms=None, **cols) -> Path:
-    data = {"province_adcode": [420000, 430000], "province_name": ["湖北省", "湖南省"],
-            "short_name": ["湖北", "湖南"]}
+    data = {
+        "province_adcode": [420000, 430000],
+        "province_name": ["湖北省", "湖南省"],
+        "short_name": ["湖北", "湖南"],
+    }
     data.update(cols)
     geoms = geoms or [shapely.box(108, 29, 116, 33), shapely.box(108, 24, 114, 29)]
     gpd.GeoDataFrame(data, geometry=geoms, crs=crs).to_file(path, driver="GPKG")
@@ -28,9 +31,13 @@ def _provinces(path: Path, *, crs="EPSG:4326", geoms=None, **cols) -> Path:
 
 def _counties(path: Path, parent=420000) -> Path:
     gpd.GeoDataFrame(
-        {"district_adcode": [420501, 420502], "district_name": ["西陵区", "夷陵区"],
-         "city_adcode": [parent, parent]},
-        geometry=[shapely.box(110, 30, 111, 31), shapely.box(111, 30, 112, 31)], crs="EPSG:4326",
+        {
+            "district_adcode": [420501, 420502],
+            "district_name": ["西陵区", "夷陵区"],
+            "city_adcode": [parent, parent],
+        },
+        geometry=[shapely.box(110, 30, 111, 31), shapely.box(111, 30, 112, 31)],
+        crs="EPSG:4326",
     ).to_file(path, driver="GeoJSON")
     return path
 
@@ -45,9 +52,11 @@ def test_import_provinces_then_counties_attach_to_province(tmp_path):
 
 
 def test_wrong_crs_is_rejected_unless_reprojected(tmp_path):
-    path = _provinces(tmp_path / "p.gpkg", crs="EPSG:3857",
-                      geoms=[shapely.box(1.2e7, 3.3e6, 1.3e7, 3.9e6),
-                             shapely.box(1.2e7, 2.8e6, 1.27e7, 3.3e6)])
+    path = _provinces(
+        tmp_path / "p.gpkg",
+        crs="EPSG:3857",
+        geoms=[shapely.box(1.2e7, 3.3e6, 1.3e7, 3.9e6), shapely.box(1.2e7, 2.8e6, 1.27e7, 3.3e6)],
+    )
     with pytest.raises(CommandError, match=r"not EPSG:4326.*--reproject"):
         call_command("import_admin_units", str(path), "--level", "province")
     assert AdminUnit.objects.count() == 0
@@ -58,8 +67,9 @@ def test_wrong_crs_is_rejected_unless_reprojected(tmp_path):
 
 def test_missing_fields_invalid_geometry_and_unknown_parent_write_nothing(tmp_path):
     no_name = tmp_path / "n.gpkg"
-    gpd.GeoDataFrame({"province_adcode": [1]}, geometry=[shapely.box(0, 0, 1, 1)],
-                     crs=4326).to_file(no_name)
+    gpd.GeoDataFrame(
+        {"province_adcode": [1]}, geometry=[shapely.box(0, 0, 1, 1)], crs=4326
+    ).to_file(no_name)
     with pytest.raises(CommandError, match="missing field.*province_name"):
         call_command("import_admin_units", str(no_name), "--level", "province")
     bow_tie = shapely.Polygon([(108, 29), (116, 33), (116, 29), (108, 33)])
@@ -68,17 +78,34 @@ def test_missing_fields_invalid_geometry_and_unknown_parent_write_nothing(tmp_pa
         call_command("import_admin_units", str(bad), "--level", "province")
     assert AdminUnit.objects.count() == 0  # the valid first feature was not written either
     with pytest.raises(CommandError, match="unknown city code.*420000|unknown city code"):
-        call_command("import_admin_units", str(_counties(tmp_path / "c.geojson", parent=999999)),
-                     "--level", "county")
+        call_command(
+            "import_admin_units",
+            str(_counties(tmp_path / "c.geojson", parent=999999)),
+            "--level",
+            "county",
+        )
     assert AdminUnit.objects.count() == 0
 
 
 def test_custom_field_mapping(tmp_path):
     path = tmp_path / "custom.geojson"
-    gpd.GeoDataFrame({"code": [420000], "zh": ["湖北省"], "en": ["Hubei Province"]},
-                     geometry=[shapely.box(108, 29, 116, 33)], crs=4326).to_file(path)
-    call_command("import_admin_units", str(path), "--level", "province", "--adcode-field", "code",
-                 "--name-field", "zh", "--name-en-field", "en")
+    gpd.GeoDataFrame(
+        {"code": [420000], "zh": ["湖北省"], "en": ["Hubei Province"]},
+        geometry=[shapely.box(108, 29, 116, 33)],
+        crs=4326,
+    ).to_file(path)
+    call_command(
+        "import_admin_units",
+        str(path),
+        "--level",
+        "province",
+        "--adcode-field",
+        "code",
+        "--name-field",
+        "zh",
+        "--name-en-field",
+        "en",
+    )
     assert AdminUnit.objects.get(adcode=420000).name_en == "Hubei Province"
 
 
@@ -103,10 +130,13 @@ def test_statistics_unknown_province_and_bad_values_write_nothing(tmp_path):
     call_command("import_admin_units", str(_provinces(tmp_path / "p.gpkg")), "--level", "province")
     Campaign.objects.create(slug="c", name="c", region="r", year=2020)
     csv = tmp_path / "s.csv"
-    csv.write_text("province_zh,cultivated_land_10k_ha,status,source\n"
-                   "湖北,476.86,VERIFIED,bulletin\n"
-                   "火星,1,VERIFIED,x\n"
-                   "湖南,-3,VERIFIED,y\n", encoding="utf-8")
+    csv.write_text(
+        "province_zh,cultivated_land_10k_ha,status,source\n"
+        "湖北,476.86,VERIFIED,bulletin\n"
+        "火星,1,VERIFIED,x\n"
+        "湖南,-3,VERIFIED,y\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CommandError, match=r"unknown province '火星'.*not a non-negative number"):
         call_command("import_statistics", str(csv), "--campaign", "c")
     assert OfficialStatistic.objects.count() == 0

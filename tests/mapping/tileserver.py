@@ -74,7 +74,9 @@ class TileServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def template(self, ext: str = "png", *, token: bool = False) -> str:
-        return f"{self.base}/tiles/{{z}}/{{x}}/{{y}}.{ext}" + ("?access_token={token}" if token else "")
+        return f"{self.base}/tiles/{{z}}/{{x}}/{{y}}.{ext}" + (
+            "?access_token={token}" if token else ""
+        )
 
     def __enter__(self) -> TileServer:
         self._thread.start()
@@ -111,8 +113,14 @@ class TileServer:
             with self._lock:
                 self.in_flight -= 1
 
-    def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes = b"",
-              ctype: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes = b"",
+        ctype: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         h.send_response(status)
         if ctype:
             h.send_header("Content-Type", ctype)
@@ -147,8 +155,13 @@ class TileServer:
                 first = path not in self._failed_once
                 self._failed_once.add(path)
             if first:
-                return self._send(h, int(mode[:3]), b"busy", "text/plain",
-                                  {"Retry-After": "0"} if mode.startswith("429") else None)
+                return self._send(
+                    h,
+                    int(mode[:3]),
+                    b"busy",
+                    "text/plain",
+                    {"Retry-After": "0"} if mode.startswith("429") else None,
+                )
         if mode == "slow":
             time.sleep(self.slow_s)
         if mode == "html":
@@ -158,7 +171,9 @@ class TileServer:
         if mode == "redirect-other":
             return self._send(h, 302, b"", None, {"Location": self.other_base + path.lstrip("/")})
         if mode == "redirect-same":
-            return self._send(h, 302, b"", None, {"Location": "/moved" + path + (f"?{query}" if query else "")})
+            return self._send(
+                h, 302, b"", None, {"Location": "/moved" + path + (f"?{query}" if query else "")}
+            )
         body = self.tile_bytes(z, x, y)
         if body is None:
             return self._send(h, 404, b"no tile", "text/plain")
@@ -168,8 +183,9 @@ class TileServer:
             pass  # the client gave up (timeout tests)
 
 
-def real_imagery_tiles(real_dir: Path, *, x0: int, y0: int, nx: int, ny: int, zoom: int = 16,
-                       factor: int = 4) -> TileFn:
+def real_imagery_tiles(
+    real_dir: Path, *, x0: int, y0: int, nx: int, ny: int, zoom: int = 16, factor: int = 4
+) -> TileFn:
     """Tiles cut from real images: LoveDA 1024² scenes downsampled ``factor``× into 256² cells
     laid out over tiles (x0..x0+nx-1, y0..y0+ny-1); outside the range -> absent."""
     files = sorted((real_dir / "loveda" / "images").glob("*.png"))
@@ -192,6 +208,6 @@ def real_imagery_tiles(real_dir: Path, *, x0: int, y0: int, nx: int, ny: int, zo
         k = (i // per_img) * ((nx + per_img - 1) // per_img) + j // per_img
         img = image(k)
         r, c = (i % per_img) * 256, (j % per_img) * 256
-        return np.ascontiguousarray(img[r:r + 256, c:c + 256])
+        return np.ascontiguousarray(img[r : r + 256, c : c + 256])
 
     return fn

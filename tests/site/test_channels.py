@@ -27,8 +27,9 @@ def _send_from_other_process(group: str, payload: dict) -> None:
         from channels.layers import get_channel_layer
         async_to_sync(get_channel_layer().group_send)({group!r}, {payload!r})
     """)
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), check=True,
-                    timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), check=True, timeout=60
+    )
 
 
 def test_layer_reaches_this_process_from_another():
@@ -38,7 +39,9 @@ def test_layer_reaches_this_process_from_another():
         channel = await layer.new_channel()
         await layer.group_add("job.test-xproc", channel)
         await asyncio.get_running_loop().run_in_executor(
-            None, _send_from_other_process, "job.test-xproc",
+            None,
+            _send_from_other_process,
+            "job.test-xproc",
             {"type": "job.progress", "done": 3},
         )
         msg = await asyncio.wait_for(layer.receive(channel), timeout=10)
@@ -57,7 +60,9 @@ def test_websocket_gets_progress_sent_by_another_process(users):
         connected, _ = await comm.connect()
         assert connected
         await asyncio.get_running_loop().run_in_executor(
-            None, _send_from_other_process, "job.fetch-77",
+            None,
+            _send_from_other_process,
+            "job.fetch-77",
             {"type": "job.progress", "job": "fetch-77", "ok": 5, "total": 9},
         )
         msg = await comm.receive_json_from(timeout=10)
@@ -81,9 +86,11 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
     assert async_to_sync(anonymous)() == (False, 4401)
 
     async def foreign_origin():
-        comm = WebsocketCommunicator(application, "/ws/jobs/fetch-1/",
-                                     headers=[(b"origin", b"https://evil.example"),
-                                              (b"host", b"localhost")])
+        comm = WebsocketCommunicator(
+            application,
+            "/ws/jobs/fetch-1/",
+            headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost")],
+        )
         connected, _ = await comm.connect()
         return connected
 

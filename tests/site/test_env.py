@@ -30,10 +30,19 @@ def test_readers(monkeypatch, tmp_path):
 
 
 def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")}
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, text=True,
-                          capture_output=True, env={**base, **env}, timeout=120)
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        env={**base, **env},
+        timeout=120,
+    )
 
 
 def test_production_needs_a_secret_key():

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 
-def progress_bar(enabled: bool = True) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+def progress_bar(
+    enabled: bool = True,
+) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
     bars: dict[str, tqdm] = {}
 
     def update(stage: str, done: int, total: int) -> None:

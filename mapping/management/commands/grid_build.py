@@ -19,8 +19,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--campaign", required=True, help="campaign slug, e.g. china-2020")
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
-        parser.add_argument("--subdivisions", type=int, default=8,
-                            help="sub-cells per block edge for majority assignment (default 8)")
+        parser.add_argument(
+            "--subdivisions",
+            type=int,
+            default=8,
+            help="sub-cells per block edge for majority assignment (default 8)",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **opts):
@@ -31,7 +35,9 @@ class Command(BaseCommand):
         update, close = progress_bar(not opts["no_progress"])
         t0 = time.monotonic()
         try:
-            report = grid_build(campaign=campaign, subdivisions=opts["subdivisions"], progress=update)
+            report = grid_build(
+                campaign=campaign, subdivisions=opts["subdivisions"], progress=update
+            )
         except (GridBuildError, ValueError) as e:
             raise CommandError(str(e)) from e
         finally:

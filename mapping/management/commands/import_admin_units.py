@@ -19,21 +19,25 @@ from mapping.services.admin_units import (
 
 
 class Command(BaseCommand):
-    help = ("Import provinces, cities or counties from a GeoPackage, zipped or plain Shapefile or "
-            "GeoJSON (EPSG:4326). All or nothing: any problem aborts the whole import.")
+    help = (
+        "Import provinces, cities or counties from a GeoPackage, zipped or plain Shapefile or "
+        "GeoJSON (EPSG:4326). All or nothing: any problem aborts the whole import."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="vector file (omit with --default)")
-        parser.add_argument("--default", action="store_true",
-                            help="load the boundaries shipped with croplayer")
+        parser.add_argument(
+            "--default", action="store_true", help="load the boundaries shipped with croplayer"
+        )
         parser.add_argument("--level", choices=AdminLevel.values, default="province")
         parser.add_argument("--layer", help="layer name in a multi-layer file")
         parser.add_argument("--adcode-field")
         parser.add_argument("--name-field", help="Chinese name")
         parser.add_argument("--name-en-field", help="English name (default: pinyin)")
         parser.add_argument("--parent-field", help="adcode of the parent unit")
-        parser.add_argument("--reproject", action="store_true",
-                            help="transform a file in another CRS to EPSG:4326")
+        parser.add_argument(
+            "--reproject", action="store_true", help="transform a file in another CRS to EPSG:4326"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
@@ -51,8 +55,15 @@ class Command(BaseCommand):
                     parent=opts["parent_field"] or d["parent"],
                     name_en=opts["name_en_field"],
                 )
-                reports = [admin_units_import(path=Path(opts["file"]), level=level, fields=fields,
-                                              layer=opts["layer"], reproject=opts["reproject"])]
+                reports = [
+                    admin_units_import(
+                        path=Path(opts["file"]),
+                        level=level,
+                        fields=fields,
+                        layer=opts["layer"],
+                        reproject=opts["reproject"],
+                    )
+                ]
         except ImportError_ as e:
             raise CommandError(f"nothing imported: {e}") from e
         if opts["json"]:

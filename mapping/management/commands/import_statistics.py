@@ -17,13 +17,18 @@ from mapping.services.statistics import (
 
 
 class Command(BaseCommand):
-    help = ("Import official cultivated land per province (CSV with province, value, status and "
-            "source columns). All or nothing.")
+    help = (
+        "Import official cultivated land per province (CSV with province, value, status and "
+        "source columns). All or nothing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="CSV file (omit with --default)")
-        parser.add_argument("--default", action="store_true",
-                            help="the Third National Land Survey table shipped with croplayer")
+        parser.add_argument(
+            "--default",
+            action="store_true",
+            help="the Third National Land Survey table shipped with croplayer",
+        )
         parser.add_argument("--campaign", required=True)
         parser.add_argument("--json", action="store_true")
 
@@ -42,5 +47,6 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(asdict(report), ensure_ascii=False, indent=2))
         else:
-            self.stdout.write(f"{report.created} created, {report.updated} updated, "
-                              f"{len(report.skipped)} skipped")
+            self.stdout.write(
+                f"{report.created} created, {report.updated} updated, {len(report.skipped)} skipped"
+            )

@@ -8,11 +8,13 @@ from mapping.services.demo import demo_load
 
 
 class Command(BaseCommand):
-    help = ("Create the demo: real boundaries and statistics, a few hundred blocks in three "
-            "provinces with synthetic Mapbox/Google imagery, users annotator/lead/admin with new "
-            "passwords, and labelled sample blocks. The remaining images are fetched by the "
-            "Celery worker (`manage.py imagery_fetch --campaign demo-2020 --source mapbox "
-            "--source google`, which `make demo` starts).")
+    help = (
+        "Create the demo: real boundaries and statistics, a few hundred blocks in three "
+        "provinces with synthetic Mapbox/Google imagery, users annotator/lead/admin with new "
+        "passwords, and labelled sample blocks. The remaining images are fetched by the "
+        "Celery worker (`manage.py imagery_fetch --campaign demo-2020 --source mapbox "
+        "--source google`, which `make demo` starts)."
+    )
 
     def handle(self, *args, **opts):
         report = demo_load()
