@@ -32,4 +32,4 @@ def block_view(request: HttpRequest, block_id: int) -> HttpResponse:
     except NotFound as e:
         raise Http404(str(e)) from e
     sources = ImagerySource.objects.filter(images__block=block, images__status="ok").distinct()
-    return render(request, "mapping/block.html", {"block": block, "sources": sources})
+    return render(request, "mapping/block.html", {"blk": block, "sources": sources})

@@ -1,0 +1,51 @@
+"""Pages render for each role and show what a lead needs (statistics status, map)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.test import Client
+
+from mapping.models import AdminLevel, AdminUnit, Block, Campaign, OfficialStatistic
+from mapping.services.grid import grid_build
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(db):
+    p = AdminUnit.objects.create(
+        level=AdminLevel.PROVINCE, adcode=110000, name_zh="北京市", name_en="Beijing",
+        geometry=MultiPolygon(Polygon.from_bbox((116.3, 39.9, 116.4, 40.0)), srid=4326))
+    c = Campaign.objects.create(slug="bj", name="Beijing 2020", region="Beijing", year=2020)
+    c.provinces.add(p)
+    grid_build(campaign=c)
+    OfficialStatistic.objects.create(campaign=c, province=p, value="9.35", unit="10k_ha",
+                                     status="UNVERIFIED", source="not found")
+    return c
+
+
+def test_home_overview_and_block_pages(campaign, users):
+    c = Client()
+    c.force_login(users["lead"])
+    home = c.get("/").content.decode()
+    assert "Beijing 2020" in home and "lead" in home
+    page = c.get(f"/campaigns/{campaign.slug}/").content.decode()
+    assert "Unverified" in page and "status-unverified" in page and "北京市" in page
+    assert "leaflet" in page.lower()
+    block = Block.objects.filter(campaign=campaign).first()
+    assert block.code in c.get(f"/blocks/{block.pk}/").content.decode()
+
+
+def test_pages_hidden_from_users_without_role(campaign, users):
+    c = Client()
+    c.force_login(users["outsider"])
+    assert "Beijing 2020" not in c.get("/").content.decode()
+    assert c.get(f"/campaigns/{campaign.slug}/").status_code == 404
+
+
+def test_chinese_interface(campaign, users):
+    c = Client()
+    c.force_login(users["annotator"])
+    r = c.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 200 and r.headers["Content-Language"] == "zh-hans"
