@@ -10,7 +10,7 @@ import shapely
 from django.contrib.gis.geos import Polygon
 from django.db import transaction
 
-from mapping.geo.grid import grid_for
+from mapping.geo.grid import BlockId, grid_for
 from mapping.geo.gridbuild import GridCover, grid_cover
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 
@@ -107,7 +107,6 @@ def grid_build(
 
     existing = set(Block.objects.filter(campaign=campaign).values_list("row", "col"))
     n = len(cover)
-    size = grid.size_deg
     created = 0
     with transaction.atomic():
         batch: list[Block] = []
@@ -115,14 +114,12 @@ def grid_build(
             r, c = int(cover.rows[i]), int(cover.cols[i])
             if (r, c) in existing:
                 continue
-            west = -180.0 + c * size
-            south = -90.0 + r * size
             batch.append(
                 Block(
                     campaign=campaign,
                     row=r,
                     col=c,
-                    geometry=Polygon.from_bbox((west, south, west + size, south + size)),
+                    geometry=Polygon.from_bbox(grid.bounds(BlockId(r, c))),
                     province_id=int(province_id[i]),
                     county_id=int(county_id[i]) or None,
                     land_fraction=float(cover.land_fraction[i]),
