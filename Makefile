@@ -32,6 +32,7 @@ lint:
 	.venv/bin/lint-imports
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
+	$(PY) manage.py spectacular --fail-on-warn --validate --file /dev/null
 	CROPLAYER_PROFILE=production SECRET_KEY=ci-check-$$(date +%s)-not-a-real-secret-value-0123456789abcdef \
 	  ALLOWED_HOSTS=croplayer.example DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) \
 	  $(PY) manage.py check --deploy --fail-level WARNING

@@ -29,7 +29,7 @@ MAX_FEATURES = 20000
 
 
 class CampaignListApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class CampaignOutputSerializer(serializers.Serializer):
         slug = serializers.SlugField()
         name = serializers.CharField()
         region = serializers.CharField()
@@ -38,14 +38,14 @@ class CampaignListApi(APIView):
         zoom = serializers.IntegerField()
         n_blocks = serializers.IntegerField()
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(responses=CampaignOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         qs = campaign_list_for_user(user=request.user)
-        return Response(self.OutputSerializer(qs, many=True).data)
+        return Response(self.CampaignOutputSerializer(qs, many=True).data)
 
 
 class CampaignStatisticsApi(APIView):
-    class OutputSerializer(serializers.Serializer):
+    class StatisticOutputSerializer(serializers.Serializer):
         province_adcode = serializers.IntegerField(source="province.adcode")
         province = serializers.CharField(source="province.name_zh")
         province_en = serializers.CharField(source="province.name_en")
@@ -56,11 +56,13 @@ class CampaignStatisticsApi(APIView):
         source = serializers.CharField()
         evidence = serializers.CharField()
 
-    @extend_schema(responses=OutputSerializer(many=True))
+    @extend_schema(responses=StatisticOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
         qs = OfficialStatistic.objects.filter(campaign=campaign).select_related("province")
-        return Response(self.OutputSerializer(qs.order_by("province__adcode"), many=True).data)
+        return Response(
+            self.StatisticOutputSerializer(qs.order_by("province__adcode"), many=True).data
+        )
 
 
 class CampaignBlocksGeoJsonApi(APIView):
@@ -123,10 +125,10 @@ class BlockDetailApi(APIView):
             model = BlockImage
             fields = ["source", "status", "reason", "width", "height", "checksum", "fetched_at"]
 
-    class OutputSerializer(serializers.Serializer):
+    class BlockOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         code = serializers.CharField()
-        campaign = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+        campaign = serializers.CharField(source="campaign.slug")
         row = serializers.IntegerField()
         col = serializers.IntegerField()
         bounds = serializers.ListField(child=serializers.FloatField(), source="geometry.extent")
@@ -134,10 +136,10 @@ class BlockDetailApi(APIView):
         county = serializers.CharField(source="county.name_zh", allow_null=True)
         land_fraction = serializers.FloatField()
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(responses=BlockOutputSerializer)
     def get(self, request: Request, block_id: int) -> Response:
         block = block_get_for_user(user=request.user, block_id=block_id)
-        data = dict(self.OutputSerializer(block).data)
+        data = dict(self.BlockOutputSerializer(block).data)
         data["images"] = self.ImageSerializer(block.images.select_related("source"), many=True).data
         return Response(data)
 

@@ -42,7 +42,6 @@ IntArray = npt.NDArray[np.int64]
 
 _NOT_MASK_VALUE = np.ones(256, np.uint8)
 _NOT_MASK_VALUE[[0, 1, IGNORE]] = 0
-_DIAMOND2 = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.int32)  # in half-pixel units
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,17 @@ def check_mask(mask: npt.NDArray[np.generic], name: str = "mask") -> npt.NDArray
     return m
 
 
+def equal_mask(m: npt.NDArray[np.uint8], value: int) -> npt.NDArray[np.uint8]:
+    """255 where ``m == value``, else 0 (one SIMD pass)."""
+    if m.size == 1:  # OpenCV would take a 1x1 array for a scalar operand
+        return np.where(m == value, 255, 0).astype(np.uint8)
+    # OpenCV's stubs do not list scalar operands, which compare() accepts.
+    return np.asarray(cv2.compare(m, value, cv2.CMP_EQ))  # type: ignore[call-overload]
+
+
 def count_equal(m: npt.NDArray[np.uint8], value: int) -> int:
     """Number of pixels equal to ``value``."""
-    # OpenCV's stubs do not list scalar operands, which compare() accepts.
-    return int(cv2.countNonZero(cv2.compare(m, value, cv2.CMP_EQ)))  # type: ignore[call-overload]
+    return int(cv2.countNonZero(equal_mask(m, value)))
 
 
 def value_counts(m: npt.NDArray[np.uint8]) -> IntArray:
@@ -104,42 +110,53 @@ def value_counts(m: npt.NDArray[np.uint8]) -> IntArray:
     return np.bincount(m.ravel(), minlength=256).astype(np.int64)
 
 
-def _hull_pixel_counts(hulls: list[npt.NDArray[np.int32]]) -> IntArray:
-    """Pixel centres inside or on each convex polygon (vertices in half-pixel units, (x, y)).
+def _grown_hull_pixel_counts(hulls: list[npt.NDArray[np.int32]]) -> IntArray:
+    """Pixel centres inside or on each convex polygon grown by the pixel diamond.
 
-    Exact integer scanlines: a centre (c, r) is (2c, 2r) in half-pixel units, so every even row
-    y crossing the polygon contributes the even x between its left and right boundary.
+    ``hulls`` are convex polygons with vertices at pixel centres (x, y). The grown polygon is
+    the hull of the pixel diamonds (each pixel drawn as the diamond of its four edge midpoints):
+    polygon (+) diamond. Exact integer scanlines in half-pixel units, where the diamond is
+    ``|dx| + |dy| <= 1``, vertices sit on even coordinates and pixel centres on even rows Y:
+    the grown row Y spans from ``min(L(Y) - 1, L(Y - 1), L(Y + 1))`` to
+    ``max(R(Y) + 1, R(Y - 1), R(Y + 1))``, L and R being the polygon's left and right
+    boundaries (linear between vertex rows, so the extremes over the diamond's rows are at
+    its three corner rows). So every polygon edge is evaluated on every integer row it spans;
+    odd rows feed the two even rows next to them.
     """
     n = len(hulls)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     sizes = np.fromiter((len(h) for h in hulls), dtype=np.int64, count=n)
-    v = np.concatenate(hulls).astype(np.int64)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    v = 2 * np.concatenate(hulls).reshape(-1, 2).astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
     nxt = np.arange(len(v)) + 1
-    ends = starts + sizes
-    nxt[ends - 1] = starts  # close each polygon
+    nxt[starts + sizes - 1] = starts  # close each polygon
     comp = np.repeat(np.arange(n), sizes)
     x1, y1 = v[:, 0], v[:, 1]
     x2, y2 = v[nxt, 0], v[nxt, 1]
-    # Orient edges upward; horizontal edges add nothing their neighbours do not already cover.
-    keep = y1 != y2
-    x1, y1, x2, y2, comp = x1[keep], y1[keep], x2[keep], y2[keep], comp[keep]
     swap = y1 > y2
     x1, x2 = np.where(swap, x2, x1), np.where(swap, x1, x2)
     y1, y2 = np.where(swap, y2, y1), np.where(swap, y1, y2)
-    ylo = y1 + (y1 % 2)  # first even row
-    yhi = y2 - (y2 % 2)
-    rows = np.maximum((yhi - ylo) // 2 + 1, 0)
+    flat = y1 == y2  # horizontal edges (and one-vertex polygons): one row, both ends
+    den = np.where(flat, 1, y2 - y1)
+    rows = y2 - y1 + 1
     e = np.repeat(np.arange(len(x1)), rows)
-    offs = np.arange(int(rows.sum())) - np.repeat(np.cumsum(rows) - rows, rows)
-    y = ylo[e] + 2 * offs
-    den = (y2 - y1)[e]
-    num = x1[e] * den + (y - y1[e]) * (x2 - x1)[e]
-    # x / 2 = num / (2 den): leftmost centre ceil, rightmost floor, exact in integers.
-    left = -((-num) // (2 * den))
-    right = num // (2 * den)
-    key = comp[e] * (1 << 32) + (y >> 1) + (1 << 31)
+    y = y1[e] + (np.arange(len(e)) - np.repeat(np.cumsum(rows) - rows, rows))
+    d = den[e]
+    # x = num / d on this row; a horizontal edge spans [min(x1, x2), max(x1, x2)].
+    num_lo = np.where(flat, np.minimum(x1, x2), x1 * den)[e] + (y - y1[e]) * (x2 - x1)[e]
+    num_hi = np.where(flat[e], np.maximum(x1, x2)[e] * d, num_lo)
+    odd = (y & 1).astype(bool)
+    pad = np.where(odd, 0, d)  # even rows are the diamond's middle row: one unit wider
+    # Leftmost centre ceil(x / 2), rightmost floor(x / 2), exact in integers.
+    left = -((pad - num_lo) // (2 * d))
+    right = (num_hi + pad) // (2 * d)
+    # Odd rows feed rows y - 1 and y + 1; even rows themselves.
+    target = np.concatenate((np.where(odd, y - 1, y), y[odd] + 1))
+    left = np.concatenate((left, left[odd]))
+    right = np.concatenate((right, right[odd]))
+    owner = comp[np.concatenate((e, e[odd]))]
+    key = owner * (1 << 32) + (target >> 1) + (1 << 30)
     order = np.argsort(key, kind="stable")
     key, left, right = key[order], left[order], right[order]
     first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -149,22 +166,58 @@ def _hull_pixel_counts(hulls: list[npt.NDArray[np.int32]]) -> IntArray:
     return np.bincount(key[first] >> 32, weights=width, minlength=n).astype(np.int64)
 
 
-def _label_components(fg: npt.NDArray[np.uint8]) -> tuple[int, npt.NDArray[np.integer],
-                                                          IntArray]:
-    """8-connected labels (0 = background), component count and pixel count per component."""
-    try:
-        # 16-bit labels and a 16-bit histogram are ~3x faster than OpenCV's stats; OpenCV raises
-        # when a mask has more than 65535 components, and we fall back to 32-bit labels.
-        n_lab, labels = cv2.connectedComponentsWithAlgorithm(fg, 8, cv2.CV_16U, cv2.CCL_GRANA)
-        if fg.size >= 1 << 24:
-            raise cv2.error("too many pixels for an exact float32 histogram")
-        hist = cv2.calcHist([labels], [0], None, [n_lab], [0, n_lab]).ravel()
-        area = np.rint(hist[1:]).astype(np.int64)
-    except cv2.error:
-        n_lab, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-            fg, 8, cv2.CV_32S, cv2.CCL_GRANA)
-        area = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
-    return n_lab - 1, np.asarray(labels), area
+def _contour_stats(fg: npt.NDArray[np.uint8]) -> tuple[ComponentStats, npt.NDArray[np.int32]]:
+    """Area, convex-hull area and Euler number of every component, from its borders alone.
+
+    One ``findContours`` (Suzuki's border following, 8-connected foreground, 4-connected
+    background, as skimage's labels and Euler number) with the two-level hierarchy: the outer
+    border of every component and the hole borders inside it. Per border polygon (through the
+    border pixels' centres), with A its area and B its lattice steps (the Chebyshev length;
+    diagonal steps hold no lattice point): the pixels enclosed by an outer border, border
+    included, number A + B/2 + 1 and the pixels strictly inside a hole border A - B/2 + 1
+    (Pick's theorem, which the tests check against skimage on masks with pinches, spurs and
+    islands in holes). Area = enclosed - holes' insides; Euler number = 1 - holes; hull from
+    ``convexHull`` of the outer border. Components come in border order; also returns the
+    (x, y) of each outer border's first pixel.
+    """
+    contours, hierarchy = cv2.findContours(fg, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        empty = np.zeros(0, dtype=np.int64)
+        return ComponentStats(empty, empty, empty), np.zeros((0, 2), np.int32)
+    parent = hierarchy[0, :, 3].astype(np.int64)
+    m = len(contours)
+    sizes = np.fromiter((len(c) for c in contours), dtype=np.int64, count=m)
+    pts32 = np.concatenate(contours).reshape(-1, 2)
+    pts = pts32.astype(np.int64)
+    starts = np.cumsum(sizes) - sizes
+    nxt = np.arange(len(pts)) + 1
+    nxt[starts + sizes - 1] = starts
+    x, y = pts[:, 0], pts[:, 1]
+    xn, yn = x[nxt], y[nxt]
+    twice_area = np.abs(np.add.reduceat(x * yn - xn * y, starts))
+    steps = np.add.reduceat(np.maximum(np.abs(xn - x), np.abs(yn - y)), starts)
+    is_outer = parent < 0
+    outer = np.flatnonzero(is_outer)
+    n = len(outer)
+    # Twice the enclosed pixel count: outer 2A + B + 2, hole 2A - B + 2 (subtracted).
+    signed = np.where(is_outer, twice_area + steps + 2, steps - twice_area - 2)
+    owner = np.where(is_outer, np.arange(m), parent)
+    area = (np.bincount(owner, weights=signed, minlength=m)[outer] // 2).astype(np.int64)
+    holes = np.bincount(parent[~is_outer], minlength=m)[outer]
+    euler = 1 - holes.astype(np.int64)
+    convex = area.copy()
+    o_start, o_size = starts[outer], sizes[outer]
+    w = np.maximum.reduceat(x, starts)[outer] - np.minimum.reduceat(x, starts)[outer] + 1
+    h = np.maximum.reduceat(y, starts)[outer] - np.minimum.reduceat(y, starts)[outer] + 1
+    todo = np.flatnonzero(w * h != area)  # filled rectangles are their own hulls
+    if todo.size:
+        # The border holds every extreme pixel (the dropped points of straight runs lie
+        # between kept ones), so the hull of the pixel diamonds = hull(border) (+) diamond.
+        hulls = [np.asarray(cv2.convexHull(pts32[s : s + k]), dtype=np.int32)
+                 for s, k in zip(o_start[todo].tolist(), o_size[todo].tolist(), strict=True)]
+        convex[todo] = _grown_hull_pixel_counts(hulls)
+    stats = ComponentStats(area=area, convex_area=convex, euler=euler)
+    return stats, pts32[o_start]
 
 
 def component_stats(mask: npt.NDArray[np.generic]) -> tuple[ComponentStats,
@@ -175,58 +228,53 @@ def component_stats(mask: npt.NDArray[np.generic]) -> tuple[ComponentStats,
     """
     m = check_mask(mask)
     fg = (m == 1).view(np.uint8)
-    n, labels, area = _label_components(fg)
-    convex = area.copy()
-    euler = np.ones(n, dtype=np.int64)
-    if n:
-        # Suzuki's border following (8-connected foreground, 4-connected background, as
-        # skimage's Euler number): two levels, outer borders and the hole borders inside them.
-        contours, hierarchy = cv2.findContours(fg, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-        parent = hierarchy[0, :, 3]
-        outer = np.flatnonzero(parent < 0)
-        if len(outer) != n:
-            raise RuntimeError(f"{len(outer)} outer contours for {n} components")
-        holes = np.bincount(parent[parent >= 0], minlength=len(contours))[outer]
-        outer_cnts = [contours[i] for i in outer.tolist()]
-        sizes = np.fromiter((len(c) for c in outer_cnts), dtype=np.int64, count=n)
-        pts = np.concatenate(outer_cnts).reshape(-1, 2)
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        # Which component each outer border belongs to, from its first pixel.
-        k = labels[pts[starts, 1], pts[starts, 0]].astype(np.int64) - 1
-        euler[k] = 1 - holes
-        w = np.maximum.reduceat(pts[:, 0], starts) - np.minimum.reduceat(pts[:, 0], starts) + 1
-        h = np.maximum.reduceat(pts[:, 1], starts) - np.minimum.reduceat(pts[:, 1], starts) + 1
-        todo = np.flatnonzero(w.astype(np.int64) * h != area[k])  # filled rectangles are hulls
-        if todo.size:
-            # Hull of the pixel diamonds = hull of (2 * border pixel +- one half-pixel unit):
-            # the border holds every extreme pixel, and the dropped points of straight runs
-            # lie between kept ones.
-            grown = ((2 * pts)[:, None, :] + _DIAMOND2[None, :, :]).reshape(-1, 2)
-            hulls = [np.asarray(cv2.convexHull(grown[4 * starts[j] : 4 * (starts[j] + sizes[j])]),
-                                dtype=np.int32).reshape(-1, 2) for j in todo.tolist()]
-            convex[k[todo]] = _hull_pixel_counts(hulls)
-    return ComponentStats(area=area, convex_area=convex, euler=euler), labels
+    n_lab, labels = cv2.connectedComponents(fg, connectivity=8, ltype=cv2.CV_32S)
+    by_border, first = _contour_stats(fg)
+    n = len(by_border.area)
+    if n != n_lab - 1:
+        raise RuntimeError(f"{n} outer borders for {n_lab - 1} components")
+    # Which component each outer border belongs to, from its first pixel.
+    k = labels[first[:, 1], first[:, 0]].astype(np.int64) - 1
+    out = [np.empty(n, dtype=np.int64) for _ in range(3)]
+    for dst, src in zip(out, (by_border.area, by_border.convex_area, by_border.euler),
+                        strict=True):
+        dst[k] = src
+    return ComponentStats(area=out[0], convex_area=out[1], euler=out[2]), np.asarray(labels)
 
 
 def edge_pixels(mask: npt.NDArray[np.uint8]) -> int:
     """Cropland pixels with a 4-neighbour of value 0 (the block edge is not a field edge)."""
-    zero = (mask == 0).view(np.uint8)
-    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    near_zero = cv2.dilate(zero, cross, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return int(np.count_nonzero(near_zero & (mask == 1)))
+    return _edge_pixels(check_mask(mask))
+
+
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def _edge_pixels(m: npt.NDArray[np.uint8]) -> int:
+    # The cross erosion of {0, 1, 255} (outside the block = 255) is 0 at a cropland pixel
+    # exactly when a 4-neighbour is 0, so mask - erosion is 1 exactly at the edge pixels
+    # (0 elsewhere on 0 pixels, 0 or >= 254 on ignored ones).
+    eroded = cv2.erode(m, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=IGNORE)
+    return count_equal(cv2.subtract(m, eroded, dst=eroded), 1)
 
 
 def region_features(mask: npt.NDArray[np.generic],
                     pixel_size_m: float | tuple[float, float]) -> RegionFeatures:
     """Region properties of one block mask; ``pixel_size_m`` is (x, y) or one square size."""
-    m = check_mask(mask)
+    return region_features_of_checked(check_mask(mask), pixel_size_m)
+
+
+def region_features_of_checked(m: npt.NDArray[np.uint8],
+                               pixel_size_m: float | tuple[float, float]) -> RegionFeatures:
+    """:func:`region_features` of a mask that already passed ``check_mask``."""
     px, py = (pixel_size_m, pixel_size_m) if isinstance(pixel_size_m, (int, float)) \
         else pixel_size_m
     if not (px > 0 and py > 0 and math.isfinite(px * py)):
         raise ValueError(f"pixel size must be positive metres, got {pixel_size_m}")
-    crop = count_equal(m, 1)
+    fg = equal_mask(m, 1)
+    crop = int(cv2.countNonZero(fg))
     valid = m.size - count_equal(m, IGNORE)
-    stats, _ = component_stats(m)
+    stats, _ = _contour_stats(fg)
     n = len(stats.area)
     nan = math.nan
     return RegionFeatures(
@@ -236,7 +284,7 @@ def region_features(mask: npt.NDArray[np.generic],
         solidity_total=float(stats.area.sum() / stats.convex_area.sum()) if n else nan,
         euler_mean=float(stats.euler.mean()) if n else nan,
         euler_total=float(stats.euler.sum()),
-        edge_density=edge_pixels(m) / valid if valid else nan,
+        edge_density=_edge_pixels(m) / valid if valid else nan,
         n_components=n,
         cropland_pixels=crop,
         valid_pixels=valid,
