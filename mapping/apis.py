@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mapping.geo.grid import tile_range
+from mapping.geo.grid import grid_for, tile_range
 from mapping.models import Block, BlockImage, OfficialStatistic
 from mapping.selectors import (
     block_get_for_user,
@@ -93,9 +93,14 @@ class CampaignBlocksGeoJsonApi(APIView):
         if "province" in f.validated_data:
             qs = qs.filter(province__adcode=f.validated_data["province"])
         if "bbox" in f.validated_data:
-            from django.contrib.gis.geos import Polygon
-
-            qs = qs.filter(geometry__intersects=Polygon.from_bbox(f.validated_data["bbox"]))
+            # Rows and columns, not a spatial "intersects": blocks that only touch the box
+            # along an edge are not in it.
+            rows, cols = grid_for(campaign.block_size_deg).blocks_in_bounds(
+                *f.validated_data["bbox"]
+            )
+            qs = qs.filter(
+                row__gte=rows.start, row__lt=rows.stop, col__gte=cols.start, col__lt=cols.stop
+            )
         limit = f.validated_data["limit"]
         blocks = list(qs.order_by("row", "col")[: limit + 1])
         features = [

@@ -44,8 +44,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # pointer"). pyproj 3.6.1 is the last release for Debian 12's PROJ 9.1 and needs Cython < 3.1.
   pin() { grep -i "^$1==" requirements.txt; }
   .venv/bin/python -m pip install -q "$(pin cython)" "$(pin setuptools)" "$(pin wheel)" "$(pin numpy)"
-  .venv/bin/python -m pip install -q --no-binary rasterio,pyogrio "$(pin rasterio)" "$(pin pyogrio)"
-  .venv/bin/python -m pip install -q --no-build-isolation --no-binary pyproj "$(pin pyproj)"
+  # --no-cache-dir: a wheel cached from an isolated build (newer Cython) would be reused.
+  .venv/bin/python -m pip install -q --no-cache-dir --no-binary rasterio,pyogrio \
+    "$(pin rasterio)" "$(pin pyogrio)"
+  .venv/bin/python -m pip install -q --no-cache-dir --no-build-isolation --no-binary pyproj \
+    "$(pin pyproj)"
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# One GDAL and one PROJ in the process (see above), and a pyproj that works.
+.venv/bin/python - <<'PY'
+import pyogrio, pyproj, rasterio
+assert rasterio.__gdal_version__ == pyogrio.__gdal_version_string__, "rasterio/pyogrio GDAL differ"
+assert pyproj.CRS.from_epsg(4326).name == "WGS 84"
+PY

@@ -191,7 +191,8 @@ def tile_range(bounds: tuple[float, float, float, float], zoom: int) -> TileRang
 
 def ground_resolution_m(lat: float, zoom: int) -> float:
     """Metres per pixel of a 256-px XYZ tile at ``zoom`` on the ground at latitude ``lat``."""
-    return 2 * math.pi * EARTH_RADIUS_M * math.cos(math.radians(lat)) / (TILE_SIZE * 2**zoom)
+    tiles_across: int = 2**zoom  # zoom >= 0; typeshed types int ** int as Any (could be float)
+    return 2 * math.pi * EARTH_RADIUS_M * math.cos(math.radians(lat)) / (TILE_SIZE * tiles_across)
 
 
 @dataclass(frozen=True)

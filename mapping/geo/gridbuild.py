@@ -166,4 +166,5 @@ def _majority_nonzero(sub: npt.NDArray[np.integer]) -> npt.NDArray[np.int64]:
     best_run = counts.argmax(axis=1)
     # Value of the best run: first element of each run.
     pos = np.argmax(run_id == best_run[:, None], axis=1)
-    return srt[np.arange(n), pos]
+    best: npt.NDArray[np.int64] = srt[np.arange(n), pos]
+    return best

@@ -76,14 +76,15 @@ def finish_block(
 ) -> BlockImageResult:
     """Write the image (or report ``missing`` when no pixel is valid) and build the result."""
     frac = float(valid.mean()) if valid.size else 0.0
-    counts = dict(tiles_total=tiles_total, tiles_ok=tiles_ok, tiles_absent=tiles_absent)
     if not valid.any():
         return BlockImageResult(
             status="missing",
             reason=missing_reason,
             width=raster.width,
             height=raster.height,
-            **counts,
+            tiles_total=tiles_total,
+            tiles_ok=tiles_ok,
+            tiles_absent=tiles_absent,
         )
     sha = write_block_image(dest, rgb, valid, raster)
     parts = list(notes or [])
@@ -96,6 +97,8 @@ def finish_block(
         sha256=sha,
         width=raster.width,
         height=raster.height,
+        tiles_total=tiles_total,
+        tiles_ok=tiles_ok,
+        tiles_absent=tiles_absent,
         valid_fraction=frac,
-        **counts,
     )

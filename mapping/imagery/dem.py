@@ -34,7 +34,9 @@ def kx_for_lat(lat: float) -> float:
 
 def hash_u64(*parts: npt.ArrayLike, seed: int = 0) -> npt.NDArray[np.uint64]:
     """Vectorised 64-bit mix of integer arrays (splitmix64 finaliser); wraps on overflow."""
-    h = np.uint64((seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF)
+    h: np.unsignedinteger | npt.NDArray[np.unsignedinteger] = np.uint64(
+        (seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF
+    )
     with np.errstate(over="ignore"):
         for i, p in enumerate(parts):
             a = np.asarray(p).astype(np.int64).astype(np.uint64)
@@ -114,9 +116,9 @@ def write_synthetic_dem(
     height = max(1, round((north - south) / resolution_deg))
     raster = BlockRaster(west, south, east, north, width, height)
     dx, dy = raster.pixel_deg
-    lon = west + (np.arange(width) + 0.5) * dx
+    lon = west + (np.arange(width, dtype=np.float64) + 0.5) * dx
     if width * height <= 4096 * 4096:
-        lat = north - (np.arange(height) + 0.5) * dy
+        lat = north - (np.arange(height, dtype=np.float64) + 0.5) * dy
         dem = elevation(lon[None, :], lat[:, None], seed).astype(np.float32)
         return write_single_band(dest, dem, raster)
     # Too big for one array: write strips through rasterio directly (still atomic).
@@ -128,7 +130,7 @@ def write_synthetic_dem(
         with rasterio.open(tmp, "w", **profile) as dst:
             for r0 in range(0, height, chunk_rows):
                 r1 = min(height, r0 + chunk_rows)
-                lat = north - (np.arange(r0, r1) + 0.5) * dy
+                lat = north - (np.arange(r0, r1, dtype=np.float64) + 0.5) * dy
                 block = elevation(lon[None, :], lat[:, None], seed).astype(np.float32)
                 dst.write(block, 1, window=((r0, r1), (0, width)))
     return sha256_file(dest)
@@ -137,4 +139,5 @@ def write_synthetic_dem(
 def slope_deg(elev: F64, dx_m: float, dy_m: float) -> F64:
     """Slope in degrees from an elevation grid with pixel spacing (dx_m, dy_m)."""
     gy, gx = np.gradient(elev, dy_m, dx_m)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
+    slope: F64 = np.degrees(np.arctan(np.hypot(gx, gy)))
+    return slope

@@ -78,7 +78,9 @@ class GeoTiffSource:
         with rasterio.open(path) as src:
             if src.crs is None:
                 return None
-            b = transform_bounds(src.crs, LONLAT, *src.bounds, densify_pts=21)
+            b: tuple[float, float, float, float] = transform_bounds(
+                src.crs, LONLAT, *src.bounds, densify_pts=21
+            )
         with self._lock:
             self._footprints[path] = (*b, mtime)
         return b

@@ -102,15 +102,16 @@ class MbtilesSource:
                 corrupt += 1
         n_ok = sum(t is not None for t in tiles.values())
         n_absent = n - n_ok - corrupt
-        counts = dict(tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent)
         if corrupt:
             return BlockImageResult(
                 status="failed",
                 reason=f"corrupt image for {corrupt} of {n} tiles",
                 width=raster.width,
                 height=raster.height,
+                tiles_total=n,
+                tiles_ok=n_ok,
+                tiles_absent=n_absent,
                 tiles_failed=corrupt,
-                **counts,
             )
         if n_ok == 0:
             return BlockImageResult(
@@ -118,13 +119,24 @@ class MbtilesSource:
                 reason=f"no tiles at z{z} for the block",
                 width=raster.width,
                 height=raster.height,
-                **counts,
+                tiles_total=n,
+                tiles_ok=n_ok,
+                tiles_absent=n_absent,
             )
         rgb, valid = assemble_block(
             tiles, trange, raster, tile_size=cfg.tile_size, resampling=cfg.resampling
         )
         notes = [f"tile absent for {n_absent} of {n} tiles"] if n_absent else []
-        return finish_block(rgb=rgb, valid=valid, raster=raster, dest=dest, notes=notes, **counts)
+        return finish_block(
+            rgb=rgb,
+            valid=valid,
+            raster=raster,
+            dest=dest,
+            tiles_total=n,
+            tiles_ok=n_ok,
+            tiles_absent=n_absent,
+            notes=notes,
+        )
 
 
 def build_mbtiles(config: MbtilesConfig, secrets: Mapping[str, str]) -> MbtilesSource:

@@ -16,7 +16,7 @@ the land).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -71,8 +71,8 @@ def _axes(raster: BlockRaster) -> tuple[F64, F64, float, float]:
     """World-metre x of each column, y of each row, and the pixel size in metres."""
     kx = kx_for_lat((raster.south + raster.north) / 2)
     dx, dy = raster.pixel_deg
-    x = (raster.west + (np.arange(raster.width) + 0.5) * dx) * kx
-    y = (raster.north - (np.arange(raster.height) + 0.5) * dy) * KY
+    x = (raster.west + (np.arange(raster.width, dtype=np.float64) + 0.5) * dx) * kx
+    y = (raster.north - (np.arange(raster.height, dtype=np.float64) + 0.5) * dy) * KY
     return x, y, dx * kx, dy * KY
 
 
@@ -209,7 +209,8 @@ def generate_landscape(raster: BlockRaster, *, seed: int) -> Landscape:
     theta = table(33) * np.float32(math.pi)
     # Field sizes are constant per farm block (a pixel-varying width would bend the strips
     # into contour-like swirls): small fields where the block's centre is hilly.
-    cxm, cym = (LJ + 0.5) * 420.0, (LI + 0.5) * 420.0
+    cxm = np.asarray((LJ + 0.5) * 420.0, dtype=np.float64)
+    cym = np.asarray((LI + 0.5) * 420.0, dtype=np.float64)
     e0 = elevation_xy(cxm, cym, seed)
     grad = np.hypot(elevation_xy(cxm + 40, cym, seed) - e0, elevation_xy(cxm, cym + 40, seed) - e0)
     hilly = np.clip(np.degrees(np.arctan(grad / 40)) / 8.0, 0, 1).astype(np.float32)[li, lj]
@@ -452,7 +453,10 @@ def render_block(
     land = landscape or generate_landscape(raster, seed=seed)
     scenario = block_scenario(block, seed=seed, look=look, shares=shares)
     h, w = raster.height, raster.width
-    bh = lambda k: float(hash_unit(block.row, block.col, _LOOK_ID[look], k, seed=seed + 71))  # noqa: E731
+
+    def bh(k: int) -> float:
+        return float(hash_unit(block.row, block.col, _LOOK_ID[look], k, seed=seed + 71))
+
     season = (
         scenario
         if scenario in ("planting", "non_planting")
@@ -471,8 +475,11 @@ def render_block(
     img = img + np.where(field, 7.0 * rows, 0.0)
     img = img + np.where((land.cls == TERRACE)[..., None], 14.0 * rows, 0.0)
     img = img + np.where((land.cls == GREENHOUSE)[..., None], 22.0 * np.minimum(rows, 0), 0.0)
-    canopy = cv2.GaussianBlur(
-        rng.standard_normal((h, w), dtype=np.float32), (0, 0), max(0.8, 2.0 / max(px, 0.5))
+    canopy = np.asarray(
+        cv2.GaussianBlur(
+            rng.standard_normal((h, w), dtype=np.float32), (0, 0), max(0.8, 2.0 / max(px, 0.5))
+        ),
+        dtype=np.float32,
     )
     canopy *= 1.0 / max(float(canopy.std()), 1e-6)
     treeish = np.isin(land.cls, (WOODLAND, ORCHARD, VILLAGE))[..., None]
@@ -506,15 +513,21 @@ def render_block(
 
 
 def _apply_weather(
-    img: F32, land: Landscape, scenario: str, raster: BlockRaster, seed: int, look: str, bh: object
-) -> F32:
+    img: npt.NDArray[np.floating],
+    land: Landscape,
+    scenario: str,
+    raster: BlockRaster,
+    seed: int,
+    look: str,
+    bh: Callable[[int], float],
+) -> npt.NDArray[np.floating]:
+    """Clouds or snow over the image; the snow mask is float64, so the result may be too."""
     h, w = land.cls.shape
     x, y, px, py = _axes(raster)
-    hx = bh  # type: ignore[assignment]  # the block hash closure
     if scenario == "cloudy":
         step = max(1, round(20 / px))
         nz = fbm(x[None, ::step], y[::step, None], 1_400, seed + 91 + _LOOK_ID[look], octaves=5)
-        cover = 0.25 + 0.75 * hx(2)  # type: ignore[operator]
+        cover = 0.25 + 0.75 * bh(2)
         thr = float(np.quantile(nz, 1 - cover))
         alpha = _upsample(np.clip((nz - thr) / 0.08, 0, 1), step, h, w)
         haze = _upsample(np.clip((nz - thr + 0.08) / 0.2, 0, 1), step, h, w) * 0.35
@@ -527,9 +540,11 @@ def _apply_weather(
         img = img * (1 - a) + cloud * a
     elif scenario == "snow":
         step = max(1, round(20 / px))
-        nz = _upsample(fbm(x[None, ::step], y[::step, None], 900, seed + 95, octaves=3), step, h, w)
-        cover = 0.55 + 0.45 * hx(3)  # type: ignore[operator]
-        base = np.clip((nz - (1 - cover)) / 0.15, 0, 1)
+        snow_nz = _upsample(
+            fbm(x[None, ::step], y[::step, None], 900, seed + 95, octaves=3), step, h, w
+        )
+        cover = 0.55 + 0.45 * bh(3)
+        base = np.clip((snow_nz - (1 - cover)) / 0.15, 0, 1)
         k = np.ones(N_CLASSES, np.float32)
         k[[WOODLAND, ORCHARD]] = 0.35
         k[[ROAD, WATER]] = 0.5
@@ -540,8 +555,10 @@ def _apply_weather(
     return img
 
 
-def _apply_style(img: F32, st: LookStyle, px: float, bh: object) -> F32:
-    jitter = 1 + 0.06 * (bh(4) - 0.5)  # type: ignore[operator]
+def _apply_style(
+    img: npt.NDArray[np.floating], st: LookStyle, px: float, bh: Callable[[int], float]
+) -> F32:
+    jitter = 1 + 0.06 * (bh(4) - 0.5)
     img = img * np.array(st.gain, np.float32) * np.float32(jitter)
     img = 255.0 * (np.clip(img, 0, 255) / 255.0) ** st.gamma
     lum = img.mean(axis=2, keepdims=True)
@@ -549,18 +566,18 @@ def _apply_style(img: F32, st: LookStyle, px: float, bh: object) -> F32:
     if st.haze:
         img = img * (1 - st.haze) + np.float32(190) * st.haze
     if st.blur_sigma:
-        img = cv2.GaussianBlur(img, (0, 0), st.blur_sigma)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), st.blur_sigma), dtype=img.dtype)
     if st.sharpen:
         img = img + st.sharpen * (img - cv2.GaussianBlur(img, (0, 0), 1.0))
     return np.asarray(img, dtype=np.float32)
 
 
-def _nodata_mask(h: int, w: int, bh: object) -> npt.NDArray[np.bool_]:
+def _nodata_mask(h: int, w: int, bh: Callable[[int], float]) -> npt.NDArray[np.bool_]:
     """A straight imagery edge across the block; a few blocks have no imagery at all."""
-    keep = 0.7 * bh(5)  # type: ignore[operator]
+    keep = 0.7 * bh(5)
     if keep < 0.1:
         return np.zeros((h, w), bool)
-    ang = 2 * math.pi * bh(6)  # type: ignore[operator]
+    ang = 2 * math.pi * bh(6)
     yy, xx = np.mgrid[0:h, 0:w]
     proj = (xx / w - 0.5) * math.cos(ang) + (yy / h - 0.5) * math.sin(ang)
     return np.asarray(proj < np.quantile(proj, keep), dtype=bool)

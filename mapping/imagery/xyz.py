@@ -224,14 +224,19 @@ class XyzSource:
         absent = Counter(o.reason for o in outcomes if o.kind == "absent")
         n_ok = sum(o.kind == "ok" for o in outcomes)
         n_absent = sum(absent.values())
-        counts = dict(
-            tiles_total=n, tiles_ok=n_ok, tiles_absent=n_absent, tiles_failed=sum(failed.values())
-        )
+        n_failed = sum(failed.values())
         if failed:
             reason = "; ".join(f"{k} for {c} of {n} tiles" for k, c in failed.most_common())
             log.info("xyz %s block %s failed: %s", self.slug, block, reason)
             return BlockImageResult(
-                status="failed", reason=reason, width=raster.width, height=raster.height, **counts
+                status="failed",
+                reason=reason,
+                width=raster.width,
+                height=raster.height,
+                tiles_total=n,
+                tiles_ok=n_ok,
+                tiles_absent=n_absent,
+                tiles_failed=n_failed,
             )
         notes = [f"{k} for {c} of {n} tiles" for k, c in absent.most_common()]
         if n_ok == 0:
@@ -240,7 +245,10 @@ class XyzSource:
                 reason="; ".join(notes),
                 width=raster.width,
                 height=raster.height,
-                **counts,
+                tiles_total=n,
+                tiles_ok=n_ok,
+                tiles_absent=n_absent,
+                tiles_failed=n_failed,
             )
         tiles = {xy: o.rgba for xy, o in zip(coords, outcomes, strict=True)}
         rgb, valid = assemble_block(
