@@ -7,8 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.exceptions import NotFound
 
-from mapping.models import ImagerySource, OfficialStatistic
-from mapping.selectors import block_get_for_user, campaign_get_for_user
+from mapping.models import FetchRun, ImagerySource, OfficialStatistic
+from mapping.selectors import block_get_for_user, campaign_get_for_user, fetch_run_counts
 
 
 @login_required
@@ -22,7 +22,14 @@ def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("province")
         .order_by("province__adcode")
     )
-    return render(request, "mapping/campaign_overview.html", {"campaign": campaign, "stats": stats})
+    runs = [
+        {"run": run, **fetch_run_counts(run=run)}
+        for run in FetchRun.objects.filter(campaign=campaign)
+        .select_related("source")
+        .order_by("-created_at")[:5]
+    ]
+    context = {"campaign": campaign, "stats": stats, "runs": runs}
+    return render(request, "mapping/campaign_overview.html", context)
 
 
 @login_required

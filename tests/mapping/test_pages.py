@@ -33,6 +33,7 @@ def test_home_overview_and_block_pages(campaign, users):
     page = c.get(f"/campaigns/{campaign.slug}/").content.decode()
     assert "Unverified" in page and "status-unverified" in page and "北京市" in page
     assert "leaflet" in page.lower()
+    assert "No imagery fetched yet" in page
     block = Block.objects.filter(campaign=campaign).first()
     assert block.code in c.get(f"/blocks/{block.pk}/").content.decode()
 
