@@ -186,6 +186,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+# The ASGI app serves /static/ itself (demo, tests); in production a web server does.
+SERVE_STATIC = env_bool("SERVE_STATIC", not PRODUCTION)
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHARED_DATA = Path(os.environ.get("CROPLAYER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
@@ -45,9 +46,8 @@ def users(db):
     return out
 
 
-@pytest.fixture
-def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery worker`` process on the test database and the configured broker."""
+def _subprocess_env() -> dict[str, str]:
+    """The environment for a server or worker process that must use the test database."""
     from django.db import connection
 
     env = dict(os.environ)
@@ -60,45 +60,122 @@ def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[
         env["DATABASE_TEST_NAME"] = db_name
         base = env["DATABASE_URL"].rsplit("/", 1)[0]
         env["DATABASE_URL"] = f"{base}/{db_name}"
-    # Stale messages from an earlier run would name rows this database never had.
-    from croplayer_site.celery import app
+    return env
 
-    app.control.purge()
-    log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}.log"
+
+def _start(
+    args: list[str], log: Path, ready: Callable[[], bool], what: str
+) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "croplayer_site",
-                "worker",
-                "-Q",
-                "cpu,gpu",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
+            args, cwd=ROOT, env=_subprocess_env(), stdout=fh, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + 60
-    while b"ready." not in log.read_bytes():
+    while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{what} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-    yield proc
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture
+def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on the test database and the configured broker."""
+    # Stale messages from an earlier run would name rows this database never had.
+    from croplayer_site.celery import app
+
+    app.control.purge()
+    log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}.log"
+    log.unlink(missing_ok=True)
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "croplayer_site",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        log,
+        lambda: log.exists() and b"ready." in log.read_bytes(),
+        "celery worker",
+    )
+    yield proc
+    _stop(proc)
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings) -> Iterator[str]:
+    """The real ASGI app under daphne on a free loopback port; yields its base URL."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = Path(settings.VAR_DIR) / f"daphne-{os.getpid()}.log"
+
+    def ready() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "croplayer_site.asgi:application",
+        ],
+        log,
+        ready,
+        "daphne",
+    )
+    yield f"http://127.0.0.1:{port}"
+    _stop(proc)
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    pw_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous, so Django's async-safety guard is lifted for browser tests.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with pw_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
