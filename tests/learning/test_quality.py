@@ -145,3 +145,39 @@ def test_sharpness_exact_on_strong_and_saturated_gradients(period: int) -> None:
     gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3)
     expected = float(np.median(np.hypot(gx, gy)))
     assert sharpness(image) == pytest.approx(expected, rel=1e-12)
+
+
+def test_nodata_is_grey_zero_and_saturation_zero_over_every_colour() -> None:
+    # quality_features finds the no-data pixels as grey == 0 and S == 0, and takes them off
+    # bin 0 of the HLS histograms: check both over all 2**24 colours.
+    v = np.arange(256, dtype=np.uint8)
+    r, g, b = (a.ravel() for a in np.meshgrid(v, v, v, indexing="ij"))
+    image = np.stack([r, g, b], axis=-1).reshape(4096, 4096, 3)
+    hls = hls_levels(image)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    black = ~image.any(axis=2)
+    np.testing.assert_array_equal((grey == 0) & (hls[..., 2] == 0), black)
+    assert not hls[black].any()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sharpness_exact_at_every_contrast(seed: int) -> None:
+    # Medians below 64, between 64 and 181 and above (the histogram stages and the fallback),
+    # with and without no-data pixels.
+    rng = np.random.default_rng(seed)
+    for amp in (2.0, 12.0, 40.0, 90.0, 127.0):
+        image = np.clip(rng.normal(size=(45, 53, 3)) * amp + 128, 0, 255).astype(np.uint8)
+        if seed % 2:
+            image[rng.random(image.shape[:2]) < 0.3] = 0
+            image[:10] = 0
+        q = quality_features(image)
+        valid = image.any(axis=2)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+        gx = cv2.Sobel(grey, cv2.CV_64F, 1, 0, ksize=3)
+        gy = cv2.Sobel(grey, cv2.CV_64F, 0, 1, ksize=3)
+        assert q.sharpness == pytest.approx(float(np.median(np.hypot(gx, gy)[valid])), rel=1e-12)
+        assert sharpness(image) == q.sharpness
+        hls = hls_levels(image)[valid]
+        assert q.hue_deg == float(np.median(hls[:, 0])) * HUE_DEG_PER_LEVEL
+        assert q.lightness == float(np.median(hls[:, 1])) / 255
+        assert q.saturation == float(np.median(hls[:, 2])) / 255

@@ -219,3 +219,57 @@ def test_block_features_bad_inputs() -> None:
                                coverage_type="sunny")
     with pytest.raises(ValueError, match="missing feature"):
         BlockFeatures.from_mapping({"area_m2": 1})
+
+
+def _skimage_region_features(mask: np.ndarray) -> dict[str, float]:
+    """region_features' numbers the straightforward way (skimage, scipy, numpy)."""
+    fg = mask == 1
+    props = regionprops(label(fg, connectivity=2))
+    valid = np.count_nonzero(mask != 255)
+    touches_zero = ndi.binary_dilation(mask == 0, structure=ndi.generate_binary_structure(2, 1))
+    areas = np.array([p.area for p in props], dtype=np.float64)
+    hulls = np.array([p.area_convex for p in props], dtype=np.float64)
+    eulers = np.array([p.euler_number for p in props], dtype=np.float64)
+    nan = math.nan
+    return {
+        "area_m2": float(np.count_nonzero(fg)),
+        "area_fraction": np.count_nonzero(fg) / valid if valid else nan,
+        "solidity_mean": float(np.mean(areas / hulls)) if len(props) else nan,
+        "solidity_total": float(areas.sum() / hulls.sum()) if len(props) else nan,
+        "euler_mean": float(eulers.mean()) if len(props) else nan,
+        "euler_total": float(euler_number(fg, connectivity=2)),
+        "edge_density": np.count_nonzero(fg & touches_zero) / valid if valid else nan,
+        "n_components": float(len(props)),
+    }
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30)),
+              elements=st.sampled_from([0, 1, 1, 255])))
+@settings(max_examples=200, deadline=None)
+def test_region_features_match_skimage(mask: np.ndarray) -> None:
+    # The label-free path (areas by Pick's theorem on the borders, hulls grown by the pixel
+    # diamond) against regionprops, including 1-pixel and 1-row masks.
+    r = region_features(mask, 1.0)
+    for name, expected in _skimage_region_features(mask).items():
+        got = float(getattr(r, name))
+        assert got == pytest.approx(expected, rel=1e-12, abs=1e-12, nan_ok=True), name
+
+
+def test_region_features_match_skimage_on_blobs() -> None:
+    # Big irregular components with pinches, holes and islands inside holes.
+    rng = np.random.default_rng(21)
+    for sigma in (1.0, 3.0, 6.0):
+        mask = (ndi.gaussian_filter(rng.normal(size=(240, 220)), sigma) > 0.02).astype(np.uint8)
+        mask[rng.random(mask.shape) < 0.01] = 255
+        r = region_features(mask, 1.0)
+        for name, expected in _skimage_region_features(mask).items():
+            assert float(getattr(r, name)) == pytest.approx(expected, rel=1e-12), name
+
+
+def test_one_pixel_masks() -> None:
+    for v in (0, 1, 255):
+        m = np.full((1, 1), v, np.uint8)
+        r = region_features(m, 1.0)
+        assert r.n_components == int(v == 1) and r.cropland_pixels == int(v == 1)
+        iou = mask_iou(m, m)
+        assert math.isnan(iou) if v == 255 else iou == 1.0

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learning.core.features.consistency import iou_of_checked
-from learning.core.features.region import check_mask, region_features
+from learning.core.features.region import check_mask, region_features_of_checked
 from learning.core.features.terrain import DemWindow, NanPolicy, TerrainFeatures, terrain_features
 from learning.core.iqa.quality import quality_features
 
@@ -196,7 +196,7 @@ def block_features_compute(
         terrain = terrain_features(dem, nan_policy=dem_nan_policy)
     quality = quality_features(image)
     checked = check_mask(mask)
-    region = region_features(checked, pixel_size_m)
+    region = region_features_of_checked(checked, pixel_size_m)
     iou = math.nan if other_mask is None else iou_of_checked(
         checked, check_mask(other_mask, "other source's mask"))
     cov = coverage_code(coverage_type)

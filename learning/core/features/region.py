@@ -22,10 +22,11 @@ unlabelled; counted neither as cropland nor in the valid block area). Definition
   least one 4-neighbour of value 0 (valid non-cropland; the block edge and 255 pixels do not
   make an edge), Nt = valid pixels. NaN when the block has no valid pixel.
 
-The fast path uses OpenCV: ``connectedComponents`` (Grana's algorithm) for labels and areas,
-``findContours`` with the two-level hierarchy for holes (Euler number = 1 - holes per component),
-``convexHull`` plus an exact integer scanline count of the pixel centres in each hull;
-``tests/learning/test_region.py`` checks it against skimage.
+The fast path needs no label image: one ``findContours`` with the two-level hierarchy (outer
+borders and the hole borders inside them) gives, per component, the Euler number (1 - holes),
+the area (Pick's theorem on the border polygons: enclosed pixels minus the holes' insides) and
+the convex hull (``convexHull`` of the outer border, grown by the pixel diamond and counted
+with exact integer scanlines). ``tests/learning/test_region.py`` checks it against skimage.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ import numpy.typing as npt
 IGNORE = 255
 IntArray = npt.NDArray[np.int64]
 
-_NOT_MASK_VALUE = np.ones(256, np.uint8)
-_NOT_MASK_VALUE[[0, 1, IGNORE]] = 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def check_mask(mask: npt.NDArray[np.generic], name: str = "mask") -> npt.NDArray
     if mask.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 (0/1, 255 = ignore), got dtype {mask.dtype}")
     m = np.ascontiguousarray(mask)
-    if cv2.countNonZero(cv2.LUT(m.reshape(m.shape[0], -1), _NOT_MASK_VALUE)):
+    if cv2.countNonZero(cv2.inRange(m, 2, 254)):  # any value but 0, 1 and 255
         counts = value_counts(m)
         bad = np.flatnonzero(counts[2:255]) + 2
         raise ValueError(f"{name} may hold only 0, 1 and 255, found {bad[:5].tolist()}")
@@ -113,25 +112,27 @@ def value_counts(m: npt.NDArray[np.uint8]) -> IntArray:
 def _grown_hull_pixel_counts(hulls: list[npt.NDArray[np.int32]]) -> IntArray:
     """Pixel centres inside or on each convex polygon grown by the pixel diamond.
 
-    ``hulls`` are convex polygons with vertices at pixel centres (x, y). The grown polygon is
-    the hull of the pixel diamonds (each pixel drawn as the diamond of its four edge midpoints):
-    polygon (+) diamond. Exact integer scanlines in half-pixel units, where the diamond is
-    ``|dx| + |dy| <= 1``, vertices sit on even coordinates and pixel centres on even rows Y:
-    the grown row Y spans from ``min(L(Y) - 1, L(Y - 1), L(Y + 1))`` to
-    ``max(R(Y) + 1, R(Y - 1), R(Y + 1))``, L and R being the polygon's left and right
-    boundaries (linear between vertex rows, so the extremes over the diamond's rows are at
-    its three corner rows). So every polygon edge is evaluated on every integer row it spans;
-    odd rows feed the two even rows next to them.
+    ``hulls`` are convex polygons with vertices at pixel centres (x, y); the grown polygon is
+    the hull of the pixel diamonds (each pixel drawn as the diamond of its four edge
+    midpoints), i.e. polygon (+) diamond. Exact integer scanlines in half-pixel units, where
+    the diamond is ``|dx| + |dy| <= 1`` and vertices and pixel-centre rows are even. Row Y of
+    the grown polygon spans ``min(L(Y) - 1, L(Y - 1), L(Y + 1))`` to
+    ``max(R(Y) + 1, R(Y - 1), R(Y + 1))`` (L, R: the polygon's left and right boundaries,
+    linear between its even vertex rows, so the extremes over the diamond are at its corner
+    rows). An edge with slope s = dx/dy covering rows Y - 1 .. Y + 1 contributes
+    ``x(Y) -+ max(1, |s|)``; at its end rows only the side it covers.
     """
     n = len(hulls)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     sizes = np.fromiter((len(h) for h in hulls), dtype=np.int64, count=n)
-    v = 2 * np.concatenate(hulls).reshape(-1, 2).astype(np.int64)
-    starts = np.cumsum(sizes) - sizes
-    nxt = np.arange(len(v)) + 1
-    nxt[starts + sizes - 1] = starts  # close each polygon
-    comp = np.repeat(np.arange(n), sizes)
+    # int32 throughout: half-pixel coordinates below 2**16 keep every product below 2**31.
+    v = 2 * np.concatenate(hulls).reshape(-1, 2)
+    if v.size and int(v.max()) >= 1 << 15:
+        v = v.astype(np.int64)
+    ends = np.cumsum(sizes)
+    nxt = np.arange(1, len(v) + 1)
+    nxt[ends - 1] = ends - sizes  # close each polygon
     x1, y1 = v[:, 0], v[:, 1]
     x2, y2 = v[nxt, 0], v[nxt, 1]
     swap = y1 > y2
@@ -139,31 +140,39 @@ def _grown_hull_pixel_counts(hulls: list[npt.NDArray[np.int32]]) -> IntArray:
     y1, y2 = np.where(swap, y2, y1), np.where(swap, y1, y2)
     flat = y1 == y2  # horizontal edges (and one-vertex polygons): one row, both ends
     den = np.where(flat, 1, y2 - y1)
-    rows = y2 - y1 + 1
+    dx = np.where(flat, 0, x2 - x1)
+    # Grow per row: max(1, |s|) inside the edge, max(1, -+s) on its first / last row.
+    g_mid = np.maximum(den, np.abs(dx))
+    g_pos, g_neg = np.maximum(den, dx), np.maximum(den, -dx)
+    rows = (y2 - y1) // 2 + 1
+    row_end = np.cumsum(rows)
+    row_first = row_end - rows
     e = np.repeat(np.arange(len(x1)), rows)
-    y = y1[e] + (np.arange(len(e)) - np.repeat(np.cumsum(rows) - rows, rows))
+    step = np.arange(len(e), dtype=v.dtype) - np.repeat(row_first, rows).astype(v.dtype)
     d = den[e]
-    # x = num / d on this row; a horizontal edge spans [min(x1, x2), max(x1, x2)].
-    num_lo = np.where(flat, np.minimum(x1, x2), x1 * den)[e] + (y - y1[e]) * (x2 - x1)[e]
-    num_hi = np.where(flat[e], np.maximum(x1, x2)[e] * d, num_lo)
-    odd = (y & 1).astype(bool)
-    pad = np.where(odd, 0, d)  # even rows are the diamond's middle row: one unit wider
+    num = np.where(flat, np.minimum(x1, x2), x1 * den)[e] + 2 * step * dx[e]
+    num_r = num.copy()
+    num_r[row_first[flat]] = np.maximum(x1, x2)[flat]
+    grow_l = g_mid[e]
+    grow_r = grow_l.copy()
+    grow_l[row_first], grow_r[row_first] = g_neg, g_pos
+    grow_l[row_end - 1], grow_r[row_end - 1] = g_pos, g_neg
     # Leftmost centre ceil(x / 2), rightmost floor(x / 2), exact in integers.
-    left = -((pad - num_lo) // (2 * d))
-    right = (num_hi + pad) // (2 * d)
-    # Odd rows feed rows y - 1 and y + 1; even rows themselves.
-    target = np.concatenate((np.where(odd, y - 1, y), y[odd] + 1))
-    left = np.concatenate((left, left[odd]))
-    right = np.concatenate((right, right[odd]))
-    owner = comp[np.concatenate((e, e[odd]))]
-    key = owner * (1 << 32) + (target >> 1) + (1 << 30)
-    order = np.argsort(key, kind="stable")
-    key, left, right = key[order], left[order], right[order]
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    lo = np.minimum.reduceat(left, first)
-    hi = np.maximum.reduceat(right, first)
-    width = np.maximum(hi - lo + 1, 0)
-    return np.bincount(key[first] >> 32, weights=width, minlength=n).astype(np.int64)
+    left = -((grow_l - num) // (2 * d))
+    right = (num_r + grow_r) // (2 * d)
+    # Each polygon's centre rows are its even rows ymin .. ymax: one slot per row.
+    comp = np.repeat(np.arange(n), sizes)
+    ymin = np.minimum.reduceat(v[:, 1], ends - sizes)
+    n_rows = (np.maximum.reduceat(v[:, 1], ends - sizes) - ymin) // 2 + 1
+    base = np.cumsum(n_rows) - n_rows
+    ce = comp[e]
+    slot = base[ce] + ((y1[e] + 2 * step - ymin[ce]) >> 1)
+    lo = np.full(int(n_rows.sum()), np.iinfo(left.dtype).max, dtype=left.dtype)
+    hi = np.full(len(lo), np.iinfo(right.dtype).min, dtype=right.dtype)
+    np.minimum.at(lo, slot, left)
+    np.maximum.at(hi, slot, right)
+    width = np.maximum(hi - lo + 1, 0).astype(np.int64)
+    return np.add.reduceat(width, base)
 
 
 def _contour_stats(fg: npt.NDArray[np.uint8]) -> tuple[ComponentStats, npt.NDArray[np.int32]]:
@@ -198,7 +207,6 @@ def _contour_stats(fg: npt.NDArray[np.uint8]) -> tuple[ComponentStats, npt.NDArr
     steps = np.add.reduceat(np.maximum(np.abs(xn - x), np.abs(yn - y)), starts)
     is_outer = parent < 0
     outer = np.flatnonzero(is_outer)
-    n = len(outer)
     # Twice the enclosed pixel count: outer 2A + B + 2, hole 2A - B + 2 (subtracted).
     signed = np.where(is_outer, twice_area + steps + 2, steps - twice_area - 2)
     owner = np.where(is_outer, np.arange(m), parent)
@@ -255,7 +263,7 @@ def _edge_pixels(m: npt.NDArray[np.uint8]) -> int:
     # exactly when a 4-neighbour is 0, so mask - erosion is 1 exactly at the edge pixels
     # (0 elsewhere on 0 pixels, 0 or >= 254 on ignored ones).
     eroded = cv2.erode(m, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=IGNORE)
-    return count_equal(cv2.subtract(m, eroded, dst=eroded), 1)
+    return count_equal(np.asarray(cv2.subtract(m, eroded, dst=eroded), dtype=np.uint8), 1)
 
 
 def region_features(mask: npt.NDArray[np.generic],
