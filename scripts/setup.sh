@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ gdal-bin libgdal32 libgdal-dev libgeos-c1v5
-  libproj25 libproj-dev libsqlite3-mod-spatialite binutils postgresql-15-postgis-3 redis-server chromium)
+  libproj25 libproj-dev pkg-config libsqlite3-mod-spatialite binutils postgresql-15-postgis-3 redis-server chromium)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 missing=()
@@ -31,6 +31,31 @@ c.enable_load_extension(True)
 c.load_extension("mod_spatialite")
 PY
 
+# rasterio, pyogrio and pyproj are built against Debian's GDAL/PROJ, the ones GeoDjango and
+# SpatiaLite load into the same process: their wheels bundle other builds of GDAL and PROJ,
+# and two builds in one process corrupt the heap (seen as segfaults and "free(): invalid
+# pointer"). pyproj 3.6.1 is the last release for Debian 12's PROJ 9.1 and needs Cython < 3.1.
+pin() { grep -i "^$1==" requirements.txt; }
+gis_ok() {
+  GDAL_WANT=$(gdal-config --version) PROJ_WANT=$(pkg-config --modversion proj) \
+  .venv/bin/python - <<'PY' 2>/dev/null
+import os, pyogrio, pyproj, rasterio
+assert rasterio.__gdal_version__ == os.environ["GDAL_WANT"], rasterio.__gdal_version__
+assert pyogrio.__gdal_version_string__ == os.environ["GDAL_WANT"]
+assert pyproj.proj_version_str == os.environ["PROJ_WANT"], pyproj.proj_version_str
+assert pyproj.CRS.from_epsg(4326).name == "WGS 84"
+PY
+}
+build_gis() {
+  echo "==> building rasterio, pyogrio, pyproj against Debian's GDAL $(gdal-config --version)"
+  .venv/bin/python -m pip install -q "$(pin cython)" "$(pin setuptools)" "$(pin wheel)" "$(pin numpy)"
+  # --no-cache-dir: a wheel cached from another build would be reused.
+  .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps \
+    --no-binary rasterio,pyogrio "$(pin rasterio)" "$(pin pyogrio)"
+  .venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps \
+    --no-build-isolation --no-binary pyproj "$(pin pyproj)"
+}
+
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -38,23 +63,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first, from the CPU build: a bare "torch" would pull a multi-GB CUDA build.
   .venv/bin/python -m pip install -q torch==2.13.0
-  # rasterio, pyogrio and pyproj are built against Debian's GDAL/PROJ, the ones GeoDjango and
-  # SpatiaLite load into the same process: their wheels bundle other builds of GDAL and PROJ,
-  # and two builds in one process corrupt the heap (seen as segfaults and "free(): invalid
-  # pointer"). pyproj 3.6.1 is the last release for Debian 12's PROJ 9.1 and needs Cython < 3.1.
-  pin() { grep -i "^$1==" requirements.txt; }
-  .venv/bin/python -m pip install -q "$(pin cython)" "$(pin setuptools)" "$(pin wheel)" "$(pin numpy)"
-  # --no-cache-dir: a wheel cached from an isolated build (newer Cython) would be reused.
-  .venv/bin/python -m pip install -q --no-cache-dir --no-binary rasterio,pyogrio \
-    "$(pin rasterio)" "$(pin pyogrio)"
-  .venv/bin/python -m pip install -q --no-cache-dir --no-build-isolation --no-binary pyproj \
-    "$(pin pyproj)"
+  gis_ok || build_gis
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
-# One GDAL and one PROJ in the process (see above), and a pyproj that works.
-.venv/bin/python - <<'PY'
-import pyogrio, pyproj, rasterio
-assert rasterio.__gdal_version__ == pyogrio.__gdal_version_string__, "rasterio/pyogrio GDAL differ"
-assert pyproj.CRS.from_epsg(4326).name == "WGS 84"
-PY
+gis_ok || { build_gis; gis_ok || { echo "rasterio/pyogrio/pyproj do not use Debian's GDAL/PROJ" >&2; exit 1; }; }
