@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from transformers import ResNetConfig, ResNetForImageClassification
 
 from learning.core.bundle import BundleError, bundle_open, bundle_writer
+from learning.core.weights import load_matching_weights
 
 KIND = "iqa-resnet"
 
@@ -80,17 +81,7 @@ class IQAConfig(BaseModel):
         torch.manual_seed(self.seed)
         model = ResNetForImageClassification(cfg)
         if self.pretrained_path:
-            path = Path(self.pretrained_path)
-            if not path.is_file():
-                raise ValueError(f"pretrained weights {path} do not exist")
-            state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(
-                path, map_location="cpu", weights_only=True)
-            own = model.state_dict()
-            # The classifier head never matches a 1000-class checkpoint; the backbone may.
-            matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-            if not matched:
-                raise ValueError(f"no tensor in {path} matches this model's names and shapes")
-            model.load_state_dict(matched, strict=False)
+            load_matching_weights(model, self.pretrained_path)
         return model
 
 

@@ -21,6 +21,7 @@ from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
 from learning.core.segmentation.metrics import IoUCounts, pixel_iou
 from learning.core.segmentation.training import TrainOptions, fit
+from learning.core.weights import load_matching_weights
 
 KIND = "segmenter-mask2former"
 CLASS_MAP = {0: "background", 1: "cropland"}
@@ -98,16 +99,7 @@ class Mask2FormerSegConfig(BaseModel):
 
 
 def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    """Copy every tensor whose name and shape match (a backbone or a whole earlier model)."""
-    if not path.is_file():
-        raise ValueError(f"pretrained weights {path} do not exist")
-    state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(
-        path, map_location="cpu", weights_only=True)
-    own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not matched:
-        raise ValueError(f"no tensor in {path} matches this model's names and shapes")
-    model.load_state_dict(matched, strict=False)
+    load_matching_weights(model, path)
 
 
 def mask_to_targets(mask: npt.NDArray[np.uint8]) -> tuple[torch.Tensor, torch.Tensor]:
