@@ -1,4 +1,4 @@
-"""Sample blocks and their cropland polygons (the training and validation data)."""
+"""Sample blocks, their cropland polygons, the audit log and the client operations seen."""
 
 from __future__ import annotations
 
@@ -41,7 +41,10 @@ class Sample(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    version = models.PositiveIntegerField(default=1)
+    version = models.PositiveIntegerField(
+        default=1,
+        help_text=_("Bumped by every write to the sample or its polygons (optimistic locking)"),
+    )
 
     class Meta:
         constraints = [
@@ -68,6 +71,69 @@ class SamplePolygon(models.Model):
         max_length=64, blank=True, help_text=_("Model whose prediction was shown, if any")
     )
     round_number = models.PositiveIntegerField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.subtype} polygon of {self.sample}"
+
+
+class AuditAction(models.TextChoices):
+    POLYGON_CREATE = "polygon_create", _("Polygon drawn")
+    POLYGON_UPDATE = "polygon_update", _("Polygon edited")
+    POLYGON_DELETE = "polygon_delete", _("Polygon deleted")
+    SAMPLE_MARK_NEGATIVE = "sample_mark_negative", _("Block marked negative")
+    SAMPLE_MARK_POSITIVE = "sample_mark_positive", _("Block marked positive")
+
+
+class AuditEntry(models.Model):
+    """One change to a block's samples, with the object as it was before and after."""
+
+    block = models.ForeignKey(
+        "mapping.Block", on_delete=models.CASCADE, related_name="audit_entries"
+    )
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text so the log still names the person after the account is deleted.
+    username = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=30, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=30, help_text=_("sample or sample_polygon"))
+    object_id = models.PositiveBigIntegerField()
+    version = models.PositiveIntegerField(help_text=_("Sample version after the change"))
+    op_id = models.UUIDField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["block", "-id"], name="auditentry_block_recent")]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_id}"
+
+
+class ClientOperation(models.Model):
+    """A write the browser sent with its operation id, kept with its result so that a retry
+    (offline outbox, lost response) returns the same result instead of writing again."""
+
+    op_id = models.UUIDField(unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    block = models.ForeignKey(
+        "mapping.Block", on_delete=models.CASCADE, related_name="client_operations"
+    )
+    action = models.CharField(max_length=30, choices=AuditAction.choices)
+    fingerprint = models.CharField(
+        max_length=64, help_text=_("Hash of the request, to tell a retry from a reused id")
+    )
+    result = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.op_id} {self.action}"

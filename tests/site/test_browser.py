@@ -42,7 +42,9 @@ def test_live_fetch_progress_reaches_the_browser(
     assert "Live" in page.content()
     page.goto(f"{asgi_server}/campaigns/live/")
     # Leaflet is served by the app itself and draws the three blocks.
-    page.wait_for_function("() => window.L && document.getElementById('map').dataset.blocks === '3'")
+    page.wait_for_function(
+        "() => window.L && document.getElementById('map').dataset.blocks === '3'"
+    )
     assert page.locator("#map canvas").count() == 1
     row = f"#fetch-runs tr[data-job='fetch-{start.run.pk}']"
     assert page.inner_text(f"{row} [data-k=status]") == "queued"

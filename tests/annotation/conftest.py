@@ -1,0 +1,54 @@
+"""Fixtures for the annotation tests: two blocks of a campaign and two imagery sources."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.gis.geos import Polygon
+
+from mapping.models import Block, Campaign, ImagerySource
+
+BOUNDS = (112.5, 30.3, 112.55, 30.35)
+
+
+def square(x0: float, y0: float, x1: float, y1: float) -> dict:
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The four users of ``users`` are made in every test; the default hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def blocks(db):
+    """The block under test (``blocks[0]``, BOUNDS) and its eastern neighbour."""
+    c = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
+    return [
+        Block.objects.create(
+            campaign=c,
+            row=2386 + 0,
+            col=5850 + i,
+            geometry=Polygon.from_bbox((112.5 + 0.05 * i, 30.3, 112.55 + 0.05 * i, 30.35)),
+        )
+        for i in range(2)
+    ]
+
+
+@pytest.fixture
+def block(blocks):
+    return blocks[0]
+
+
+@pytest.fixture
+def sources(db):
+    return {
+        slug: ImagerySource.objects.create(slug=slug, name=slug, kind="synthetic")
+        for slug in ("mapbox", "google")
+    }
+
+
+@pytest.fixture
+def source(sources):
+    return sources["mapbox"]
