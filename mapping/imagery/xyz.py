@@ -7,6 +7,7 @@ the URL at request time and never stored in the config, a reason string or a log
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -200,7 +201,12 @@ class XyzSource:
         self._pool = ThreadPoolExecutor(
             config.max_concurrency, thread_name_prefix=f"xyz-{self.slug}"
         )
-        self._cache = Path(config.cache_dir) / config.slug if config.cache_dir else None
+        # Tiles are cached per source and URL template, so changing the template (another
+        # imagery version or host) never serves tiles fetched from the old one.
+        template_key = hashlib.sha256(config.url_template.encode()).hexdigest()[:12]
+        self._cache = (
+            Path(config.cache_dir) / f"{config.slug}-{template_key}" if config.cache_dir else None
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

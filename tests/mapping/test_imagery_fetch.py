@@ -22,7 +22,7 @@ ZOOM = 14
 
 
 @pytest.fixture
-def fetch_setup(transactional_db, shared_data):
+def fetch_setup(transactional_db, shared_data, tmp_path):
     p = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE,
         adcode=320000,
@@ -57,6 +57,7 @@ def fetch_setup(transactional_db, shared_data):
                 "timeout_s": 2,
                 "retries": 1,
                 "backoff_s": 0.01,
+                "cache_dir": str(tmp_path / "tile-cache"),
             },
         )
         yield camp, blocks, source, server

@@ -144,9 +144,10 @@ def test_cache_keeps_only_valid_images(server, tmp_path):
     server.modes[bad] = "corrupt"
     res = fetch(server, tmp_path, cache_dir=str(tmp_path / "cache"))
     assert res.status == "failed"
-    cached = list((tmp_path / "cache" / "test").rglob("*.png"))
+    (folder,) = (tmp_path / "cache").glob("test-*")  # one folder per slug and URL template
+    cached = list(folder.rglob("*.png"))
     assert len(cached) == tr.count - 1
-    assert not (tmp_path / "cache" / "test" / str(Z) / str(bad[1]) / f"{bad[2]}.png").exists()
+    assert not (folder / str(Z) / str(bad[1]) / f"{bad[2]}.png").exists()
 
 
 def test_concurrency_limit_is_shared_by_callers(server, tmp_path):
@@ -324,3 +325,13 @@ def test_config_accepts_known_hosts_and_site_allow_list():
         parse_source_config("xyz", {"slug": "m", "url_template": GOOD, "token_env": "T", "x": 1})
     with pytest.raises(ValueError, match="unknown imagery source kind"):
         parse_source_config("wms", {})
+
+
+def test_cache_is_not_shared_between_url_templates(server, tmp_path):
+    """Another template under the same slug (e.g. a new imagery version) refetches its tiles."""
+    fetch(server, tmp_path, cache_dir=str(tmp_path / "cache"))
+    first = server.total
+    fetch(server, tmp_path, cache_dir=str(tmp_path / "cache"),
+          url_template=server.template() + "?v=2")
+    assert server.total > first
+    assert len(list((tmp_path / "cache").glob("test-*"))) == 2
