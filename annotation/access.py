@@ -1,33 +1,55 @@
-"""The one access gate for samples (a block's polygons on one imagery source) and their audit.
+"""The one access gate for samples, labels, assignments and the audit of a block.
 
-The rule, until block assignments exist:
+The rule:
 
 * Reading: every user with a role (annotator, lead, admin) may read the samples and the audit log
-  of every block of every campaign, like the blocks themselves.
-* Writing (drawing, editing, deleting polygons, marking a block negative): every user whose role
-  is in ``WRITE_ROLES`` may write the samples of every block of every campaign. Today that is all
-  three roles; when assignments come, annotators will be narrowed to their assigned blocks here
-  and nowhere else.
-* Users without a role get 404 for every block, source and sample, whether it exists or not
-  (they learn nothing about what exists), like ``mapping.selectors.block_get_for_user``.
-  Anonymous requests are refused before this gate by DRF's ``IsAuthenticated`` (403).
+  of every block of every campaign, like the blocks themselves. Labels: annotators read their own
+  verdicts and coverage types only (so that two people on one block label blind), leads and
+  admins read everyone's; the integration decision is the block's and visible to all roles.
+* Writing samples, verdicts and coverage types: leads and admins on every block; annotators
+  (``WRITE_ROLES`` minus ``UNRESTRICTED_ROLES``) only on blocks assigned to them whose
+  assignment is to do or in progress. Not assigned: 403. Submitted or accepted: 409 with the
+  reason (the work is with the reviewer, or done).
+* The integration decision, assigning blocks, reviewing work and the agreement report: leads and
+  admins (403 for annotators). Nobody reviews their own work (403).
+* Assignments: annotators see and act on their own (someone else's is 404); leads and admins see
+  all; only the assignee starts and submits (403 for others).
+* Users without a role get 404 for every block, source, sample, campaign and assignment, whether
+  it exists or not (they learn nothing about what exists), like
+  ``mapping.selectors.block_get_for_user``. Anonymous requests are refused before this gate by
+  DRF's ``IsAuthenticated`` (403).
 * A user with a role that may read but not write gets 403 on writes.
+
+Leads see every campaign: there is no campaign membership yet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 
-from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
-from mapping.models import Block, ImagerySource
-from mapping.selectors import block_get_for_user
+from annotation.models import EDITABLE_STATUSES, Assignment, AssignmentStatus
+from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role, user_roles
+from mapping.models import Block, Campaign, ImagerySource
+from mapping.selectors import block_get_for_user, campaign_get_for_user
 
 User = AbstractBaseUser | AnonymousUser
 
 WRITE_ROLES: tuple[str, ...] = (ANNOTATOR, LEAD, ADMIN)
+# Roles that work on every block without being assigned, decide integration and review.
+UNRESTRICTED_ROLES: tuple[str, ...] = (LEAD, ADMIN)
+
+
+class StateConflict(APIException):
+    """The request is allowed for this person but not in the state the object is in."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "not possible in the current state"
+    default_code = "state_conflict"
 
 
 @dataclass(frozen=True)
@@ -50,7 +72,125 @@ def sample_target_get_for_user(
         raise NotFound(f"no imagery source {source_slug!r}") from e
     if write and not has_role(user, *WRITE_ROLES):
         raise PermissionDenied("your role may not change samples")
+    if write:
+        block_work_check(user=user, block=block)
     return SampleTarget(block=block, source=source)
+
+
+def block_work_check(*, user: User, block: Block) -> None:
+    """May this person change the block's samples and labels now? Raises if not."""
+    if has_role(user, *UNRESTRICTED_ROLES):
+        return
+    statuses = set(
+        Assignment.objects.filter(block=block, user=user).values_list("status", flat=True)
+    )
+    if statuses & set(EDITABLE_STATUSES):
+        return
+    if AssignmentStatus.SUBMITTED in statuses:
+        raise StateConflict(
+            "your work on this block is submitted and waits for review; "
+            "it can be changed again if the reviewer sends it back"
+        )
+    if AssignmentStatus.ACCEPTED in statuses:
+        raise StateConflict("your work on this block was accepted; it is closed")
+    raise PermissionDenied("this block is not assigned to you")
+
+
+@dataclass(frozen=True)
+class LabelTarget:
+    """Where a label goes: a block and, for verdicts and coverage types, a source."""
+
+    block: Block
+    source: ImagerySource | None
+
+
+def label_target_get_for_user(
+    *, user: User, block_id: int, kind: str, source_slug: str | None = None
+) -> LabelTarget:
+    """The gate for label writes; ``kind`` is verdict, coverage or integration."""
+    if kind == "integration":
+        block = block_get_for_user(user=user, block_id=block_id)
+        if not has_role(user, *UNRESTRICTED_ROLES):
+            raise PermissionDenied("only leads and admins decide how a block is integrated")
+        return LabelTarget(block=block, source=None)
+    if source_slug is None:
+        raise ValueError(f"a {kind} label needs a source")
+    target = sample_target_get_for_user(
+        user=user, block_id=block_id, source_slug=source_slug, write=True
+    )
+    return LabelTarget(block=target.block, source=target.source)
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """A block whose labels are read, and whose labels only, if the reader sees only their own."""
+
+    block: Block
+    only_user: AbstractBaseUser | None
+
+
+def block_labels_get_for_user(*, user: User, block_id: int) -> LabelView:
+    block = block_get_for_user(user=user, block_id=block_id)
+    own = None if has_role(user, *UNRESTRICTED_ROLES) else user
+    return LabelView(block=block, only_user=own)  # type: ignore[arg-type]  # a role: logged in
+
+
+def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
+    """A campaign a lead or admin manages (assigning, agreement): 404 without role, else 403."""
+    campaign = campaign_get_for_user(user=user, slug=slug)
+    if not has_role(user, *UNRESTRICTED_ROLES):
+        raise PermissionDenied("only leads and admins manage the work of a campaign")
+    return campaign
+
+
+def campaign_get_for_worker(*, user: User, slug: str) -> Campaign:
+    """A campaign someone takes work from (next block)."""
+    campaign = campaign_get_for_user(user=user, slug=slug)
+    if not has_role(user, *WRITE_ROLES):
+        raise PermissionDenied("your role may not take work")
+    return campaign
+
+
+def assignment_scope_for_user(*, user: User) -> AbstractBaseUser | None | bool:
+    """Whose assignments the user may list: everyone's (None), their own (the user), or nobody's
+    (False: no role)."""
+    if not user_roles(user):
+        return False
+    if has_role(user, *UNRESTRICTED_ROLES):
+        return None
+    return user  # type: ignore[return-value]  # a role: logged in
+
+
+def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assignment:
+    """The gate for one assignment; ``act`` is "work" (start, submit: the assignee only) or
+    "review" (leads and admins, not on their own work)."""
+    scope = assignment_scope_for_user(user=user)
+    if scope is False:
+        raise NotFound("no such assignment")
+    qs = Assignment.objects.select_related("block", "block__campaign", "user")
+    if scope is not None:
+        qs = qs.filter(user=scope)
+    try:
+        assignment = qs.get(pk=assignment_id)
+    except Assignment.DoesNotExist as e:
+        raise NotFound("no such assignment") from e
+    if act == "work" and assignment.user_id != user.pk:
+        raise PermissionDenied("only the person it is assigned to can start or submit it")
+    if act == "review":
+        if not has_role(user, *UNRESTRICTED_ROLES):
+            raise PermissionDenied("only leads and admins review work")
+        if assignment.user_id == user.pk:
+            raise PermissionDenied("nobody reviews their own work")
+    return assignment
+
+
+def assignees_resolve(*, usernames: list[str]) -> list[AbstractBaseUser]:
+    """The people named, each of whom must have a role that may work on blocks."""
+    found = {u.get_username(): u for u in get_user_model().objects.filter(username__in=usernames)}
+    bad = [n for n in usernames if n not in found or not has_role(found[n], *WRITE_ROLES)]
+    if bad:
+        raise ValueError(f"no annotator, lead or admin called {', '.join(map(repr, bad))}")
+    return [found[n] for n in usernames]
 
 
 def block_audit_get_for_user(*, user: User, block_id: int) -> Block:

@@ -1,4 +1,5 @@
-"""REST endpoints for a block's samples: read polygons, write them with If-Match, read the audit.
+"""REST endpoints for a block's samples (read polygons, write them with If-Match, read the
+audit), its labels, and the work flow (assignments, next block, review, agreement).
 
 Writes need ``If-Match: "<version>"`` (the sample version last read; 0 for a block without a
 sample) and an ``op_id`` (UUID) that makes a retried request return the first result. Responses
@@ -24,19 +25,55 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.access import block_audit_get_for_user, sample_target_get_for_user
+from annotation.access import (
+    StateConflict,
+    assignees_resolve,
+    assignment_get_for_user,
+    assignment_scope_for_user,
+    block_audit_get_for_user,
+    block_labels_get_for_user,
+    campaign_get_for_lead,
+    campaign_get_for_worker,
+    label_target_get_for_user,
+    sample_target_get_for_user,
+)
 from annotation.geometry import GeometryRejected
-from annotation.models import AuditEntry, CroplandSubtype
-from annotation.selectors import audit_list_for_block, sample_feature_collection
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    AuditEntry,
+    CoverageType,
+    CroplandSubtype,
+    IntegrationDecision,
+    Verdict,
+)
+from annotation.selectors import (
+    assignment_list,
+    audit_list_for_block,
+    block_labels,
+    campaign_agreement,
+    sample_feature_collection,
+)
 from annotation.services import (
+    AssignmentRefused,
+    LabelWrite,
     OperationIdReused,
     PolygonNotFound,
     SampleWrite,
     StaleVersion,
+    TransitionRefused,
+    assignment_create,
+    assignment_review,
+    assignment_start,
+    assignment_submit,
+    block_next_for_user,
+    coverage_label_set,
+    integration_label_set,
     polygon_create,
     polygon_delete,
     polygon_update,
     sample_mark_negative,
+    verdict_label_set,
 )
 
 POSITION = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
@@ -401,3 +438,443 @@ class BlockAuditApi(generics.ListAPIView):
         block = block_audit_get_for_user(user=self.request.user, block_id=self.kwargs["block_id"])
         source = self.request.query_params.get("source")
         return audit_list_for_block(block=block, source_slug=source)
+
+
+# --- Labels -----------------------------------------------------------------------------------
+
+LABEL_ERRORS = {
+    400: OpenApiResponse(description="Bad input; reason per field"),
+    403: OpenApiResponse(description="Not logged in, block not assigned to you, or not a lead"),
+    404: OpenApiResponse(description="No such block or source (or not visible to you)"),
+    409: OpenApiResponse(
+        description="Your assignment is submitted or accepted, or op_id reused for another request"
+    ),
+}
+
+
+class LabelOutputBase(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["verdict", "coverage", "integration"])
+    block = serializers.IntegerField()
+    source = serializers.CharField(allow_null=True, help_text="Imagery source slug")
+    value = serializers.CharField(help_text="The verdict, coverage type or integration decision")
+    user = serializers.CharField(allow_null=True, help_text="Who labelled")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="When it was last decided")
+    model_version = serializers.CharField(allow_blank=True)
+    round_number = serializers.IntegerField(allow_null=True)
+
+
+class LabelInputBase(serializers.Serializer):
+    op_id = serializers.UUIDField(
+        required=False, allow_null=True, default=None, help_text="Optional; a retry returns it"
+    )
+    model_version = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
+    round_number = serializers.IntegerField(
+        min_value=0, required=False, allow_null=True, default=None
+    )
+
+
+def _label_write(call: Callable[[], LabelWrite], output: type[serializers.Serializer]) -> Response:
+    try:
+        result = call()
+    except OperationIdReused as e:
+        return Response({"op_id": [str(e)]}, status=status.HTTP_409_CONFLICT)
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return Response(output(result.label).data, headers=headers)
+
+
+class VerdictLabelApi(APIView):
+    class VerdictLabelInputSerializer(LabelInputBase):
+        verdict = serializers.ChoiceField(choices=Verdict.choices)
+
+    class VerdictLabelOutputSerializer(LabelOutputBase):
+        pass
+
+    @extend_schema(
+        summary="Set your verdict on the block's prediction on one source",
+        parameters=ROUTE,
+        request=VerdictLabelInputSerializer,
+        responses={200: VerdictLabelOutputSerializer, **LABEL_ERRORS},
+    )
+    def put(self, request: Request, block_id: int, source: str) -> Response:
+        target = label_target_get_for_user(
+            user=request.user, block_id=block_id, kind="verdict", source_slug=source
+        )
+        s = self.VerdictLabelInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return _label_write(
+            lambda: verdict_label_set(
+                user=request.user, block=target.block, source=target.source, **s.validated_data
+            ),
+            self.VerdictLabelOutputSerializer,
+        )
+
+
+class CoverageLabelApi(APIView):
+    class CoverageLabelInputSerializer(LabelInputBase):
+        coverage_type = serializers.ChoiceField(choices=CoverageType.choices)
+
+    class CoverageLabelOutputSerializer(LabelOutputBase):
+        pass
+
+    @extend_schema(
+        summary="Set your coverage type of the block's image on one source",
+        parameters=ROUTE,
+        request=CoverageLabelInputSerializer,
+        responses={200: CoverageLabelOutputSerializer, **LABEL_ERRORS},
+    )
+    def put(self, request: Request, block_id: int, source: str) -> Response:
+        target = label_target_get_for_user(
+            user=request.user, block_id=block_id, kind="coverage", source_slug=source
+        )
+        s = self.CoverageLabelInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return _label_write(
+            lambda: coverage_label_set(
+                user=request.user, block=target.block, source=target.source, **s.validated_data
+            ),
+            self.CoverageLabelOutputSerializer,
+        )
+
+
+class IntegrationLabelApi(APIView):
+    class IntegrationLabelInputSerializer(LabelInputBase):
+        decision = serializers.ChoiceField(choices=IntegrationDecision.choices)
+
+    class IntegrationLabelOutputSerializer(LabelOutputBase):
+        pass
+
+    @extend_schema(
+        summary="Decide how the block's predictions are integrated (leads and admins)",
+        parameters=[OpenApiParameter("block_id", int, OpenApiParameter.PATH)],
+        request=IntegrationLabelInputSerializer,
+        responses={200: IntegrationLabelOutputSerializer, **LABEL_ERRORS},
+    )
+    def put(self, request: Request, block_id: int) -> Response:
+        target = label_target_get_for_user(user=request.user, block_id=block_id, kind="integration")
+        s = self.IntegrationLabelInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return _label_write(
+            lambda: integration_label_set(
+                user=request.user, block=target.block, **s.validated_data
+            ),
+            self.IntegrationLabelOutputSerializer,
+        )
+
+
+class BlockLabelsApi(APIView):
+    class BlockLabelOutputSerializer(LabelOutputBase):
+        pass
+
+    class BlockLabelsOutputSerializer(serializers.Serializer):
+        block = serializers.IntegerField()
+        verdicts = serializers.ListField(child=serializers.DictField())
+        coverage = serializers.ListField(child=serializers.DictField())
+        integration = serializers.DictField(allow_null=True)
+
+    @extend_schema(
+        summary="The block's current labels (annotators: their own verdicts and coverage types)",
+        parameters=[OpenApiParameter("block_id", int, OpenApiParameter.PATH)],
+        responses={200: BlockLabelsOutputSerializer, 404: None},
+    )
+    def get(self, request: Request, block_id: int) -> Response:
+        view = block_labels_get_for_user(user=request.user, block_id=block_id)
+        data = block_labels(block=view.block, only_user=view.only_user)
+        return Response(self.BlockLabelsOutputSerializer(data).data)
+
+
+# --- Work flow --------------------------------------------------------------------------------
+
+
+class AssignmentOutputBase(serializers.ModelSerializer):
+    block_code = serializers.CharField(source="block.code")
+    campaign = serializers.CharField(source="block.campaign.slug")
+    user = serializers.CharField(source="user.username")
+    assigned_by = serializers.CharField(source="assigned_by.username", allow_null=True)
+    reviewed_by = serializers.CharField(source="reviewed_by.username", allow_null=True)
+
+    class Meta:
+        model = Assignment
+        fields = [
+            "id",
+            "block",
+            "block_code",
+            "campaign",
+            "user",
+            "status",
+            "priority",
+            "self_claimed",
+            "assigned_by",
+            "created_at",
+            "started_at",
+            "submitted_at",
+            "reviewed_at",
+            "reviewed_by",
+            "last_review",
+            "review_comment",
+            "rejections",
+        ]
+
+
+CAMPAIGN_ROUTE = [OpenApiParameter("slug", str, OpenApiParameter.PATH)]
+ASSIGNMENT_ROUTE = [OpenApiParameter("assignment_id", int, OpenApiParameter.PATH)]
+TRANSITION_ERRORS = {
+    403: OpenApiResponse(description="Not yours to do (not the assignee, not a lead, own work)"),
+    404: OpenApiResponse(description="No such assignment (or not visible to you)"),
+    409: OpenApiResponse(description="Not possible in the assignment's status; reason in detail"),
+}
+
+
+def _transition(call: Callable[[], Assignment], output: type[serializers.Serializer]) -> Response:
+    try:
+        assignment = call()
+    except TransitionRefused as e:
+        raise StateConflict(e.reason) from e
+    return Response(output(assignment).data)
+
+
+class CampaignAssignmentCreateApi(APIView):
+    class AssignmentCreateInputSerializer(serializers.Serializer):
+        blocks = serializers.ListField(
+            child=serializers.IntegerField(), min_length=1, max_length=10000
+        )
+        users = serializers.ListField(
+            child=serializers.CharField(max_length=150),
+            min_length=1,
+            max_length=2,
+            help_text="One person, or two for agreement",
+        )
+        priority = serializers.IntegerField(
+            min_value=1,
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Queue rank (1 first); default: each block's seed order",
+        )
+
+    class AssignmentCreatedOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    class AssignmentCreateOutputSerializer(serializers.Serializer):
+        created = serializers.ListField(child=serializers.DictField())
+        skipped = serializers.IntegerField(help_text="Pairs already assigned (left as they were)")
+
+    @extend_schema(
+        summary="Assign blocks to people (leads and admins); all or nothing",
+        parameters=CAMPAIGN_ROUTE,
+        request=AssignmentCreateInputSerializer,
+        responses={
+            201: AssignmentCreateOutputSerializer,
+            400: OpenApiResponse(description="Unknown block of this campaign, or unknown person"),
+            403: OpenApiResponse(description="Not a lead or admin"),
+            404: OpenApiResponse(description="No such campaign (or not visible to you)"),
+            409: OpenApiResponse(description="A block would have more than two people"),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        s = self.AssignmentCreateInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            assignees = assignees_resolve(usernames=s.validated_data["users"])
+            created, skipped = assignment_create(
+                lead=request.user,
+                campaign=campaign,
+                block_ids=s.validated_data["blocks"],
+                assignees=assignees,
+                priority=s.validated_data["priority"],
+            )
+        except ValueError as e:
+            raise ValidationError({"detail": [str(e)]}) from e
+        except AssignmentRefused as e:
+            raise StateConflict(e.reason) from e
+        body = {
+            "created": self.AssignmentCreatedOutputSerializer(created, many=True).data,
+            "skipped": skipped,
+        }
+        return Response(
+            self.AssignmentCreateOutputSerializer(body).data, status=status.HTTP_201_CREATED
+        )
+
+
+class AssignmentListApi(generics.ListAPIView):
+    """Annotators: their own assignments; leads and admins: everyone's. In queue order."""
+
+    class AssignmentListOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    serializer_class = AssignmentListOutputSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("campaign", str, description="campaign slug"),
+            OpenApiParameter("status", str, enum=AssignmentStatus.values),
+            OpenApiParameter("user", str, description="username (leads and admins)"),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[Assignment]:
+        scope = assignment_scope_for_user(user=self.request.user)
+        if scope is False:
+            return Assignment.objects.none()
+        q = self.request.query_params
+        return assignment_list(
+            only_user=scope or None,
+            campaign_slug=q.get("campaign"),
+            status=q.get("status"),
+            username=q.get("user"),
+        )
+
+
+class AssignmentStartApi(APIView):
+    class AssignmentStartOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    @extend_schema(
+        summary="Start work on an assigned block (to do -> in progress; the assignee)",
+        parameters=ASSIGNMENT_ROUTE,
+        request=None,
+        responses={200: AssignmentStartOutputSerializer, **TRANSITION_ERRORS},
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        a = assignment_get_for_user(user=request.user, assignment_id=assignment_id, act="work")
+        return _transition(
+            lambda: assignment_start(user=request.user, assignment=a),
+            self.AssignmentStartOutputSerializer,
+        )
+
+
+class AssignmentSubmitApi(APIView):
+    class AssignmentSubmitOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    @extend_schema(
+        summary="Hand the block in for review (in progress -> submitted; the assignee)",
+        parameters=ASSIGNMENT_ROUTE,
+        request=None,
+        responses={200: AssignmentSubmitOutputSerializer, **TRANSITION_ERRORS},
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        a = assignment_get_for_user(user=request.user, assignment_id=assignment_id, act="work")
+        return _transition(
+            lambda: assignment_submit(user=request.user, assignment=a),
+            self.AssignmentSubmitOutputSerializer,
+        )
+
+
+class AssignmentReviewApi(APIView):
+    class AssignmentReviewInputSerializer(serializers.Serializer):
+        decision = serializers.ChoiceField(choices=["accept", "reject"])
+        comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs["decision"] == "reject" and not attrs["comment"].strip():
+                raise serializers.ValidationError(
+                    {"comment": ["a rejection needs a comment that tells what to fix"]}
+                )
+            return attrs
+
+    class AssignmentReviewOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    @extend_schema(
+        summary="Accept, or reject with a comment (back to in progress); leads and admins",
+        parameters=ASSIGNMENT_ROUTE,
+        request=AssignmentReviewInputSerializer,
+        responses={
+            200: AssignmentReviewOutputSerializer,
+            400: OpenApiResponse(description="Rejection without comment"),
+            **TRANSITION_ERRORS,
+        },
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        a = assignment_get_for_user(user=request.user, assignment_id=assignment_id, act="review")
+        s = self.AssignmentReviewInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return _transition(
+            lambda: assignment_review(
+                reviewer=request.user,
+                assignment=a,
+                accept=s.validated_data["decision"] == "accept",
+                comment=s.validated_data["comment"],
+            ),
+            self.AssignmentReviewOutputSerializer,
+        )
+
+
+class CampaignNextBlockApi(APIView):
+    class NextBlockAssignmentOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    class NextBlockOutputSerializer(serializers.Serializer):
+        claimed = serializers.BooleanField(help_text="True if the block was self-assigned now")
+        assignment = serializers.DictField()
+
+    @extend_schema(
+        summary="Your next block: highest-priority unfinished assignment, else claim one",
+        parameters=CAMPAIGN_ROUTE,
+        request=None,
+        responses={
+            200: NextBlockOutputSerializer,
+            204: OpenApiResponse(description="Nothing left for you in this campaign"),
+            403: OpenApiResponse(description="Your role may not take work"),
+            404: OpenApiResponse(description="No such campaign (or not visible to you)"),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_worker(user=request.user, slug=slug)
+        found = block_next_for_user(user=request.user, campaign=campaign)
+        if found is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        assignment, claimed = found
+        body = {
+            "claimed": claimed,
+            "assignment": self.NextBlockAssignmentOutputSerializer(assignment).data,
+        }
+        return Response(self.NextBlockOutputSerializer(body).data)
+
+
+class CampaignAgreementApi(APIView):
+    class AgreementRowOutputSerializer(serializers.Serializer):
+        block = serializers.IntegerField()
+        code = serializers.CharField()
+        source = serializers.CharField()
+        users = serializers.ListField(child=serializers.CharField())
+        iou = serializers.FloatField(allow_null=True, help_text="Null when neither drew cropland")
+        verdicts = serializers.ListField(child=serializers.CharField(allow_null=True))
+        verdict_agrees = serializers.BooleanField(allow_null=True)
+
+    class AgreementOutputSerializer(serializers.Serializer):
+        campaign = serializers.CharField()
+        blocks = serializers.IntegerField()
+        mean_iou = serializers.FloatField(allow_null=True)
+        verdicts_compared = serializers.IntegerField()
+        verdicts_agreed = serializers.IntegerField()
+        verdict_agreement = serializers.FloatField(allow_null=True)
+        rows = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(
+        summary="Agreement of blocks given to two people: polygon IoU, verdict agreement",
+        parameters=CAMPAIGN_ROUTE,
+        responses={
+            200: AgreementOutputSerializer,
+            403: OpenApiResponse(description="Not a lead or admin"),
+            404: OpenApiResponse(description="No such campaign (or not visible to you)"),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        data = campaign_agreement(campaign=campaign)
+        data["rows"] = self.AgreementRowOutputSerializer(data["rows"], many=True).data
+        return Response(self.AgreementOutputSerializer(data).data)

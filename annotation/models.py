@@ -1,9 +1,11 @@
-"""Sample blocks, their cropland polygons, the audit log and the client operations seen."""
+"""Sample blocks, their cropland polygons, block labels, assignments, the audit log and the
+client operations seen."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.gis.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -80,12 +82,228 @@ class SamplePolygon(models.Model):
         return f"{self.subtype} polygon of {self.sample}"
 
 
+class Verdict(models.TextChoices):
+    """How the current prediction of a block looks on one imagery source (the paper's labels)."""
+
+    TP = "tp", _("True positive")
+    FP = "fp", _("False positive")
+    NOISE = "noise", _("Noise")
+    ARTIFACT = "artifact", _("Artifact")
+
+
+class CoverageType(models.TextChoices):
+    """What the imagery of a block shows; trains the image quality classifier."""
+
+    PLANTING = "planting", _("Planting")
+    NON_PLANTING = "non_planting", _("Non-planting")
+    CLOUDY = "cloudy", _("Cloudy")
+    SNOW_ICE = "snow_ice", _("Snow/Ice")
+    NODATA = "nodata", _("Nodata")
+
+
+class IntegrationDecision(models.TextChoices):
+    """Which sources' predictions go into the block's final map."""
+
+    NEITHER = "neither", _("Neither")
+    ONLY_MAPBOX = "only_mapbox", _("Only Mapbox")
+    ONLY_GOOGLE = "only_google", _("Only Google")
+    MERGE_BOTH = "merge_both", _("Merge both")
+
+
+class LabelProvenance(models.Model):
+    """Who labelled, when, and against which model version and round (the imagery source, where
+    a label has one, is its ``source`` field)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    model_version = models.CharField(
+        max_length=64, blank=True, help_text=_("Model whose prediction was shown, if any")
+    )
+    round_number = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class VerdictLabel(LabelProvenance):
+    """One person's current verdict on a block's prediction on one source (history: audit)."""
+
+    block = models.ForeignKey(
+        "mapping.Block", on_delete=models.CASCADE, related_name="verdict_labels"
+    )
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="verdict_labels"
+    )
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["block", "source", "user"], name="verdictlabel_block_source_user"
+            ),
+            models.CheckConstraint(
+                condition=Q(verdict__in=Verdict.values), name="verdictlabel_verdict_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.block} / {self.source_id}: {self.verdict}"
+
+
+class CoverageLabel(LabelProvenance):
+    """One person's current coverage type of a block's image on one source."""
+
+    block = models.ForeignKey(
+        "mapping.Block", on_delete=models.CASCADE, related_name="coverage_labels"
+    )
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="coverage_labels"
+    )
+    coverage_type = models.CharField(max_length=15, choices=CoverageType.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["block", "source", "user"], name="coveragelabel_block_source_user"
+            ),
+            models.CheckConstraint(
+                condition=Q(coverage_type__in=CoverageType.values),
+                name="coveragelabel_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.block} / {self.source_id}: {self.coverage_type}"
+
+
+class IntegrationLabel(LabelProvenance):
+    """The block's integration decision: one per block, made by a lead (history: audit)."""
+
+    block = models.OneToOneField(
+        "mapping.Block", on_delete=models.CASCADE, related_name="integration_label"
+    )
+    decision = models.CharField(max_length=15, choices=IntegrationDecision.choices)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision__in=IntegrationDecision.values),
+                name="integrationlabel_decision_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.block}: {self.decision}"
+
+
+class AssignmentStatus(models.TextChoices):
+    TODO = "todo", _("To do")
+    IN_PROGRESS = "in_progress", _("In progress")
+    SUBMITTED = "submitted", _("Submitted")
+    ACCEPTED = "accepted", _("Accepted")
+    REJECTED = "rejected", _("Rejected")
+
+
+# Rejected work goes straight back to in progress (the lead's comment stays on the row), so
+# REJECTED is a review outcome (``last_review``), never a resting status; it is listed so that
+# the audit and the API can name it.
+ACTIVE_STATUSES = (AssignmentStatus.TODO, AssignmentStatus.IN_PROGRESS, AssignmentStatus.SUBMITTED)
+EDITABLE_STATUSES = (AssignmentStatus.TODO, AssignmentStatus.IN_PROGRESS)
+MAX_ASSIGNEES = 2  # a block is given to at most two people at once (agreement)
+
+
+class Assignment(models.Model):
+    """A block given to a person, with where their work on it stands."""
+
+    block = models.ForeignKey("mapping.Block", on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(
+        max_length=12, choices=AssignmentStatus.choices, default=AssignmentStatus.TODO
+    )
+    priority = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Queue rank: 1 is served first, empty last (defaults to the seed order)"),
+    )
+    self_claimed = models.BooleanField(default=False)
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_review = models.CharField(
+        max_length=12,
+        blank=True,
+        choices=[
+            (AssignmentStatus.ACCEPTED, _("Accepted")),
+            (AssignmentStatus.REJECTED, _("Rejected")),
+        ],
+    )
+    review_comment = models.TextField(blank=True)
+    rejections = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["block", "user"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="assignment_one_active_per_block_user",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ACTIVE_STATUSES] + ["accepted"]),
+                name="assignment_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(last_review="rejected") | ~Q(review_comment=""),
+                name="assignment_rejection_has_comment",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "status"], name="assignment_user_status")]
+
+    def __str__(self) -> str:
+        return f"{self.block} -> {self.user_id} ({self.status})"
+
+
+class CampaignWorkflow(models.Model):
+    """How a campaign hands out work. A campaign without a row uses the defaults below."""
+
+    campaign = models.OneToOneField(
+        "mapping.Campaign", on_delete=models.CASCADE, related_name="workflow"
+    )
+    self_assign = models.BooleanField(
+        default=True,
+        help_text=_("Annotators may claim the next unassigned block themselves"),
+    )
+
+    def __str__(self) -> str:
+        return f"{self.campaign}: self-assign {'on' if self.self_assign else 'off'}"
+
+
 class AuditAction(models.TextChoices):
     POLYGON_CREATE = "polygon_create", _("Polygon drawn")
     POLYGON_UPDATE = "polygon_update", _("Polygon edited")
     POLYGON_DELETE = "polygon_delete", _("Polygon deleted")
     SAMPLE_MARK_NEGATIVE = "sample_mark_negative", _("Block marked negative")
     SAMPLE_MARK_POSITIVE = "sample_mark_positive", _("Block marked positive")
+    VERDICT_SET = "verdict_set", _("Verdict labelled")
+    COVERAGE_SET = "coverage_set", _("Coverage type labelled")
+    INTEGRATION_SET = "integration_set", _("Integration decided")
+    ASSIGNMENT_CREATE = "assignment_create", _("Block assigned")
+    ASSIGNMENT_CLAIM = "assignment_claim", _("Block self-assigned")
+    ASSIGNMENT_START = "assignment_start", _("Work started")
+    ASSIGNMENT_SUBMIT = "assignment_submit", _("Work submitted")
+    ASSIGNMENT_ACCEPT = "assignment_accept", _("Work accepted")
+    ASSIGNMENT_REJECT = "assignment_reject", _("Work rejected")
 
 
 class AuditEntry(models.Model):
@@ -95,7 +313,12 @@ class AuditEntry(models.Model):
         "mapping.Block", on_delete=models.CASCADE, related_name="audit_entries"
     )
     source = models.ForeignKey(
-        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="audit_entries"
+        "mapping.ImagerySource",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audit_entries",
+        help_text=_("Empty for changes of the whole block (integration, assignments)"),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -104,9 +327,18 @@ class AuditEntry(models.Model):
     username = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     action = models.CharField(max_length=30, choices=AuditAction.choices)
-    object_type = models.CharField(max_length=30, help_text=_("sample or sample_polygon"))
+    object_type = models.CharField(
+        max_length=30,
+        help_text=_(
+            "sample, sample_polygon, verdict_label, coverage_label, integration_label or assignment"
+        ),
+    )
     object_id = models.PositiveBigIntegerField()
-    version = models.PositiveIntegerField(help_text=_("Sample version after the change"))
+    version = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Sample version after the change; empty for labels and assignments"),
+    )
     op_id = models.UUIDField(null=True, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)

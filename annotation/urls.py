@@ -17,3 +17,54 @@ urlpatterns = [
     path(f"{SAMPLE}negative/", apis.SampleNegativeApi.as_view(), name="api-sample-negative"),
     path("blocks/<int:block_id>/audit/", apis.BlockAuditApi.as_view(), name="api-block-audit"),
 ]
+
+BLOCK_LABELS = "blocks/<int:block_id>/labels/"
+urlpatterns += [
+    path(BLOCK_LABELS, apis.BlockLabelsApi.as_view(), name="api-block-labels"),
+    path(
+        f"{BLOCK_LABELS}verdict/<slug:source>/",
+        apis.VerdictLabelApi.as_view(),
+        name="api-label-verdict",
+    ),
+    path(
+        f"{BLOCK_LABELS}coverage/<slug:source>/",
+        apis.CoverageLabelApi.as_view(),
+        name="api-label-coverage",
+    ),
+    path(
+        f"{BLOCK_LABELS}integration/",
+        apis.IntegrationLabelApi.as_view(),
+        name="api-label-integration",
+    ),
+    path(
+        "campaigns/<slug:slug>/assignments/",
+        apis.CampaignAssignmentCreateApi.as_view(),
+        name="api-campaign-assignments",
+    ),
+    path(
+        "campaigns/<slug:slug>/next-block/",
+        apis.CampaignNextBlockApi.as_view(),
+        name="api-campaign-next-block",
+    ),
+    path(
+        "campaigns/<slug:slug>/agreement/",
+        apis.CampaignAgreementApi.as_view(),
+        name="api-campaign-agreement",
+    ),
+    path("assignments/", apis.AssignmentListApi.as_view(), name="api-assignment-list"),
+    path(
+        "assignments/<int:assignment_id>/start/",
+        apis.AssignmentStartApi.as_view(),
+        name="api-assignment-start",
+    ),
+    path(
+        "assignments/<int:assignment_id>/submit/",
+        apis.AssignmentSubmitApi.as_view(),
+        name="api-assignment-submit",
+    ),
+    path(
+        "assignments/<int:assignment_id>/review/",
+        apis.AssignmentReviewApi.as_view(),
+        name="api-assignment-review",
+    ),
+]

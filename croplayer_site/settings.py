@@ -148,7 +148,7 @@ else:
     # No daemon: the broker is a pair of folders that producer and worker share, and the
     # channel layer is an SQLite file, so a worker process can still reach browsers.
     _broker = VAR_DIR / "celery"
-    for _sub in ("queue", "processed", "results"):
+    for _sub in ("queue", "processed", "results", "control"):
         (_broker / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -156,6 +156,9 @@ else:
         "data_folder_out": str(_broker / "queue"),
         "processed_folder": str(_broker / "processed"),
         "store_processed": False,
+        # kombu's default control folder is "control" in the working directory (broadcast
+        # exchanges of the worker's remote control); keep it beside the queue instead.
+        "control_folder": str(_broker / "control"),
     }
     CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
     CHANNEL_LAYERS = {

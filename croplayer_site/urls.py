@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("annotation.urls")),
+    path("api/", include("annotation.transfer_urls")),
     path("api/", include("mapping.urls")),
+    path("", include("annotation.page_urls")),
     path("", include("mapping.page_urls")),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.gis.geos import Polygon
 
+from annotation.models import Assignment, AssignmentStatus
 from mapping.models import Block, Campaign, ImagerySource
 
 BOUNDS = (112.5, 30.3, 112.55, 30.35)
@@ -22,10 +23,11 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def blocks(db):
-    """The block under test (``blocks[0]``, BOUNDS) and its eastern neighbour."""
+def blocks(db, users):
+    """The block under test (``blocks[0]``, BOUNDS) and its eastern neighbour, both assigned to
+    the annotator and in progress (annotators write only on blocks assigned to them)."""
     c = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
-    return [
+    made = [
         Block.objects.create(
             campaign=c,
             row=2386 + 0,
@@ -34,6 +36,11 @@ def blocks(db):
         )
         for i in range(2)
     ]
+    for b in made:
+        Assignment.objects.create(
+            block=b, user=users["annotator"], status=AssignmentStatus.IN_PROGRESS, priority=1
+        )
+    return made
 
 
 @pytest.fixture
@@ -52,3 +59,23 @@ def sources(db):
 @pytest.fixture
 def source(sources):
     return sources["mapbox"]
+
+
+@pytest.fixture
+def queue(db, blocks):
+    """A second campaign, "queue": six blocks nobody is assigned to, seed order 6..1 from west to
+    east (so the seed order, not the id, decides), the last one without a seed order."""
+    c = Campaign.objects.create(slug="queue", name="Queue", region="Hubei", year=2020)
+    out = []
+    for i in range(6):
+        x = 112.6 + 0.05 * i
+        out.append(
+            Block.objects.create(
+                campaign=c,
+                row=2390,
+                col=5850 + i,
+                geometry=Polygon.from_bbox((x, 30.3, x + 0.05, 30.35)),
+                seed_order=None if i == 5 else 5 - i,
+            )
+        )
+    return out

@@ -1,0 +1,181 @@
+"""Writes of block labels: verdict and coverage type per source and person, the integration
+decision per block.
+
+A label is set, not versioned: each person has one current verdict (and coverage type) per block
+and source, replaced by their next one; the block has one integration decision, replaced by the
+next lead's. Every change is audited with the label before and after, and carries its
+provenance (who, when, source, model version, round). An optional ``op_id`` makes a retried
+request (offline outbox) return the first result instead of writing again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from annotation.models import (
+    AuditAction,
+    CoverageLabel,
+    IntegrationLabel,
+    LabelProvenance,
+    VerdictLabel,
+)
+from annotation.selectors import label_data
+from annotation.services.audit import block_audit_record, operation_remember, operation_replay
+from annotation.services.samples import _fingerprint
+from mapping.models import Block, ImagerySource
+
+
+@dataclass(frozen=True)
+class LabelWrite:
+    label: dict[str, Any]
+    replayed: bool = False
+
+
+def _label_set(
+    *,
+    user: AbstractBaseUser,
+    block: Block,
+    source: ImagerySource | None,
+    model: type[LabelProvenance],
+    lookup: dict[str, Any],
+    values: dict[str, Any],
+    action: str,
+    object_type: str,
+    op_id: uuid.UUID | None,
+) -> LabelWrite:
+    fingerprint = _fingerprint(
+        action=action, block=block.pk, source=source.slug if source else None, **values
+    )
+    with transaction.atomic():
+        if op_id is not None:
+            replay = operation_replay(
+                op_id=op_id, user=user, action=action, fingerprint=fingerprint
+            )
+            if replay is not None:
+                return LabelWrite(label=replay, replayed=True)
+        manager = model.objects  # type: ignore[attr-defined]  # abstract base: subclasses have it
+        label = manager.select_for_update().filter(**lookup).first()
+        created = False
+        if label is None:
+            try:
+                with transaction.atomic():
+                    label = manager.create(**{**lookup, **values, "user": user})
+                created = True
+            except IntegrityError:
+                # The same person's other tab (or another lead) created it meanwhile.
+                label = manager.select_for_update().get(**lookup)
+        before = None if created else label_data(label)
+        # The same label again changes nothing: it keeps the time it was really decided.
+        unchanged = (
+            not created
+            and label.user_id == user.pk
+            and all(getattr(label, f) == v for f, v in values.items())
+        )
+        if not created and not unchanged:
+            for field, value in values.items():
+                setattr(label, field, value)
+            label.user = user
+            label.save()
+        after = label_data(label)
+        if not unchanged:
+            block_audit_record(
+                user=user,
+                block_id=block.pk,
+                source_id=source.pk if source else None,
+                action=action,
+                object_type=object_type,
+                object_id=label.pk,
+                before=before,
+                after=after,
+                op_id=op_id,
+            )
+        if op_id is not None:
+            operation_remember(
+                op_id=op_id,
+                user=user,
+                block_id=block.pk,
+                action=action,
+                fingerprint=fingerprint,
+                result=after,
+            )
+    return LabelWrite(label=after)
+
+
+def verdict_label_set(
+    *,
+    user: AbstractBaseUser,
+    block: Block,
+    source: ImagerySource,
+    verdict: str,
+    model_version: str = "",
+    round_number: int | None = None,
+    op_id: uuid.UUID | None = None,
+) -> LabelWrite:
+    """The user's verdict on the block's prediction shown on ``source``."""
+    return _label_set(
+        user=user,
+        block=block,
+        source=source,
+        model=VerdictLabel,
+        lookup={"block": block, "source": source, "user": user},
+        values={"verdict": verdict, "model_version": model_version, "round_number": round_number},
+        action=AuditAction.VERDICT_SET,
+        object_type="verdict_label",
+        op_id=op_id,
+    )
+
+
+def coverage_label_set(
+    *,
+    user: AbstractBaseUser,
+    block: Block,
+    source: ImagerySource,
+    coverage_type: str,
+    model_version: str = "",
+    round_number: int | None = None,
+    op_id: uuid.UUID | None = None,
+) -> LabelWrite:
+    """The user's coverage type of the block's image on ``source``."""
+    return _label_set(
+        user=user,
+        block=block,
+        source=source,
+        model=CoverageLabel,
+        lookup={"block": block, "source": source, "user": user},
+        values={
+            "coverage_type": coverage_type,
+            "model_version": model_version,
+            "round_number": round_number,
+        },
+        action=AuditAction.COVERAGE_SET,
+        object_type="coverage_label",
+        op_id=op_id,
+    )
+
+
+def integration_label_set(
+    *,
+    user: AbstractBaseUser,
+    block: Block,
+    decision: str,
+    model_version: str = "",
+    round_number: int | None = None,
+    op_id: uuid.UUID | None = None,
+) -> LabelWrite:
+    """The block's integration decision; replaces the previous one, whoever made it."""
+    return _label_set(
+        user=user,
+        block=block,
+        source=None,
+        model=IntegrationLabel,
+        lookup={"block": block},
+        values={"decision": decision, "model_version": model_version, "round_number": round_number},
+        action=AuditAction.INTEGRATION_SET,
+        object_type="integration_label",
+        op_id=op_id,
+    )

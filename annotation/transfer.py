@@ -1,0 +1,992 @@
+"""Import and export of sample polygons as GeoPackage, zipped Shapefile or GeoJSON files.
+
+Reading an upload is done in three steps, each refusing with ``FileRejected`` (the reason in
+words a lead understands) before the next one runs:
+
+1. the file: size limit, a known extension whose first bytes match it;
+2. for a zip: every member checked before anything is extracted (no absolute path or ``..``, no
+   symlink, only Shapefile parts, member count, total size and compression ratio limits), then
+   extracted with the byte budget enforced on the bytes actually written;
+3. only the GDAL driver expected for the format may have opened it (a ``.geojson`` that GDAL sees
+   as TopoJSON or a ``.gpkg`` that is some other SQLite file is refused).
+
+Then every feature is checked on its own (``features_plan``, no Django): multipolygons are split,
+each part is validated with the drawing rules (``annotation.geometry``), assigned to the block
+that holds its representative point and, if it crosses block edges, clipped to every block it
+overlaps. A feature that breaks a rule is listed with the reason; the import is all or nothing
+unless the lead chooses to skip those features.
+
+A preview lives as two files under ``VAR_DIR/imports``: the upload and ``<import id>.json``
+(owner, campaign, source, expiry). Committing reads the upload again, so the rows written are
+checked against the blocks as they are at commit time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import math
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+import zipfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import shapely
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.gis.geos import GEOSGeometry
+from django.contrib.gis.geos import Polygon as GeosPolygon
+from django.db import connection, transaction
+from django.db.models import F
+from pyproj import CRS, Geod
+from rest_framework.exceptions import NotFound, PermissionDenied
+from shapely.geometry import Polygon
+from shapely.strtree import STRtree
+
+from annotation.geometry import (
+    MIN_AREA_DEG2,
+    Bounds,
+    GeometryRejected,
+    polygon_clean,
+    polygon_from_geojson,
+    polygon_to_geojson,
+)
+from annotation.models import (
+    AuditAction,
+    AuditEntry,
+    CroplandSubtype,
+    Sample,
+    SampleKind,
+    SamplePolygon,
+    SampleSplit,
+)
+from annotation.selectors import polygon_feature
+from croplayer_site.roles import ADMIN, LEAD, has_role
+from mapping.models import Block, Campaign, ImagerySource
+from mapping.selectors import campaign_get_for_user
+
+# --- Limits ----------------------------------------------------------------------------------
+# A county's hand-drawn samples in a GeoPackage are a few MB; 50 MB leaves room for a province.
+MAX_UPLOAD_BYTES = 50 * 2**20
+# Unpacked Shapefile parts together; .dbf/.shp compress well but not by more than ~20x in practice.
+MAX_UNCOMPRESSED_BYTES = 200 * 2**20
+# Real .shp/.dbf files compress by 2-20x; 100x and more is a decompression bomb.
+MAX_COMPRESSION_RATIO = 100
+# Compression ratio is not meaningful for tiny members (a .cpg of 5 bytes "compresses" badly).
+RATIO_MIN_BYTES = 64 * 2**10
+MAX_ARCHIVE_MEMBERS = 16
+MAX_FEATURES = 100_000
+IMPORT_TTL = timedelta(hours=2)
+
+# Parts of a Shapefile that QGIS writes (.qix/.sbn/.sbx spatial indexes, .qmd/.xml metadata).
+SHAPEFILE_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".qmd", ".xml"}
+REQUIRED_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj")
+
+GPKG, SHAPEFILE, GEOJSON = "GPKG", "ESRI Shapefile", "GeoJSON"
+UPLOAD_DRIVERS = {".gpkg": GPKG, ".zip": SHAPEFILE, ".geojson": GEOJSON, ".json": GEOJSON}
+EXPORT_FORMATS = ("gpkg", "shp")
+EXPORT_LAYER = "samples"
+
+# Attribute columns: name in a GeoPackage -> name in a Shapefile (dBASE names have 10 characters).
+COLUMNS: dict[str, str] = {
+    "block": "block",
+    "source": "source",
+    "subtype": "subtype",
+    "kind": "kind",
+    "split": "split",
+    "created_by": "created_by",
+    "created_at": "created_at",
+    "model_version": "model_ver",
+    "round_number": "round_num",
+    "province": "province",
+    "county": "county",
+}
+ALIASES = {short: full for full, short in COLUMNS.items()}
+
+_GEOD = Geod(ellps="WGS84")
+
+
+class FileRejected(ValueError):
+    """The file cannot be read or imported; ``reason`` says why. Nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ImportRefused(ValueError):
+    """The commit was refused (features rejected, or nothing to import); nothing was written."""
+
+    def __init__(self, reason: str, rejected: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rejected = rejected or []
+
+
+# --- Reading files (no Django) -----------------------------------------------------------------
+
+
+def upload_driver(filename: str) -> tuple[str, str]:
+    """The suffix and the only GDAL driver allowed for an upload named ``filename``."""
+    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
+    if suffix not in UPLOAD_DRIVERS:
+        raise FileRejected(
+            f"{filename!r}: unsupported file type; upload a GeoPackage (.gpkg), "
+            "a zipped Shapefile (.zip) or GeoJSON (.geojson, .json)"
+        )
+    return suffix, UPLOAD_DRIVERS[suffix]
+
+
+def _magic_check(path: Path, suffix: str) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if suffix == ".gpkg":
+        ok = head.startswith(b"SQLite format 3\x00")
+        what = "a GeoPackage"
+    elif suffix == ".zip":
+        ok = head[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+        what = "a zip archive"
+    else:
+        ok = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+        what = "a GeoJSON object"
+    if not ok:
+        raise FileRejected(f"the file is not {what} (its first bytes do not match)")
+
+
+def _member_name(info: zipfile.ZipInfo) -> PurePosixPath:
+    raw = info.filename
+    name = PurePosixPath(raw.replace("\\", "/"))
+    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":") or name.is_absolute():
+        raise FileRejected(f"archive member {raw!r} has an absolute path")
+    if ".." in name.parts:
+        raise FileRejected(f"archive member {raw!r} points outside the archive ('..')")
+    return name
+
+
+def archive_check(path: Path) -> list[zipfile.ZipInfo]:
+    """The members to extract, after every safety rule was checked on the archive's directory."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise FileRejected(f"the zip archive is damaged or not a zip ({e})") from e
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise FileRejected(
+            f"the archive has {len(infos)} members; at most {MAX_ARCHIVE_MEMBERS} "
+            "(zip one Shapefile)"
+        )
+    files: list[zipfile.ZipInfo] = []
+    total = 0
+    for info in infos:
+        name = _member_name(info)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise FileRejected(f"archive member {info.filename!r} is a symbolic link")
+        if info.is_dir():
+            continue
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: zips made on Windows or by Python
+            raise FileRejected(f"archive member {info.filename!r} is not a regular file")
+        if name.name.startswith("._") or "__MACOSX" in name.parts:
+            continue  # macOS resource forks: never extracted, never read
+        suffix = name.suffix.lower()
+        if suffix not in SHAPEFILE_PARTS:
+            raise FileRejected(
+                f"archive member {info.filename!r}: only the parts of one Shapefile "
+                f"({', '.join(sorted(SHAPEFILE_PARTS))}) may be in the archive"
+            )
+        if info.flag_bits & 0x1:
+            raise FileRejected(f"archive member {info.filename!r} is encrypted")
+        total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise FileRejected(
+                f"the archive unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MB"
+            )
+        if info.file_size > RATIO_MIN_BYTES and (
+            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        ):
+            raise FileRejected(
+                f"archive member {info.filename!r} is compressed "
+                f"{info.file_size / max(info.compress_size, 1):.0f} times; at most "
+                f"{MAX_COMPRESSION_RATIO} (this looks like a zip bomb)"
+            )
+        files.append(info)
+    shps = [i for i in files if i.filename.lower().endswith(".shp")]
+    if len(shps) != 1:
+        raise FileRejected(
+            f"the archive must hold exactly one Shapefile (.shp); it holds {len(shps)}"
+        )
+    stem = str(_member_name(shps[0]).with_suffix("")).lower()
+    present = {
+        _member_name(i).suffix.lower()
+        for i in files
+        if str(_member_name(i).with_suffix("")).lower() == stem
+    }
+    missing = [s for s in REQUIRED_SHAPEFILE_PARTS if s not in present]
+    if missing:
+        why = " (the coordinate system: it is required)" if ".prj" in missing else ""
+        raise FileRejected(f"the Shapefile has no {', '.join(missing)} file{why}")
+    return [i for i in files if str(_member_name(i).with_suffix("")).lower() == stem]
+
+
+def archive_extract(path: Path, dest: Path) -> Path:
+    """Extract the checked Shapefile parts flat into ``dest``; the .shp path.
+
+    The sizes in the zip directory can lie, so the byte budgets are enforced again on the bytes
+    actually written.
+    """
+    members = archive_check(path)
+    written = 0
+    shp: Path | None = None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in members:
+                suffix = _member_name(info).suffix.lower()
+                target = dest / f"upload{suffix}"
+                budget = min(
+                    MAX_UNCOMPRESSED_BYTES - written,
+                    max(MAX_COMPRESSION_RATIO * max(info.compress_size, 1), RATIO_MIN_BYTES),
+                )
+                n = 0
+                with zf.open(info) as src, target.open("xb") as out:
+                    while chunk := src.read(2**16):
+                        n += len(chunk)
+                        if n > budget:
+                            raise FileRejected(
+                                f"archive member {info.filename!r} unpacks to more than its "
+                                "declared size or the limits (this looks like a zip bomb)"
+                            )
+                        out.write(chunk)
+                written += n
+                if suffix == ".shp":
+                    shp = target
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+        if isinstance(e, FileRejected):
+            raise
+        raise FileRejected(f"the zip archive is damaged ({e})") from e
+    assert shp is not None  # archive_check found exactly one
+    return shp
+
+
+def _gdal_identify_load() -> Any:
+    """GDAL's ``GDALIdentifyDriverEx`` from the libgdal pyogrio is linked to (pyogrio does not
+    expose it): which driver would open a file, asked before any driver opens it. None if the
+    library cannot be found; the driver is then checked right after opening instead."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("gdal") or "libgdal.so")
+        identify = lib.GDALIdentifyDriverEx
+        short_name = lib.GDALGetDriverShortName
+    except (OSError, AttributeError):
+        return None
+    identify.restype = ctypes.c_void_p
+    identify.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    short_name.restype = ctypes.c_char_p
+    short_name.argtypes = [ctypes.c_void_p]
+
+    def detect(path: Path) -> str | None:
+        handle = identify(os.fsencode(path), _GDAL_OF_VECTOR, None, None)
+        return short_name(handle).decode() if handle else None
+
+    return detect
+
+
+_GDAL_OF_VECTOR = 0x04
+_gdal_identify = _gdal_identify_load()
+
+
+def _driver_check(detected: str | None, driver: str) -> None:
+    if detected is None:
+        raise FileRejected(f"the file cannot be read as {driver} (damaged, or not {driver})")
+    if detected != driver:
+        raise FileRejected(
+            f"the file was recognised as {detected!r}, not {driver!r}: "
+            "only GeoPackage, Shapefile and GeoJSON files are read"
+        )
+
+
+def _layer_choose(path: Path) -> str | None:
+    layers = [str(name) for name, geom in pyogrio.list_layers(path) if geom]
+    if not layers:
+        raise FileRejected("the file has no layer with geometries")
+    if len(layers) == 1:
+        return layers[0]
+    if EXPORT_LAYER in layers:
+        return EXPORT_LAYER
+    raise FileRejected(
+        f"the file has {len(layers)} layers ({', '.join(layers[:10])}); keep one, "
+        f"or name the sample layer {EXPORT_LAYER!r}"
+    )
+
+
+def vector_read(path: Path, *, driver: str) -> gpd.GeoDataFrame:
+    """One layer in WGS 84, opened only if GDAL picks ``driver`` for it."""
+    if _gdal_identify is not None:
+        _driver_check(_gdal_identify(path), driver)
+    try:
+        layer = _layer_choose(path)
+        info = pyogrio.read_info(path, layer=layer)
+        _driver_check(info.get("driver"), driver)
+        if info.get("features", 0) > MAX_FEATURES:
+            raise FileRejected(f"the file has {info['features']} features; at most {MAX_FEATURES}")
+        df = pyogrio.read_dataframe(
+            path, layer=layer, force_2d=True, max_features=MAX_FEATURES + 1, on_invalid="raise"
+        )
+    except FileRejected:
+        raise
+    except Exception as e:  # pyogrio's DataSourceError, FieldTypeError, shapely's errors...
+        raise FileRejected(f"the file cannot be read as {driver} ({e})") from e
+    if len(df) > MAX_FEATURES:
+        raise FileRejected(f"the file has more than {MAX_FEATURES} features")
+    if df.crs is None:
+        if driver != GEOJSON:
+            raise FileRejected("the file has no coordinate system (CRS); set one in QGIS")
+        df = df.set_crs(4326)  # RFC 7946: GeoJSON is WGS 84
+    try:
+        if not CRS.from_user_input(df.crs).equals(CRS.from_epsg(4326), ignore_axis_order=True):
+            df = df.to_crs(4326)
+    except Exception as e:
+        raise FileRejected(f"cannot transform from {df.crs} to WGS 84 (EPSG:4326) ({e})") from e
+    df.columns = [ALIASES.get(str(c).lower(), str(c).lower()) for c in df.columns]
+    if df.geometry.name != "geometry":
+        df = df.rename_geometry("geometry")
+    return df
+
+
+def upload_read(path: Path, *, suffix: str) -> gpd.GeoDataFrame:
+    """Check and read a stored upload (``suffix`` from ``upload_driver``)."""
+    if path.stat().st_size > MAX_UPLOAD_BYTES:
+        raise FileRejected(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    _magic_check(path, suffix)
+    driver = UPLOAD_DRIVERS[suffix]
+    if suffix != ".zip":
+        return vector_read(path, driver=driver)
+    with tempfile.TemporaryDirectory(prefix="croplayer-import-") as tmp:
+        shp = archive_extract(path, Path(tmp))
+        return vector_read(shp, driver=driver)
+
+
+# --- Planning an import (no Django) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockCell:
+    id: int
+    code: str
+    bounds: Bounds
+
+
+@dataclass(frozen=True)
+class PlannedPolygon:
+    feature: int  # 1-based position in the file
+    block_id: int
+    block_code: str
+    source: str
+    subtype: str
+    split: str | None
+    polygon: Polygon
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    feature: int
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"feature": self.feature, "reason": self.reason}
+
+
+@dataclass
+class ImportPlan:
+    n_features: int
+    polygons: list[PlannedPolygon] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per block and source: number of polygons and their area (geodesic, hectares)."""
+        groups: dict[tuple[str, str], list[PlannedPolygon]] = defaultdict(list)
+        for p in self.polygons:
+            groups[(p.block_code, p.source)].append(p)
+        return [
+            {
+                "block": code,
+                "block_id": ps[0].block_id,
+                "source": src,
+                "polygons": len(ps),
+                "area_ha": round(sum(polygon_area_m2(p.polygon) for p in ps) / 1e4, 4),
+            }
+            for (code, src), ps in sorted(groups.items())
+        ]
+
+
+def polygon_area_m2(poly: Polygon) -> float:
+    return abs(_GEOD.geometry_area_perimeter(poly)[0])
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value).strip()
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return str(value)
+
+
+def _pieces(part: Polygon, box: Polygon) -> list[Polygon]:
+    if box.covers(part):
+        return [part]
+    inter = part.intersection(box)
+    polys = [g for g in getattr(inter, "geoms", [inter]) if g.geom_type == "Polygon"]
+    return [g for g in polys if g.area >= MIN_AREA_DEG2]
+
+
+class _Grid:
+    """The campaign's blocks under the file, indexed for "which blocks does this polygon touch"."""
+
+    def __init__(self, blocks: Iterable[BlockCell]) -> None:
+        self.cells = list(blocks)
+        self.by_code = {c.code: j for j, c in enumerate(self.cells)}
+        self.boxes = [shapely.box(*c.bounds) for c in self.cells]
+        self.tree = STRtree(self.boxes)
+
+    def place(self, poly: Polygon, *, block_code: str) -> list[tuple[BlockCell, Polygon]]:
+        """The polygon's piece in each block it overlaps (only ``block_code``'s, if given), each
+        clipped and checked by the drawing rules; [] if it overlaps none."""
+        candidates = [int(j) for j in self.tree.query(poly, predicate="intersects")]
+        if block_code:
+            if self.by_code.get(block_code) not in candidates:
+                raise GeometryRejected(
+                    f"the polygon does not overlap block {block_code} of this campaign"
+                )
+            candidates = [self.by_code[block_code]]
+        else:
+            # The block holding the representative point first: it is the block the polygon
+            # was drawn for; its neighbours only get what crosses their edges.
+            rp = poly.representative_point()
+            candidates.sort(key=lambda j: (not self.boxes[j].covers(rp), self.cells[j].code))
+        out = []
+        for j in candidates:
+            cell = self.cells[j]
+            for piece in _pieces(poly, self.boxes[j]):
+                try:
+                    out.append((cell, polygon_clean(polygon_to_geojson(piece), bounds=cell.bounds)))
+                except GeometryRejected as e:
+                    raise GeometryRejected(f"in block {cell.code}: {e.reason}") from e
+        return out
+
+
+SUBTYPES = frozenset(CroplandSubtype.values)
+SPLITS = frozenset(SampleSplit.values)
+
+
+def features_plan(
+    df: gpd.GeoDataFrame,
+    *,
+    blocks: Iterable[BlockCell],
+    source: str,
+    sources: set[str],
+) -> ImportPlan:
+    """Which polygon goes to which block, and which features are rejected and why.
+
+    ``source`` is the imagery source chosen for the import; a feature with a ``source`` attribute
+    (as in an export) goes to that source, which must be one of ``sources``.
+    """
+    grid = _Grid(blocks)
+    plan = ImportPlan(n_features=len(df))
+    split_seen: dict[tuple[int, str], str] = {}
+    columns = [c for c in df.columns if c != "geometry"]
+    rows = df[columns].itertuples(index=False)
+    for i, (geom, row) in enumerate(zip(df.geometry.values, rows, strict=True)):
+        n = i + 1
+        attrs = {c: _json_safe(v) for c, v in zip(columns, row, strict=True)}
+        try:
+            planned = _feature_plan(n, geom, attrs, grid=grid, source=source, sources=sources)
+            for p in planned:
+                if p.split and split_seen.get((p.block_id, p.source), p.split) != p.split:
+                    raise GeometryRejected(
+                        f"split {p.split!r} differs from {split_seen[(p.block_id, p.source)]!r} "
+                        f"given for another polygon of block {p.block_code} ({p.source})"
+                    )
+        except GeometryRejected as e:
+            plan.rejected.append(Rejection(n, e.reason))
+            continue
+        except shapely.errors.GEOSException as e:
+            plan.rejected.append(Rejection(n, f"the geometry cannot be processed ({e})"))
+            continue
+        for p in planned:
+            if p.split:
+                split_seen.setdefault((p.block_id, p.source), p.split)
+        plan.polygons.extend(planned)
+    return plan
+
+
+def _feature_plan(
+    n: int, geom: Any, attrs: dict[str, Any], *, grid: _Grid, source: str, sources: set[str]
+) -> list[PlannedPolygon]:
+    subtype = _text(attrs.get("subtype")) or CroplandSubtype.IRRIGATED_DRY.value
+    if subtype not in SUBTYPES:
+        raise GeometryRejected(
+            f"unknown subtype {subtype!r} (one of: {', '.join(sorted(SUBTYPES))})"
+        )
+    split = _text(attrs.get("split")) or None
+    if split is not None and split not in SPLITS:
+        raise GeometryRejected(f"unknown split {split!r} (one of: {', '.join(sorted(SPLITS))})")
+    src = _text(attrs.get("source")) or source
+    if src not in sources:
+        raise GeometryRejected(f"unknown imagery source {src!r}")
+    if geom is None or shapely.is_empty(geom):
+        raise GeometryRejected("the feature has no geometry")
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise GeometryRejected(f"a {geom.geom_type} is not a polygon")
+    parts = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
+    out: list[PlannedPolygon] = []
+    for k, part in enumerate(parts):
+        try:
+            checked = polygon_from_geojson(polygon_to_geojson(part))
+            placed = grid.place(checked, block_code=_text(attrs.get("block")))
+            if not placed:
+                raise GeometryRejected("the polygon lies outside every block of the campaign")
+        except GeometryRejected as e:
+            raise GeometryRejected((f"part {k + 1}: " if len(parts) > 1 else "") + e.reason) from e
+        out += [PlannedPolygon(n, c.id, c.code, src, subtype, split, p, attrs) for c, p in placed]
+    return out
+
+
+# --- Access -----------------------------------------------------------------------------------
+
+
+def campaign_get_for_transfer(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Campaign:
+    """The gate for importing and exporting a campaign's samples: leads and admins.
+
+    Users without a role get 404 (as for every campaign); annotators get 403.
+    """
+    campaign = campaign_get_for_user(user=user, slug=slug)
+    if not has_role(user, LEAD, ADMIN):
+        raise PermissionDenied("only leads and admins may import or export samples")
+    return campaign
+
+
+def source_get(*, slug: str) -> ImagerySource:
+    try:
+        return ImagerySource.objects.get(slug=slug)
+    except ImagerySource.DoesNotExist as e:
+        raise NotFound(f"no imagery source {slug!r}") from e
+
+
+# --- Import service ---------------------------------------------------------------------------
+
+
+def _blocks_under(campaign: Campaign, df: gpd.GeoDataFrame) -> list[BlockCell]:
+    geoms = df.geometry.values
+    valid = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if not len(valid):
+        return []
+    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(valid))
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        # NaN coordinates: those features are rejected by the rules; the rest need all blocks.
+        qs = Block.objects.filter(campaign=campaign)
+    else:
+        box = GeosPolygon.from_bbox((max(x0, -180), max(y0, -90), min(x1, 180), min(y1, 90)))
+        box.srid = 4326
+        qs = Block.objects.filter(campaign=campaign, geometry__intersects=box)
+    return [
+        BlockCell(id=b.pk, code=b.code, bounds=b.geometry.extent)
+        for b in qs.only("id", "row", "col", "geometry")
+    ]
+
+
+def import_plan(
+    *, campaign: Campaign, source: ImagerySource, path: Path, suffix: str
+) -> ImportPlan:
+    df = upload_read(path, suffix=suffix)
+    if not len(df):
+        raise FileRejected("the file has no features")
+    sources = set(ImagerySource.objects.values_list("slug", flat=True))
+    return features_plan(
+        df, blocks=_blocks_under(campaign, df), source=source.slug, sources=sources
+    )
+
+
+def _imports_dir() -> Path:
+    d = Path(settings.VAR_DIR) / "imports"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _imports_expire(now: datetime) -> None:
+    """Remove expired previews, and commits that died half-way (claimed long after expiry)."""
+    metas = [(m, now) for m in _imports_dir().glob("*.json")]
+    metas += [(m, now - IMPORT_TTL) for m in _imports_dir().glob("*.claimed")]
+    for meta, limit in metas:
+        try:
+            expires = datetime.fromisoformat(json.loads(meta.read_text())["expires_at"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if expires < limit:
+            _import_delete(meta.stem)
+
+
+def _import_delete(import_id: str) -> None:
+    for p in _imports_dir().glob(f"{import_id}.*"):
+        p.unlink(missing_ok=True)
+
+
+def _upload_store(file: IO[bytes], target: Path) -> None:
+    n = 0
+    with target.open("xb") as out:
+        while chunk := file.read(2**20):
+            n += len(chunk)
+            if n > MAX_UPLOAD_BYTES:
+                raise FileRejected(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+            out.write(chunk)
+
+
+def preview_json(plan: ImportPlan) -> dict[str, Any]:
+    return {
+        "features": plan.n_features,
+        "polygons": len(plan.polygons),
+        "blocks": plan.summary(),
+        "rejected": [r.as_json() for r in plan.rejected],
+    }
+
+
+def samples_import_preview(
+    *,
+    user: AbstractBaseUser,
+    campaign: Campaign,
+    source: ImagerySource,
+    file: IO[bytes],
+    filename: str,
+) -> dict[str, Any]:
+    """Store the upload, check and plan it; the preview with its ``import_id``.
+
+    Raises FileRejected (and keeps nothing) when the file itself cannot be imported.
+    """
+    now = datetime.now(UTC)
+    _imports_expire(now)
+    suffix, _driver = upload_driver(filename)
+    import_id = uuid.uuid4()
+    upload = _imports_dir() / f"{import_id}{suffix}"
+    try:
+        _upload_store(file, upload)
+        plan = import_plan(campaign=campaign, source=source, path=upload, suffix=suffix)
+    except BaseException:
+        upload.unlink(missing_ok=True)
+        raise
+    preview = {
+        "import_id": str(import_id),
+        "campaign": campaign.slug,
+        "source": source.slug,
+        "filename": PurePosixPath(filename.replace("\\", "/")).name[:200],
+        "expires_at": (now + IMPORT_TTL).isoformat(),
+        **preview_json(plan),
+    }
+    meta = {**preview, "user_id": user.pk, "suffix": suffix, "created_at": now.isoformat()}
+    tmp = _imports_dir() / f"{import_id}.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, _imports_dir() / f"{import_id}.json")
+    return preview
+
+
+def _import_claim(*, user: AbstractBaseUser, campaign: Campaign, import_id: uuid.UUID) -> Path:
+    """Move the preview's meta file aside so that no second commit can run; NotFound if it is
+    missing, expired, someone else's or for another campaign."""
+    meta = _imports_dir() / f"{import_id}.json"
+    claimed = _imports_dir() / f"{import_id}.claimed"
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError) as e:
+        raise NotFound("no such import (it was committed, expired or never previewed)") from e
+    if data.get("user_id") != user.pk or data.get("campaign") != campaign.slug:
+        raise NotFound("no such import (it was committed, expired or never previewed)")
+    if datetime.fromisoformat(data["expires_at"]) < datetime.now(UTC):
+        _import_delete(str(import_id))
+        raise NotFound("the import expired: upload the file again")
+    try:
+        os.rename(meta, claimed)
+    except FileNotFoundError as e:
+        raise NotFound("the import is being committed already") from e
+    return claimed
+
+
+def samples_import_commit(
+    *,
+    user: AbstractBaseUser,
+    campaign: Campaign,
+    import_id: uuid.UUID,
+    skip_rejected: bool = False,
+) -> dict[str, Any]:
+    """Write a previewed import, all or nothing; the files are removed once it is written."""
+    claimed = _import_claim(user=user, campaign=campaign, import_id=import_id)
+    meta = json.loads(claimed.read_text())
+    try:
+        source = source_get(slug=meta["source"])
+        upload = _imports_dir() / f"{import_id}{meta['suffix']}"
+        plan = import_plan(campaign=campaign, source=source, path=upload, suffix=meta["suffix"])
+        result = import_write(
+            user=user,
+            plan=plan,
+            import_id=import_id,
+            filename=meta["filename"],
+            skip_rejected=skip_rejected,
+        )
+    except BaseException:
+        # Refused or failed: the preview stays, so the lead can commit with skip_rejected.
+        os.rename(claimed, _imports_dir() / f"{import_id}.json")
+        raise
+    _import_delete(str(import_id))
+    return result
+
+
+def samples_import_file(
+    *,
+    user: AbstractBaseUser | None,
+    campaign: Campaign,
+    source: ImagerySource,
+    path: Path,
+    skip_rejected: bool = False,
+) -> dict[str, Any]:
+    """Check, plan and write a file in one go (the management command)."""
+    suffix, _driver = upload_driver(path.name)
+    plan = import_plan(campaign=campaign, source=source, path=path, suffix=suffix)
+    return import_write(
+        user=user,
+        plan=plan,
+        import_id=uuid.uuid4(),
+        filename=path.name,
+        skip_rejected=skip_rejected,
+    )
+
+
+COMMAND_USERNAME = "manage.py samples_import"
+
+
+def _audit(
+    *,
+    user: AbstractBaseUser | None,
+    sample: Sample,
+    action: str,
+    object_type: str,
+    object_id: int,
+    import_id: uuid.UUID,
+    before: Any,
+    after: Any,
+) -> None:
+    """Like the sample services' audit entries (the import id is the op_id), but an import run
+    from the command line without --user is logged too, under the command's name."""
+    AuditEntry.objects.create(
+        block_id=sample.block_id,
+        source_id=sample.source_id,
+        user=user,
+        username=user.get_username() if user is not None else COMMAND_USERNAME,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        version=sample.version,
+        op_id=import_id,
+        before=before,
+        after=after,
+    )
+
+
+def _geos(poly: Polygon) -> GEOSGeometry:
+    return GEOSGeometry(memoryview(shapely.to_wkb(poly)), srid=4326)
+
+
+def import_write(
+    *,
+    user: AbstractBaseUser | None,
+    plan: ImportPlan,
+    import_id: uuid.UUID,
+    filename: str,
+    skip_rejected: bool,
+) -> dict[str, Any]:
+    """One transaction: per (block, source) the sample is created or its version bumped (so an
+    open browser page gets 412 and reloads), negative samples turn positive, the polygons are
+    added with the importing user as creator, each with an audit entry whose op_id is the import
+    id and whose ``after`` keeps the file's own attributes."""
+    if plan.rejected and not skip_rejected:
+        raise ImportRefused(
+            f"{len(plan.rejected)} feature(s) were rejected; fix the file or import without "
+            "them (skip_rejected)",
+            [r.as_json() for r in plan.rejected],
+        )
+    if not plan.polygons:
+        raise ImportRefused("nothing to import: no feature was accepted")
+    groups: dict[tuple[int, str], list[PlannedPolygon]] = defaultdict(list)
+    for p in plan.polygons:
+        groups[(p.block_id, p.source)].append(p)
+    sources = {s.slug: s for s in ImagerySource.objects.filter(slug__in={k[1] for k in groups})}
+    created_samples = 0
+    with transaction.atomic():
+        for (block_id, slug), planned in groups.items():
+            source = sources[slug]
+            split = planned[0].split
+            sample = (
+                Sample.objects.select_for_update().filter(block_id=block_id, source=source).first()
+            )
+            if sample is None:
+                sample = Sample.objects.create(
+                    block_id=block_id,
+                    source=source,
+                    kind=SampleKind.POSITIVE,
+                    split=split or SampleSplit.TRAIN,
+                    created_by=user,
+                    version=1,
+                )
+                created_samples += 1
+            else:
+                Sample.objects.filter(pk=sample.pk).update(version=F("version") + 1)
+                sample.refresh_from_db()
+                before = {"kind": sample.kind, "split": sample.split}
+                changed = []
+                if sample.kind != SampleKind.POSITIVE:
+                    sample.kind = SampleKind.POSITIVE
+                    changed.append("kind")
+                if split and sample.split != split:
+                    sample.split = split
+                    changed.append("split")
+                if changed:
+                    sample.save(update_fields=changed)
+                    if "kind" in changed:
+                        _audit(
+                            user=user,
+                            sample=sample,
+                            action=AuditAction.SAMPLE_MARK_POSITIVE,
+                            object_type="sample",
+                            object_id=sample.pk,
+                            import_id=import_id,
+                            before=before,
+                            after={"kind": sample.kind, "split": sample.split},
+                        )
+            objs = [
+                SamplePolygon(
+                    sample=sample,
+                    geometry=_geos(p.polygon),
+                    subtype=p.subtype,
+                    created_by=user,
+                    model_version="",
+                    round_number=None,
+                )
+                for p in planned
+            ]
+            if connection.features.can_return_rows_from_bulk_insert:
+                rows = SamplePolygon.objects.bulk_create(objs)
+            else:
+                for o in objs:
+                    o.save()
+                rows = objs
+            for row, p in zip(rows, planned, strict=True):
+                after = polygon_feature(polygon=row, source=source)
+                after["import"] = {
+                    "id": str(import_id),
+                    "file": filename,
+                    "feature": p.feature,
+                    "attributes": p.attributes,
+                }
+                _audit(
+                    user=user,
+                    sample=sample,
+                    action=AuditAction.POLYGON_CREATE,
+                    object_type="sample_polygon",
+                    object_id=row.pk,
+                    import_id=import_id,
+                    before=None,
+                    after=after,
+                )
+    return {
+        "import_id": str(import_id),
+        "polygons": len(plan.polygons),
+        "samples_created": created_samples,
+        "samples_updated": len(groups) - created_samples,
+        "skipped": [r.as_json() for r in plan.rejected],
+        "blocks": plan.summary(),
+    }
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+def samples_frame(*, campaign: Campaign) -> gpd.GeoDataFrame:
+    """Every sample polygon of the campaign with its attributes (full column names)."""
+    qs = (
+        SamplePolygon.objects.filter(sample__block__campaign=campaign)
+        .select_related(
+            "sample__block__province", "sample__block__county", "sample__source", "created_by"
+        )
+        .order_by("sample__block__row", "sample__block__col", "sample__source__slug", "pk")
+    )
+    records = []
+    geoms = []
+    for p in qs.iterator(chunk_size=2000):
+        s, b = p.sample, p.sample.block
+        geoms.append(shapely.from_wkb(bytes(p.geometry.wkb)))
+        records.append(
+            {
+                "block": b.code,
+                "source": s.source.slug,
+                "subtype": p.subtype,
+                "kind": s.kind,
+                "split": s.split,
+                "created_by": p.created_by.get_username() if p.created_by else "",
+                "created_at": p.created_at.astimezone(UTC).isoformat(),
+                "model_version": p.model_version,
+                "round_number": p.round_number,
+                "province": b.province.name_zh if b.province else "",
+                "county": b.county.name_zh if b.county else "",
+            }
+        )
+    df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    df["round_number"] = df["round_number"].astype("Int64")
+    return gpd.GeoDataFrame(df, geometry=geoms, crs="EPSG:4326")
+
+
+def samples_export(*, campaign: Campaign, fmt: str, dest: Path) -> tuple[Path, int]:
+    """Write the campaign's sample polygons to ``dest`` (a directory): a GeoPackage or a zipped
+    Shapefile (UTF-8 with a .cpg, WGS 84 .prj); the file and the number of polygons."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    df = samples_frame(campaign=campaign)
+    name = f"{campaign.slug}-samples"
+    if fmt == "gpkg":
+        out = dest / f"{name}.gpkg"
+        pyogrio.write_dataframe(df, out, layer=EXPORT_LAYER, driver=GPKG, geometry_type="Polygon")
+        return out, len(df)
+    shp_dir = dest / name
+    shp_dir.mkdir()
+    df = df.rename(columns=COLUMNS)
+    pyogrio.write_dataframe(
+        df,
+        shp_dir / f"{name}.shp",
+        driver=SHAPEFILE,
+        encoding="UTF-8",
+        geometry_type="Polygon",
+        promote_to_multi=False,
+    )
+    cpg = shp_dir / f"{name}.cpg"
+    if not cpg.exists():
+        cpg.write_text("UTF-8")
+    out = dest / f"{name}.zip"
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for part in sorted(shp_dir.iterdir()):
+            zf.write(part, arcname=part.name)
+    shutil.rmtree(shp_dir)
+    return out, len(df)

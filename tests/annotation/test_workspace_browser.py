@@ -1,0 +1,319 @@
+"""The annotation workspace in a real browser: mouse drawing, conflicts, the offline outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.gis.geos import Polygon
+
+from annotation.models import AuditEntry, Sample, SamplePolygon
+from annotation.services import polygon_create
+from mapping.models import Block, Campaign, ImagerySource
+from mapping.services.imagery import block_image_fetch
+from tests.annotation.conftest import square
+
+W, S, E, N = 112.5, 30.3, 112.55, 30.35
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing():
+    """Overrides the package's MD5 hasher: the daphne process checks passwords with the real
+    settings, which do not list MD5."""
+
+
+@pytest.fixture
+def imaged_block(users):
+    """A block with synthetic Mapbox and Google images (zoom 13 keeps the mosaic small),
+    assigned to the annotator where assignments exist."""
+    camp = Campaign.objects.create(slug="ws", name="Workspace", region="Hubei", year=2020, zoom=13)
+    blk = Block.objects.create(
+        campaign=camp, row=2386, col=5850, geometry=Polygon.from_bbox((W, S, E, N))
+    )
+    for slug, look, seed in (("mapbox", "mapbox", 1), ("google", "google", 2)):
+        src = ImagerySource.objects.create(
+            slug=slug, name=slug.title(), kind="synthetic", config={"look": look, "seed": seed}
+        )
+        assert block_image_fetch(block=blk, source=src).status == "ok"
+    try:
+        from annotation.models import Assignment
+    except ImportError:  # before assignments, every annotator may write every block
+        pass
+    else:
+        Assignment.objects.create(block=blk, user=users["annotator"])
+    return blk
+
+
+def _login(page, base: str, user: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", f"{user}-pw-123!")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def _open(page, base: str, blk: Block) -> None:
+    page.goto(f"{base}/annotate/blocks/{blk.pk}/")
+    page.wait_for_selector("#ws[data-ready='1']")
+
+
+def _px(page, lon: float, lat: float) -> tuple[float, float]:
+    """Page coordinates of a point of the map."""
+    box = page.locator("#ws-map").bounding_box()
+    pt = page.evaluate(
+        f"(() => {{ const p = wsMap.latLngToContainerPoint([{lat}, {lon}]); "
+        "return [p.x, p.y]; })()"
+    )
+    return box["x"] + pt[0], box["y"] + pt[1]
+
+
+def _draw_polygon(page, fractions: list[tuple[float, float]]) -> None:
+    """Press P and click the vertices (fractions of the block), then the first one to close."""
+    page.keyboard.press("p")
+    points = [_px(page, W + fx * (E - W), S + fy * (N - S)) for fx, fy in fractions]
+    for x, y in [*points, points[0]]:
+        page.mouse.click(x, y)
+        page.wait_for_timeout(80)
+
+
+def _status(page) -> str:
+    return page.inner_text("#ws-status")
+
+
+def _wait_saved(page, version: int) -> None:
+    page.wait_for_function(
+        f"() => document.getElementById('ws-status').dataset.state === 'saved' && "
+        f"document.getElementById('ws-status').dataset.version === '{version}'",
+        timeout=15_000,
+    )
+
+
+def _new_page(browser_or_context, errors: list[str]):
+    page = browser_or_context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
+def test_workspace_needs_login_and_a_role(client, users, imaged_block):
+    url = f"/annotate/blocks/{imaged_block.pk}/"
+    assert client.get(url).status_code == 302
+    client.force_login(users["outsider"])
+    assert client.get(url).status_code == 404
+    client.force_login(users["annotator"])
+    body = client.get(url).content.decode()
+    assert "Cropland with scattered trees" in body and "orchards" in body
+    assert "/static/vendor/leaflet-geoman/leaflet-geoman.min.js" in body
+    client.post("/i18n/setlang/", {"language": "zh-hans", "next": url})
+    body = client.get(url).content.decode()
+    assert "零星林木耕地" in body and "果园" in body
+
+
+@pytest.mark.browser
+def test_draw_polygon_with_mouse_and_pick_subtype(users, asgi_server, browser, imaged_block):
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+    page.wait_for_selector("#ws-map .leaflet-tile-loaded", timeout=15_000)
+    assert "not saved" in _status(page)
+
+    page.keyboard.press("1")  # paddy, before drawing: new polygons get it
+    _draw_polygon(page, [(0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6)])
+    _wait_saved(page, 1)
+    poly = SamplePolygon.objects.get()
+    assert poly.subtype == "paddy"
+    assert poly.sample.version == 1 and poly.sample.source.slug == "mapbox"
+    assert poly.created_by == users["annotator"]
+    x0, y0, x1, y1 = poly.geometry.extent
+    assert (
+        abs(x0 - (W + 0.2 * (E - W))) < 3e-4 and abs(y1 - (S + 0.6 * (N - S))) < 3e-4
+    )  # a few pixels
+
+    # The drawn polygon stays selected: clicking a subtype in the panel re-labels it at once.
+    page.click("#ws-subtypes label.st-terraces")
+    _wait_saved(page, 2)
+    poly.refresh_from_db()
+    assert poly.subtype == "terraces"
+    assert "saved v2" in _status(page)
+
+    # Ctrl+Z undoes the last local action (the subtype change) through the API as well.
+    page.keyboard.press("Control+z")
+    _wait_saved(page, 3)
+    poly.refresh_from_db()
+    assert poly.subtype == "paddy"
+
+    # A reload shows it; G switches to the Google sample (empty), M back.
+    page.reload()
+    page.wait_for_selector("#ws[data-ready='1']")
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 1
+    page.keyboard.press("g")
+    page.wait_for_function(
+        "() => document.getElementById('ws-sample').textContent.startsWith('google')"
+    )
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 0
+    page.keyboard.press("m")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#ws-map path.leaflet-interactive').length === 1"
+    )
+    page.keyboard.press("c")  # swipe compare shows the slider
+    assert page.locator("#ws-swipe").is_visible()
+    page.screenshot(path="/tmp/workspace.png")
+
+    # In Chinese: the guidelines, the subtypes and the status line follow the language switch.
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "zh-hans")
+    page.wait_for_selector("#ws[data-ready='1']")
+    assert "零星林木耕地" in page.inner_text("#ws-subtypes")
+    assert "易混淆的非耕地" in page.inner_text("#ws-guide")
+    assert "已保存 v3" in _status(page)
+    page.screenshot(path="/tmp/workspace-zh.png")
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_invalid_polygon_shows_the_server_reason(users, asgi_server, browser, imaged_block):
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+    # A polygon wholly outside the block: the server refuses it with a reason the user sees.
+    page.evaluate("wsMap.setZoom(wsMap.getZoom() - 1)")
+    page.wait_for_timeout(300)
+    _draw_polygon(page, [(1.1, 0.2), (1.3, 0.2), (1.3, 0.5)])
+    page.wait_for_function(
+        "() => document.getElementById('ws-status').dataset.state === 'error'", timeout=15_000
+    )
+    assert "geometry" in _status(page)
+    assert SamplePolygon.objects.count() == 0
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 0
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_stale_version_shows_conflict_banner(users, asgi_server, browser, imaged_block):
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+
+    # Someone else draws two polygons after the page loaded version 0.
+    src = ImagerySource.objects.get(slug="mapbox")
+    for i, box in enumerate(
+        [(W + 0.001, S + 0.001, W + 0.01, S + 0.01), (W + 0.02, S + 0.001, W + 0.03, S + 0.01)]
+    ):
+        polygon_create(
+            user=users["lead"],
+            block=imaged_block,
+            source=src,
+            geometry=square(*box),
+            expected_version=i,
+            op_id=uuid.uuid4(),
+        )
+
+    _draw_polygon(page, [(0.3, 0.5), (0.7, 0.5), (0.7, 0.9), (0.3, 0.9)])
+    page.wait_for_selector("#ws-conflict:not([hidden])", timeout=15_000)
+    text = page.inner_text("#ws-conflict")
+    assert "Someone else changed this block" in text
+    assert "version 2 with 2 polygon(s)" in text and "Yours: 1 polygon(s)" in text
+    assert SamplePolygon.objects.count() == 2
+
+    page.click("#ws-reapply-mine")
+    _wait_saved(page, 3)
+    assert SamplePolygon.objects.count() == 3
+    # Their polygons and ours are all on the map now.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#ws-map path.leaflet-interactive').length === 3"
+    )
+    assert errors == []
+
+
+@pytest.mark.browser
+def test_offline_edits_survive_a_reload_and_arrive_once(users, asgi_server, browser, imaged_block):
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = _new_page(context, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+
+    context.set_offline(True)
+    _draw_polygon(page, [(0.2, 0.2), (0.5, 0.2), (0.5, 0.5), (0.2, 0.5)])
+    page.wait_for_function("() => document.getElementById('ws-status').dataset.state === 'offline'")
+    assert "1 change" in _status(page)
+    assert not Sample.objects.exists()
+    page.close()  # the page is gone; the change waits in IndexedDB
+
+    # Back online: the first answer is lost on the way back (the write did happen), so the page
+    # must resend the same op_id, which the server answers from its record instead of writing.
+    context.set_offline(False)
+    lost: list[str] = []
+
+    def lose_first_answer(route):
+        if route.request.method == "POST" and not lost:
+            route.fetch()
+            lost.append(route.request.url)
+            route.abort("failed")
+        else:
+            route.continue_()
+
+    page = _new_page(context, errors)
+    page.route("**/polygons/", lose_first_answer)
+    page.goto(f"{asgi_server}/annotate/blocks/{imaged_block.pk}/")
+    page.wait_for_selector("#ws[data-ready='1']")
+    assert lost and SamplePolygon.objects.count() == 1
+    # The lost answer leaves it queued; the `online` event (or the next load) resends it.
+    page.evaluate("wsFlush()")
+    _wait_saved(page, 1)
+    assert SamplePolygon.objects.count() == 1
+    assert AuditEntry.objects.filter(action="polygon_create").count() == 1
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 1
+
+    # Offline again, draw, come back: the `online` event sends it.
+    context.set_offline(True)
+    _draw_polygon(page, [(0.6, 0.6), (0.9, 0.6), (0.9, 0.9), (0.6, 0.9)])
+    page.wait_for_function("() => document.getElementById('ws-status').dataset.state === 'offline'")
+    context.set_offline(False)
+    _wait_saved(page, 2)
+    assert SamplePolygon.objects.count() == 2
+    assert Sample.objects.get().version == 2
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.browser
+def test_edit_vertex_delete_and_undo_with_keys(users, asgi_server, browser, imaged_block):
+    errors: list[str] = []
+    src = ImagerySource.objects.get(slug="mapbox")
+    polygon_create(
+        user=users["lead"],
+        block=imaged_block,
+        source=src,
+        geometry=square(W + 0.01, S + 0.01, W + 0.03, S + 0.03),
+        expected_version=0,
+        op_id=uuid.uuid4(),
+    )
+    page = _new_page(browser, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+    page.mouse.click(*_px(page, W + 0.02, S + 0.02))  # select it
+    assert "lead" in page.inner_text("#ws-selected")  # provenance of the selected polygon
+    page.keyboard.press("e")
+    corner = _px(page, W + 0.03, S + 0.03)
+    page.wait_for_selector(".marker-icon:not(.marker-icon-middle)")
+    page.mouse.move(*corner)
+    page.mouse.down()
+    page.mouse.move(corner[0] + 30, corner[1] - 30, steps=5)
+    page.mouse.up()
+    _wait_saved(page, 2)
+    poly = SamplePolygon.objects.get()
+    assert poly.geometry.extent[2] > W + 0.031 and poly.updated_by == users["annotator"]
+
+    page.keyboard.press("Escape")
+    page.mouse.click(*_px(page, W + 0.015, S + 0.015))
+    page.keyboard.press("Delete")
+    _wait_saved(page, 3)
+    assert SamplePolygon.objects.count() == 0
+    page.keyboard.press("Control+z")  # brings it back (as a new polygon)
+    _wait_saved(page, 4)
+    assert SamplePolygon.objects.count() == 1
+    assert errors == []
