@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install what croplayer needs on Debian 12, only what is missing: Debian packages (GDAL, GEOS,
-# PROJ, SpatiaLite, PostGIS, Chromium), a virtual environment made from Debian's Python (it can
+# PROJ, SpatiaLite, PostGIS, Chromium, gettext, CJK fonts), a virtual environment made from Debian's Python (it can
 # load SQLite extensions; pyenv's cannot), and the pinned requirements. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc g++ gdal-bin libgdal32 libgdal-dev libgeos-c1v5
-  libproj25 libproj-dev pkg-config libsqlite3-mod-spatialite binutils postgresql-15-postgis-3 redis-server chromium)
+  libproj25 libproj-dev proj-bin pkg-config libsqlite3-mod-spatialite binutils postgresql-15-postgis-3 redis-server chromium
+  gettext fonts-noto-cjk)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 missing=()
