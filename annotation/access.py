@@ -2,10 +2,15 @@
 
 The rule:
 
-* Reading: every user with a role (annotator, lead, admin) may read the samples and the audit log
-  of every block of every campaign, like the blocks themselves. Labels: annotators read their own
-  verdicts and coverage types only (so that two people on one block label blind), leads and
-  admins read everyone's; the integration decision is the block's and visible to all roles.
+* Reading samples, labels and the audit log of a block: leads and admins on every block;
+  annotators only on blocks given to them (any status; 403 "not assigned to you" otherwise: the
+  block itself is not secret, the work on it is). Labels: annotators read their own verdicts
+  and coverage types only, leads and admins read everyone's; the integration decision is the
+  block's and visible to all roles.
+* Blind double annotation: the block's second person (an assignment with ``agreement=True``)
+  reads and writes their own copy (``AgreementSample``) through the same sample URLs, and sees
+  in the audit log only their own copy, their own labels and the assignments; the primary
+  person never sees the copy, nor the second person's labels. Leads and admins see everything.
 * Writing samples, verdicts and coverage types: leads and admins on every block; annotators
   (``WRITE_ROLES`` minus ``UNRESTRICTED_ROLES``) only on blocks assigned to them whose
   assignment is to do or in progress. Not assigned: 403. Submitted or accepted: 409 with the
@@ -33,6 +38,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 
 from annotation.models import EDITABLE_STATUSES, Assignment, AssignmentStatus
+from annotation.selectors import PRIMARY, AuditFilter, SampleCopy
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role, user_roles
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.selectors import block_get_for_user, campaign_get_for_user
@@ -54,17 +60,45 @@ class StateConflict(APIException):
 
 @dataclass(frozen=True)
 class SampleTarget:
-    """A block and an imagery source: the address of one sample (which may not exist yet)."""
+    """A block and an imagery source: the address of one sample (which may not exist yet), and
+    which copy of it this user reads and writes (their blind copy if they are the block's second
+    annotator, else the primary sample)."""
 
     block: Block
     source: ImagerySource
+    copy: SampleCopy = PRIMARY
+
+
+def _assignment_parts(*, user: User, block: Block) -> set[bool]:
+    """The user's parts on the block: False for primary, True for agreement; empty: not given."""
+    if not user.is_authenticated:
+        return set()
+    return set(
+        Assignment.objects.filter(block=block, user=user).values_list("agreement", flat=True)
+    )
+
+
+def block_work_get_for_user(*, user: User, block_id: int) -> Block:
+    """A block whose work (samples, labels, audit) the user may read: NotFound without a role
+    or for a missing block; PermissionDenied for an annotator the block was never given to."""
+    block = block_get_for_user(user=user, block_id=block_id)
+    if not has_role(user, *UNRESTRICTED_ROLES) and not _assignment_parts(user=user, block=block):
+        raise PermissionDenied("this block is not assigned to you")
+    return block
+
+
+def sample_copy_for_user(*, user: User, block: Block) -> SampleCopy:
+    """The second annotator of a block works on their own copy; everyone else on the sample."""
+    if True in _assignment_parts(user=user, block=block):
+        return SampleCopy(annotator=user)  # type: ignore[arg-type]  # assigned: logged in
+    return PRIMARY
 
 
 def sample_target_get_for_user(
     *, user: User, block_id: int, source_slug: str, write: bool = False
 ) -> SampleTarget:
     """NotFound for a missing or invisible block or an unknown source; PermissionDenied when
-    ``write`` and the user's role may not write."""
+    the block is not the annotator's, or ``write`` and the user's role may not write."""
     block = block_get_for_user(user=user, block_id=block_id)
     try:
         source = ImagerySource.objects.get(slug=source_slug)
@@ -74,7 +108,11 @@ def sample_target_get_for_user(
         raise PermissionDenied("your role may not change samples")
     if write:
         block_work_check(user=user, block=block)
-    return SampleTarget(block=block, source=source)
+    else:
+        block = block_work_get_for_user(user=user, block_id=block_id)
+    return SampleTarget(
+        block=block, source=source, copy=sample_copy_for_user(user=user, block=block)
+    )
 
 
 def block_work_check(*, user: User, block: Block) -> None:
@@ -130,7 +168,7 @@ class LabelView:
 
 
 def block_labels_get_for_user(*, user: User, block_id: int) -> LabelView:
-    block = block_get_for_user(user=user, block_id=block_id)
+    block = block_work_get_for_user(user=user, block_id=block_id)
     own = None if has_role(user, *UNRESTRICTED_ROLES) else user
     return LabelView(block=block, only_user=own)  # type: ignore[arg-type]  # a role: logged in
 
@@ -141,6 +179,17 @@ def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
     if not has_role(user, *UNRESTRICTED_ROLES):
         raise PermissionDenied("only leads and admins manage the work of a campaign")
     return campaign
+
+
+def campaign_overview_get_for_user(
+    *, user: User, slug: str
+) -> tuple[Campaign, AbstractBaseUser | None]:
+    """A campaign's overview map, and whose blocks it shows: an annotator's own (the user),
+    or every block (None) for leads and admins. 404 without a role."""
+    campaign = campaign_get_for_user(user=user, slug=slug)
+    if has_role(user, *UNRESTRICTED_ROLES):
+        return campaign, None
+    return campaign, user  # type: ignore[return-value]  # a role: logged in
 
 
 def campaign_get_for_worker(*, user: User, slug: str) -> Campaign:
@@ -193,6 +242,20 @@ def assignees_resolve(*, usernames: list[str]) -> list[AbstractBaseUser]:
     return [found[n] for n in usernames]
 
 
-def block_audit_get_for_user(*, user: User, block_id: int) -> Block:
-    """Whoever may read a block's samples may read its audit log."""
-    return block_get_for_user(user=user, block_id=block_id)
+@dataclass(frozen=True)
+class AuditView:
+    """A block whose audit log is read, and what of it this reader may see."""
+
+    block: Block
+    only: AuditFilter | None
+
+
+def block_audit_get_for_user(*, user: User, block_id: int) -> AuditView:
+    """Whoever may read a block's samples may read its audit log; annotators see it without
+    what would break blind labelling (others' labels, the other copy of a double-annotated
+    block)."""
+    block = block_work_get_for_user(user=user, block_id=block_id)
+    if has_role(user, *UNRESTRICTED_ROLES):
+        return AuditView(block=block, only=None)
+    second = True in _assignment_parts(user=user, block=block)
+    return AuditView(block=block, only=AuditFilter(user=user, second=second))  # type: ignore[arg-type]

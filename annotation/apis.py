@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponseNotModified
+from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -34,6 +35,7 @@ from annotation.access import (
     block_labels_get_for_user,
     campaign_get_for_lead,
     campaign_get_for_worker,
+    campaign_overview_get_for_user,
     label_target_get_for_user,
     sample_target_get_for_user,
 )
@@ -48,10 +50,13 @@ from annotation.models import (
     Verdict,
 )
 from annotation.selectors import (
+    UNASSIGNED,
+    OverviewFilter,
     assignment_list,
     audit_list_for_block,
     block_labels,
     campaign_agreement,
+    campaign_overview_blocks,
     sample_feature_collection,
 )
 from annotation.services import (
@@ -62,6 +67,7 @@ from annotation.services import (
     SampleWrite,
     StaleVersion,
     TransitionRefused,
+    agreement_share_assign,
     assignment_create,
     assignment_review,
     assignment_start,
@@ -75,6 +81,7 @@ from annotation.services import (
     sample_mark_negative,
     verdict_label_set,
 )
+from mapping.geo.grid import grid_for
 
 POSITION = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
 POLYGON_SCHEMA = {
@@ -225,6 +232,9 @@ class SampleDetailApi(APIView):
         version = serializers.IntegerField(help_text="Send it back as If-Match; 0: no sample yet")
         kind = serializers.CharField(allow_null=True)
         split = serializers.CharField(allow_null=True)
+        agreement = serializers.BooleanField(
+            help_text="True: you are the block's second annotator and see your own blind copy"
+        )
 
     @extend_schema(
         summary="A block's polygons on one imagery source, with the sample version",
@@ -235,7 +245,7 @@ class SampleDetailApi(APIView):
         target = sample_target_get_for_user(
             user=request.user, block_id=block_id, source_slug=source
         )
-        data = sample_feature_collection(block=target.block, source=target.source)
+        data = sample_feature_collection(block=target.block, source=target.source, copy=target.copy)
         etag = _etag(data["version"])
         if request.headers.get("If-None-Match") == etag:
             # A plain Django response: DRF passes it through, and 304 has no body to render.
@@ -280,6 +290,7 @@ class PolygonCreateApi(APIView):
                 user=request.user,
                 block=target.block,
                 source=target.source,
+                copy=target.copy,
                 expected_version=expected,
                 **s.validated_data,
             ),
@@ -328,6 +339,7 @@ class PolygonDetailApi(APIView):
                 user=request.user,
                 block=target.block,
                 source=target.source,
+                copy=target.copy,
                 polygon_id=polygon_id,
                 expected_version=expected,
                 **s.validated_data,
@@ -358,6 +370,7 @@ class PolygonDetailApi(APIView):
                 user=request.user,
                 block=target.block,
                 source=target.source,
+                copy=target.copy,
                 polygon_id=polygon_id,
                 expected_version=expected,
                 op_id=s.validated_data["op_id"],
@@ -392,6 +405,7 @@ class SampleNegativeApi(APIView):
                 user=request.user,
                 block=target.block,
                 source=target.source,
+                copy=target.copy,
                 expected_version=expected,
                 op_id=s.validated_data["op_id"],
             ),
@@ -435,9 +449,9 @@ class BlockAuditApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
-        block = block_audit_get_for_user(user=self.request.user, block_id=self.kwargs["block_id"])
+        view = block_audit_get_for_user(user=self.request.user, block_id=self.kwargs["block_id"])
         source = self.request.query_params.get("source")
-        return audit_list_for_block(block=block, source_slug=source)
+        return audit_list_for_block(block=view.block, source_slug=source, only=view.only)
 
 
 # --- Labels -----------------------------------------------------------------------------------
@@ -607,6 +621,7 @@ class AssignmentOutputBase(serializers.ModelSerializer):
             "status",
             "priority",
             "self_claimed",
+            "agreement",
             "assigned_by",
             "created_at",
             "started_at",
@@ -845,23 +860,38 @@ class CampaignNextBlockApi(APIView):
         return Response(self.NextBlockOutputSerializer(body).data)
 
 
+class AgreementTotalsOutputSerializer(serializers.Serializer):
+    rows_compared = serializers.IntegerField(help_text="Rows (block x source) with an IoU")
+    mean_iou = serializers.FloatField(allow_null=True)
+    verdicts_compared = serializers.IntegerField()
+    verdicts_agreed = serializers.IntegerField()
+    verdict_agreement = serializers.FloatField(allow_null=True)
+
+
 class CampaignAgreementApi(APIView):
     class AgreementRowOutputSerializer(serializers.Serializer):
         block = serializers.IntegerField()
         code = serializers.CharField()
         source = serializers.CharField()
-        users = serializers.ListField(child=serializers.CharField())
-        iou = serializers.FloatField(allow_null=True, help_text="Null when neither drew cropland")
+        users = serializers.ListField(
+            child=serializers.CharField(allow_null=True),
+            help_text="The primary annotator, then the second (blind) one",
+        )
+        statuses = serializers.ListField(child=serializers.CharField(allow_null=True))
+        kinds = serializers.ListField(
+            child=serializers.CharField(allow_null=True),
+            help_text="Sample kind on each side (positive, negative; null: not labelled)",
+        )
+        iou = serializers.FloatField(
+            allow_null=True, help_text="IoU of the two sides' cropland; null when neither drew"
+        )
         verdicts = serializers.ListField(child=serializers.CharField(allow_null=True))
         verdict_agrees = serializers.BooleanField(allow_null=True)
 
-    class AgreementOutputSerializer(serializers.Serializer):
+    class AgreementOutputSerializer(AgreementTotalsOutputSerializer):
         campaign = serializers.CharField()
-        blocks = serializers.IntegerField()
-        mean_iou = serializers.FloatField(allow_null=True)
-        verdicts_compared = serializers.IntegerField()
-        verdicts_agreed = serializers.IntegerField()
-        verdict_agreement = serializers.FloatField(allow_null=True)
+        blocks = serializers.IntegerField(help_text="Blocks given to two people")
+        by_source = serializers.DictField(child=AgreementTotalsOutputSerializer())
         rows = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(
@@ -878,3 +908,163 @@ class CampaignAgreementApi(APIView):
         data = campaign_agreement(campaign=campaign)
         data["rows"] = self.AgreementRowOutputSerializer(data["rows"], many=True).data
         return Response(self.AgreementOutputSerializer(data).data)
+
+
+class CampaignAgreementAssignApi(APIView):
+    class AgreementAssignInputSerializer(serializers.Serializer):
+        users = serializers.ListField(
+            child=serializers.CharField(max_length=150),
+            min_length=2,
+            max_length=2,
+            help_text="The primary annotator, then the second one who draws blind",
+        )
+        percent = serializers.FloatField(
+            required=False,
+            min_value=0.001,
+            max_value=100,
+            help_text="Share of the first person's open blocks, spread over their queue",
+        )
+        blocks = serializers.ListField(
+            child=serializers.IntegerField(), required=False, min_length=1, max_length=10000
+        )
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("percent" in attrs) == ("blocks" in attrs):
+                raise serializers.ValidationError("give either percent or blocks")
+            if attrs["users"][0] == attrs["users"][1]:
+                raise serializers.ValidationError({"users": ["two different people"]})
+            return attrs
+
+    class AgreementAssignedOutputSerializer(AssignmentOutputBase):
+        class Meta(AssignmentOutputBase.Meta):
+            pass
+
+    class AgreementAssignOutputSerializer(serializers.Serializer):
+        created = serializers.ListField(child=serializers.DictField())
+        skipped = serializers.IntegerField()
+
+    @extend_schema(
+        summary="Give a share of blocks (percent of the first person's, or chosen) to two people",
+        parameters=CAMPAIGN_ROUTE,
+        request=AgreementAssignInputSerializer,
+        responses={
+            201: AgreementAssignOutputSerializer,
+            400: OpenApiResponse(description="Bad share, unknown person or block, nothing open"),
+            403: OpenApiResponse(description="Not a lead or admin"),
+            404: OpenApiResponse(description="No such campaign (or not visible to you)"),
+            409: OpenApiResponse(description="A block already has a second annotator"),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        s = self.AgreementAssignInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            first, second = assignees_resolve(usernames=s.validated_data["users"])
+            if "percent" in s.validated_data:
+                created, skipped = agreement_share_assign(
+                    lead=request.user,
+                    campaign=campaign,
+                    first=first,
+                    second=second,
+                    percent=s.validated_data["percent"],
+                )
+            else:
+                created, skipped = assignment_create(
+                    lead=request.user,
+                    campaign=campaign,
+                    block_ids=s.validated_data["blocks"],
+                    assignees=[first, second],
+                )
+        except ValueError as e:
+            raise ValidationError({"detail": [str(e)]}) from e
+        except AssignmentRefused as e:
+            raise StateConflict(e.reason) from e
+        body = {
+            "created": self.AgreementAssignedOutputSerializer(created, many=True).data,
+            "skipped": skipped,
+        }
+        return Response(
+            self.AgreementAssignOutputSerializer(body).data, status=status.HTTP_201_CREATED
+        )
+
+
+MAX_OVERVIEW_FEATURES = 20000
+
+
+class CampaignOverviewApi(APIView):
+    class OverviewFilterInputSerializer(serializers.Serializer):
+        province = serializers.IntegerField(required=False, help_text="province adcode")
+        status = serializers.ChoiceField(
+            choices=[UNASSIGNED, *AssignmentStatus.values],
+            required=False,
+            help_text="work status of the block (annotators: of their own assignment)",
+        )
+        verdict = serializers.ChoiceField(choices=Verdict.values, required=False)
+        source = serializers.SlugField(
+            required=False, help_text="with verdict: the newest verdict on this source"
+        )
+        assignee = serializers.CharField(
+            required=False, max_length=150, help_text="username (leads and admins)"
+        )
+        bbox = serializers.CharField(required=False, help_text="west,south,east,north")
+        limit = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_OVERVIEW_FEATURES, default=5000
+        )
+
+        def validate_bbox(self, value: str) -> tuple[float, float, float, float]:
+            try:
+                w, s, e, n = (float(v) for v in value.split(","))
+            except ValueError as exc:
+                raise serializers.ValidationError("bbox must be four numbers: w,s,e,n") from exc
+            if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+                raise serializers.ValidationError(
+                    "bbox must be lon/lat with west<east, south<north"
+                )
+            return (w, s, e, n)
+
+    class OverviewOutputSerializer(serializers.Serializer):
+        type = serializers.CharField(default="FeatureCollection")
+        features = serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Block rectangles; properties: code, province (adcode), province_name, "
+            "county, seed_order, status, assignees, agreement, verdicts (source -> newest)",
+        )
+        truncated = serializers.BooleanField(help_text="More blocks matched than the limit")
+        workspace_url = serializers.CharField(help_text="The block's page; {id} is the block id")
+
+    @extend_schema(
+        summary="The campaign's blocks for the overview map: status, verdicts, province",
+        parameters=[*CAMPAIGN_ROUTE, OverviewFilterInputSerializer],
+        responses={
+            200: OverviewOutputSerializer,
+            400: OpenApiResponse(description="Bad filter; reason per field"),
+            404: OpenApiResponse(description="No such campaign (or not visible to you)"),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign, only_user = campaign_overview_get_for_user(user=request.user, slug=slug)
+        q = self.OverviewFilterInputSerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        v = q.validated_data
+        rows = cols = None
+        if "bbox" in v:
+            rows, cols = grid_for(campaign.block_size_deg).blocks_in_bounds(*v["bbox"])
+        data = campaign_overview_blocks(
+            campaign=campaign,
+            f=OverviewFilter(
+                only_user=only_user,
+                province=v.get("province"),
+                status=v.get("status"),
+                verdict=v.get("verdict"),
+                source=v.get("source"),
+                assignee=v.get("assignee") if only_user is None else None,
+                rows=rows,
+                cols=cols,
+                limit=v["limit"],
+            ),
+        )
+        data["workspace_url"] = reverse("block-workspace", args=[0]).replace("/0/", "/{id}/")
+        # Returned as built (the serializer documents it): putting 20,000 features through
+        # DRF's DictField one by one doubles the response time and changes nothing.
+        return Response(data)

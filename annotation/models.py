@@ -3,6 +3,12 @@ client operations seen."""
 
 from __future__ import annotations
 
+# shapely must be loaded before the first SpatiaLite connection: SQLite loads mod_spatialite
+# (linked to the system GEOS) with RTLD_GLOBAL, and a shapely imported after it binds parts of
+# its own, newer GEOS to the system one and corrupts memory ("free(): invalid size", or
+# "WKB output dimension must be 2 or 3") on the next polygon write. Importing it here, while
+# Django loads the apps, puts it first in every process (server, worker, commands, tests).
+import shapely  # noqa: F401
 from django.conf import settings
 from django.contrib.gis.db import models
 from django.db.models import Q
@@ -30,15 +36,11 @@ class CroplandSubtype(models.TextChoices):
     SCATTERED_TREES = "scattered_trees", _("Cropland with scattered trees")
 
 
-class Sample(models.Model):
-    """A block labelled on one imagery source: cropland polygons, or none (negative)."""
+class SampleBase(models.Model):
+    """What a sample of a block on one imagery source holds, shared by the primary sample and an
+    agreement copy (each names its own block and source, with its own reverse name)."""
 
-    block = models.ForeignKey("mapping.Block", on_delete=models.CASCADE, related_name="samples")
-    source = models.ForeignKey(
-        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="samples"
-    )
     kind = models.CharField(max_length=10, choices=SampleKind.choices)
-    split = models.CharField(max_length=12, choices=SampleSplit.choices, default=SampleSplit.TRAIN)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -49,6 +51,24 @@ class Sample(models.Model):
     )
 
     class Meta:
+        abstract = True
+
+
+class Sample(SampleBase):
+    """A block labelled on one imagery source: cropland polygons, or none (negative).
+
+    This is THE sample of the block and source: the one training, export and the reviewers use.
+    The independent second annotation of a block for agreement lives in ``AgreementSample``, so
+    that ``Sample`` stays one row per block and source whoever worked on it.
+    """
+
+    block = models.ForeignKey("mapping.Block", on_delete=models.CASCADE, related_name="samples")
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="samples"
+    )
+    split = models.CharField(max_length=12, choices=SampleSplit.choices, default=SampleSplit.TRAIN)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["block", "source"], name="sample_block_source"),
         ]
@@ -57,10 +77,9 @@ class Sample(models.Model):
         return f"{self.block} / {self.source.slug} ({self.kind}, {self.split})"
 
 
-class SamplePolygon(models.Model):
+class PolygonBase(models.Model):
     """One cropland polygon, with its provenance."""
 
-    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="polygons")
     geometry = models.PolygonField(srid=4326)
     subtype = models.CharField(
         max_length=20, choices=CroplandSubtype.choices, default=CroplandSubtype.IRRIGATED_DRY
@@ -77,6 +96,58 @@ class SamplePolygon(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class SamplePolygon(PolygonBase):
+    """One cropland polygon of the block's sample, with its provenance."""
+
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="polygons")
+
+    def __str__(self) -> str:
+        return f"{self.subtype} polygon of {self.sample}"
+
+
+class AgreementSample(SampleBase):
+    """The second, blind annotation of a block on one source, made for agreement.
+
+    Decision: a block given to two people has ONE primary sample (``Sample``, made by the
+    primary assignee and used for training and export) and, for the second person (the
+    assignment with ``agreement=True``), a separate copy here. The second person reads and writes
+    their copy through the same sample URLs (``annotation.access`` routes them), never sees the
+    primary polygons, and the first never sees the copy; agreement compares the two. Keeping the
+    copy in its own table means no reader of ``Sample`` (training, export, import) can pick up a
+    second version of a block by mistake.
+    """
+
+    block = models.ForeignKey(
+        "mapping.Block", on_delete=models.CASCADE, related_name="agreement_samples"
+    )
+    source = models.ForeignKey(
+        "mapping.ImagerySource", on_delete=models.PROTECT, related_name="agreement_samples"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agreement_samples"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["block", "source", "annotator"],
+                name="agreementsample_block_source_annotator",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.block} / {self.source.slug} by {self.annotator_id} ({self.kind}, agreement)"
+
+
+class AgreementPolygon(PolygonBase):
+    """One cropland polygon of an agreement copy."""
+
+    sample = models.ForeignKey(AgreementSample, on_delete=models.CASCADE, related_name="polygons")
 
     def __str__(self) -> str:
         return f"{self.subtype} polygon of {self.sample}"
@@ -231,6 +302,12 @@ class Assignment(models.Model):
         help_text=_("Queue rank: 1 is served first, empty last (defaults to the seed order)"),
     )
     self_claimed = models.BooleanField(default=False)
+    agreement = models.BooleanField(
+        default=False,
+        help_text=_(
+            "The second person on the block: draws blind into an agreement copy, not the sample"
+        ),
+    )
     assigned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -258,6 +335,11 @@ class Assignment(models.Model):
                 fields=["block", "user"],
                 condition=Q(status__in=ACTIVE_STATUSES),
                 name="assignment_one_active_per_block_user",
+            ),
+            models.UniqueConstraint(
+                fields=["block"],
+                condition=Q(agreement=True, status__in=ACTIVE_STATUSES),
+                name="assignment_one_active_agreement_per_block",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in ACTIVE_STATUSES] + ["accepted"]),

@@ -4,14 +4,17 @@ assignments, and the agreement of double-annotated blocks."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from annotation.geometry import polygon_to_geojson
 from annotation.models import (
+    AgreementPolygon,
+    AgreementSample,
     Assignment,
     AuditEntry,
     CampaignWorkflow,
@@ -28,7 +31,43 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def polygon_feature(*, polygon: SamplePolygon, source: ImagerySource) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SampleCopy:
+    """Which copy of a block's sample on a source a read or write addresses: the primary one
+    (``annotator`` None: ``Sample``, used for training) or the blind agreement copy of the
+    block's second annotator (``AgreementSample``). See ``AgreementSample`` for why."""
+
+    annotator: AbstractBaseUser | None = None
+
+    @property
+    def is_agreement(self) -> bool:
+        return self.annotator is not None
+
+    @property
+    def sample_model(self) -> type[Sample] | type[AgreementSample]:
+        return AgreementSample if self.is_agreement else Sample
+
+    @property
+    def polygon_model(self) -> type[SamplePolygon] | type[AgreementPolygon]:
+        return AgreementPolygon if self.is_agreement else SamplePolygon
+
+    def lookup(self) -> dict[str, Any]:
+        """Extra fields that pick this copy's sample row (besides block and source)."""
+        return {"annotator": self.annotator} if self.is_agreement else {}
+
+    def object_type(self, what: str) -> str:
+        """The audit's object type: ``sample``/``sample_polygon`` or ``agreement_*``."""
+        if not self.is_agreement:
+            return what
+        return "agreement_sample" if what == "sample" else "agreement_polygon"
+
+
+PRIMARY = SampleCopy()
+
+
+def polygon_feature(
+    *, polygon: SamplePolygon | AgreementPolygon, source: ImagerySource
+) -> dict[str, Any]:
     """A polygon as a GeoJSON Feature whose properties carry its provenance."""
     geometry = shapely.from_wkb(bytes(polygon.geometry.wkb))
     return {
@@ -48,50 +87,83 @@ def polygon_feature(*, polygon: SamplePolygon, source: ImagerySource) -> dict[st
     }
 
 
-def sample_get(*, block: Block, source: ImagerySource) -> Sample | None:
-    return Sample.objects.filter(block=block, source=source).first()
+def sample_get(
+    *, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY
+) -> Sample | AgreementSample | None:
+    return copy.sample_model.objects.filter(block=block, source=source, **copy.lookup()).first()
 
 
-def sample_version(*, block: Block, source: ImagerySource) -> int:
+def sample_version(*, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY) -> int:
     """The version a client must send in If-Match; 0 while the block has no sample."""
     version = (
-        Sample.objects.filter(block=block, source=source).values_list("version", flat=True).first()
+        copy.sample_model.objects.filter(block=block, source=source, **copy.lookup())
+        .values_list("version", flat=True)
+        .first()
     )
     return version or 0
 
 
-def sample_polygon_features(*, block: Block, source: ImagerySource) -> list[dict[str, Any]]:
+def sample_polygon_features(
+    *, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY
+) -> list[dict[str, Any]]:
+    lookup = {f"sample__{k}": v for k, v in copy.lookup().items()}
     polygons = (
-        SamplePolygon.objects.filter(sample__block=block, sample__source=source)
+        copy.polygon_model.objects.filter(sample__block=block, sample__source=source, **lookup)
         .select_related("created_by", "updated_by")
         .order_by("pk")
     )
     return [polygon_feature(polygon=p, source=source) for p in polygons]
 
 
-def sample_feature_collection(*, block: Block, source: ImagerySource) -> dict[str, Any]:
+def sample_feature_collection(
+    *, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY
+) -> dict[str, Any]:
     """The block's polygons on one source, with the sample's version, kind and split.
 
-    ``version``, ``kind`` and ``split`` are foreign members (allowed by RFC 7946); a block
-    without a sample has version 0 and kind null.
+    ``version``, ``kind``, ``split`` and ``agreement`` are foreign members (allowed by RFC 7946);
+    a block without a sample has version 0 and kind null. ``agreement`` is true when the reader
+    is the block's second annotator and reads their own blind copy.
     """
-    sample = sample_get(block=block, source=source)
+    sample = sample_get(block=block, source=source, copy=copy)
     return {
         "type": "FeatureCollection",
-        "features": sample_polygon_features(block=block, source=source) if sample else [],
+        "features": sample_polygon_features(block=block, source=source, copy=copy)
+        if sample
+        else [],
         "block": block.pk,
         "source": source.slug,
         "version": sample.version if sample else 0,
         "kind": sample.kind if sample else None,
-        "split": sample.split if sample else None,
+        "split": getattr(sample, "split", None),
+        "agreement": copy.is_agreement,
     }
 
 
-def audit_list_for_block(*, block: Block, source_slug: str | None = None) -> QuerySet[AuditEntry]:
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an annotator may see of a block's audit log: not other people's verdicts and
+    coverage types, not someone else's agreement copy, and, for the block's second annotator
+    (``second``), not the primary sample either (they label blind)."""
+
+    user: AbstractBaseUser
+    second: bool
+
+
+PERSONAL_OBJECTS = ("verdict_label", "coverage_label", "agreement_sample", "agreement_polygon")
+PRIMARY_OBJECTS = ("sample", "sample_polygon")
+
+
+def audit_list_for_block(
+    *, block: Block, source_slug: str | None = None, only: AuditFilter | None = None
+) -> QuerySet[AuditEntry]:
     """Newest first."""
     qs = AuditEntry.objects.filter(block=block).select_related("source")
     if source_slug:
         qs = qs.filter(source__slug=source_slug)
+    if only is not None:
+        qs = qs.exclude(Q(object_type__in=PERSONAL_OBJECTS) & ~Q(user_id=only.user.pk))
+        if only.second:
+            qs = qs.exclude(object_type__in=PRIMARY_OBJECTS)
     return qs.order_by("-id")
 
 
@@ -184,8 +256,8 @@ def assignment_list(
     return qs.order_by(F("priority").asc(nulls_last=True), "pk")
 
 
-def _union(polygons: list[Any]) -> Any:
-    return shapely.union_all([shapely.from_wkb(bytes(p.wkb)) for p in polygons])
+def _union(geometries: list[bytes]) -> Any:
+    return shapely.union_all([shapely.from_wkb(g) for g in geometries])
 
 
 def polygon_iou(a: Any, b: Any) -> float | None:
@@ -199,70 +271,250 @@ def polygon_iou(a: Any, b: Any) -> float | None:
     return float(shapely.intersection(a, b).area / union)
 
 
-def campaign_agreement(*, campaign: Campaign) -> dict[str, Any]:
-    """For every block given to two people: per source, the IoU of the cropland each of them drew
-    (polygons attributed by ``created_by``) and whether their verdicts agree."""
-    people: dict[int, list[Any]] = defaultdict(list)
-    assignments = (
+def _pairs(*, campaign: Campaign) -> dict[int, tuple[Assignment | None, Assignment]]:
+    """Every double-annotated block of the campaign: its primary and its second assignment
+    (the latest of each kind; the primary may be missing if it was deleted)."""
+    primary: dict[int, Assignment] = {}
+    second: dict[int, Assignment] = {}
+    for a in (
         Assignment.objects.filter(block__campaign=campaign)
         .select_related("user", "block")
-        .order_by("block_id", "pk")
+        .order_by("pk")
+    ):
+        (second if a.agreement else primary)[a.block_id] = a
+    return {b: (primary.get(b), a) for b, a in second.items()}
+
+
+def _name(a: Assignment | None) -> str | None:
+    return a.user.get_username() if a is not None else None
+
+
+def campaign_agreement(*, campaign: Campaign) -> dict[str, Any]:
+    """Agreement of the campaign's double-annotated blocks, per block and source.
+
+    The two sides are the block's primary sample (``Sample``: the primary annotator's work, as
+    the reviewers left it) and the second annotator's blind copy (``AgreementSample``). For each
+    block and source either side labelled: the IoU of their cropland (the union of each side's
+    polygons; 0 when only one side drew, null when neither did), each side's sample kind, and
+    whether the two people's verdicts agree (null until both gave one). Totals: mean IoU over
+    the rows that have one, verdict agreement over the rows with both verdicts, and the same
+    per source.
+    """
+    pairs = _pairs(campaign=campaign)
+    block_ids = sorted(pairs)
+    kinds: dict[tuple[int, int, int], str] = {}  # (block, source, side) -> kind
+    geoms: dict[tuple[int, int, int], list[bytes]] = defaultdict(list)
+    for b, src, kind in Sample.objects.filter(block_id__in=block_ids).values_list(
+        "block_id", "source_id", "kind"
+    ):
+        kinds[(b, src, 0)] = kind
+    for b, src, kind, annotator in AgreementSample.objects.filter(
+        block_id__in=block_ids
+    ).values_list("block_id", "source_id", "kind", "annotator_id"):
+        if pairs[b][1].user_id == annotator:
+            kinds[(b, src, 1)] = kind
+    for b, src, geom in SamplePolygon.objects.filter(sample__block_id__in=block_ids).values_list(
+        "sample__block_id", "sample__source_id", "geometry"
+    ):
+        geoms[(b, src, 0)].append(bytes(geom.wkb))
+    for b, src, annotator, geom in AgreementPolygon.objects.filter(
+        sample__block_id__in=block_ids
+    ).values_list("sample__block_id", "sample__source_id", "sample__annotator_id", "geometry"):
+        if pairs[b][1].user_id == annotator:
+            geoms[(b, src, 1)].append(bytes(geom.wkb))
+    verdicts: dict[tuple[int, int, int], str] = {}
+    for b, src, user_id, verdict in VerdictLabel.objects.filter(block_id__in=block_ids).values_list(
+        "block_id", "source_id", "user_id", "verdict"
+    ):
+        first, second = pairs[b]
+        for side, a in enumerate((first, second)):
+            if a is not None and a.user_id == user_id:
+                verdicts[(b, src, side)] = verdict
+    slugs = dict(ImagerySource.objects.values_list("pk", "slug"))
+    touched = sorted(
+        {(b, src) for b, src, _ in [*kinds, *geoms, *verdicts]},
+        key=lambda k: (k[0], slugs[k[1]]),
     )
-    blocks: dict[int, Block] = {}
-    for a in assignments:
-        if all(u.pk != a.user_id for u in people[a.block_id]):
-            people[a.block_id].append(a.user)
-            blocks[a.block_id] = a.block
     rows = []
-    ious: list[float] = []
-    compared = agreed = 0
-    for block_id, users in sorted(people.items()):
-        if len(users) < 2:
-            continue
-        first, second = users[:2]
-        block = blocks[block_id]
-        verdicts = {
-            (v.source_id, v.user_id): v.verdict
-            for v in VerdictLabel.objects.filter(block=block, user__in=[first, second])
-        }
-        polygons: dict[tuple[int, int | None], list[Any]] = defaultdict(list)
-        for p in SamplePolygon.objects.filter(
-            sample__block=block, created_by__in=[first, second]
-        ).values_list("sample__source_id", "created_by_id", "geometry"):
-            polygons[(p[0], p[1])].append(p[2])
-        source_ids = {s for s, _ in verdicts} | {s for s, _ in polygons}
-        for source in ImagerySource.objects.filter(pk__in=source_ids).order_by("slug"):
-            iou = None
-            if polygons[(source.pk, first.pk)] or polygons[(source.pk, second.pk)]:
-                iou = polygon_iou(
-                    _union(polygons[(source.pk, first.pk)]),
-                    _union(polygons[(source.pk, second.pk)]),
-                )
-            va = verdicts.get((source.pk, first.pk))
-            vb = verdicts.get((source.pk, second.pk))
-            verdict_agrees = va == vb if va is not None and vb is not None else None
-            if iou is not None:
-                ious.append(iou)
-            if verdict_agrees is not None:
-                compared += 1
-                agreed += int(verdict_agrees)
-            rows.append(
-                {
-                    "block": block.pk,
-                    "code": block.code,
-                    "source": source.slug,
-                    "users": [first.get_username(), second.get_username()],
-                    "iou": iou,
-                    "verdicts": [va, vb],
-                    "verdict_agrees": verdict_agrees,
-                }
-            )
+    for b, src in touched:
+        first, second = pairs[b]
+        iou = None
+        if geoms[(b, src, 0)] or geoms[(b, src, 1)]:
+            iou = polygon_iou(_union(geoms[(b, src, 0)]), _union(geoms[(b, src, 1)]))
+        va, vb = verdicts.get((b, src, 0)), verdicts.get((b, src, 1))
+        rows.append(
+            {
+                "block": b,
+                "code": second.block.code,
+                "source": slugs[src],
+                "users": [_name(first), _name(second)],
+                "statuses": [first.status if first else None, second.status],
+                "kinds": [kinds.get((b, src, 0)), kinds.get((b, src, 1))],
+                "iou": iou,
+                "verdicts": [va, vb],
+                "verdict_agrees": va == vb if va is not None and vb is not None else None,
+            }
+        )
+    by_source = {
+        slug: _agreement_totals([r for r in rows if r["source"] == slug])
+        for slug in sorted({r["source"] for r in rows})
+    }
     return {
         "campaign": campaign.slug,
-        "blocks": len({r["block"] for r in rows}),
-        "mean_iou": sum(ious) / len(ious) if ious else None,
-        "verdicts_compared": compared,
-        "verdicts_agreed": agreed,
-        "verdict_agreement": agreed / compared if compared else None,
+        "blocks": len(pairs),
+        **_agreement_totals(rows),
+        "by_source": by_source,
         "rows": rows,
     }
+
+
+def _agreement_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ious = [r["iou"] for r in rows if r["iou"] is not None]
+    compared = [r["verdict_agrees"] for r in rows if r["verdict_agrees"] is not None]
+    agreed = sum(1 for v in compared if v)
+    return {
+        "rows_compared": len(ious),
+        "mean_iou": sum(ious) / len(ious) if ious else None,
+        "verdicts_compared": len(compared),
+        "verdicts_agreed": agreed,
+        "verdict_agreement": agreed / len(compared) if compared else None,
+    }
+
+
+# --- the campaign overview map ------------------------------------------------------------------
+
+UNASSIGNED = "unassigned"
+
+
+@dataclass(frozen=True)
+class OverviewFilter:
+    """What the overview map shows. ``only_user``: an annotator's view (their blocks, their own
+    verdicts and status); None: a lead's or admin's (every block of the campaign)."""
+
+    only_user: AbstractBaseUser | None = None
+    province: int | None = None
+    status: str | None = None
+    verdict: str | None = None
+    source: str | None = None
+    assignee: str | None = None
+    rows: range | None = None
+    cols: range | None = None
+    limit: int = 5000
+
+
+def _latest_verdicts(*, only_user: AbstractBaseUser | None) -> QuerySet[VerdictLabel]:
+    """Verdict labels that are the newest on their block and source (of ``only_user``, if
+    given: an annotator must not see other people's verdicts)."""
+    labels = VerdictLabel.objects.all()
+    if only_user is not None:
+        labels = labels.filter(user=only_user)
+    newer = labels.filter(block_id=OuterRef("block_id"), source_id=OuterRef("source_id")).filter(
+        Q(updated_at__gt=OuterRef("updated_at"))
+        | Q(updated_at=OuterRef("updated_at"), pk__gt=OuterRef("pk"))
+    )
+    return labels.exclude(Exists(newer))
+
+
+def campaign_overview_blocks(*, campaign: Campaign, f: OverviewFilter) -> dict[str, Any]:
+    """The campaign's blocks as a GeoJSON FeatureCollection for the overview map, with each
+    block's work status (of its primary assignment; of the annotator's own for an annotator;
+    ``unassigned`` when nobody has it), assignees, the newest verdict per source, province and
+    county; filtered in the database, in seed order, at most ``f.limit`` (``truncated`` says
+    whether there were more)."""
+    qs = Block.objects.filter(campaign=campaign)
+    mine = Assignment.objects.filter(block_id=OuterRef("pk"))
+    if f.only_user is not None:
+        mine = mine.filter(user=f.only_user)
+        qs = qs.filter(Exists(mine))
+    else:
+        mine = mine.filter(agreement=False)
+    if f.province is not None:
+        qs = qs.filter(province__adcode=f.province)
+    if f.rows is not None and f.cols is not None:
+        qs = qs.filter(
+            row__gte=f.rows.start, row__lt=f.rows.stop, col__gte=f.cols.start, col__lt=f.cols.stop
+        )
+    if f.assignee:
+        qs = qs.filter(
+            Exists(Assignment.objects.filter(block_id=OuterRef("pk"), user__username=f.assignee))
+        )
+    if f.status == UNASSIGNED:
+        qs = qs.exclude(Exists(mine))
+    elif f.status:
+        qs = qs.filter(Exists(mine.filter(status=f.status)))
+    latest = _latest_verdicts(only_user=f.only_user)
+    if f.verdict:
+        wanted = latest.filter(block_id=OuterRef("pk"), verdict=f.verdict)
+        if f.source:
+            wanted = wanted.filter(source__slug=f.source)
+        qs = qs.filter(Exists(wanted))
+    rows = list(
+        qs.select_related("province", "county")
+        .order_by(F("seed_order").asc(nulls_last=True), "row", "col")
+        .values(
+            "pk",
+            "row",
+            "col",
+            "geometry",
+            "seed_order",
+            "province__adcode",
+            "province__name_zh",
+            "province__name_en",
+            "county__name_zh",
+        )[: f.limit + 1]
+    )
+    truncated = len(rows) > f.limit
+    rows = rows[: f.limit]
+    ids = [r["pk"] for r in rows]
+    status: dict[int, str] = {}
+    people: dict[int, list[str]] = defaultdict(list)
+    agreement: set[int] = set()
+    assignments = Assignment.objects.filter(block_id__in=ids).order_by("pk")
+    for block_id, user_id, username, st, is_second in assignments.values_list(
+        "block_id", "user_id", "user__username", "status", "agreement"
+    ):
+        if f.only_user is not None:
+            if user_id == f.only_user.pk:
+                status[block_id] = st
+            continue  # an annotator does not learn who else works on the block
+        if username not in people[block_id]:
+            people[block_id].append(username)
+        if is_second:
+            agreement.add(block_id)
+        else:
+            status[block_id] = st
+    verdicts: dict[int, dict[str, str]] = defaultdict(dict)
+    for block_id, slug, verdict in latest.filter(block_id__in=ids).values_list(
+        "block_id", "source__slug", "verdict"
+    ):
+        verdicts[block_id][slug] = verdict
+    # One vectorised shapely call for every block's bounds: GEOSGeometry.extent, one at a time,
+    # was four fifths of the time this selector took for 2,000 blocks.
+    extents = shapely.bounds(shapely.from_wkb([bytes(r["geometry"].wkb) for r in rows])).tolist()
+    features = []
+    for r, (west, south, east, north) in zip(rows, extents, strict=True):
+        features.append(
+            {
+                "type": "Feature",
+                "id": r["pk"],
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[west, south], [east, south], [east, north], [west, north], [west, south]]
+                    ],
+                },
+                "properties": {
+                    "code": f"R{r['row']:04d}C{r['col']:04d}",
+                    "province": r["province__adcode"],
+                    "province_name": r["province__name_zh"] or "",
+                    "province_name_en": r["province__name_en"] or "",
+                    "county": r["county__name_zh"] or "",
+                    "seed_order": r["seed_order"],
+                    "status": status.get(r["pk"], UNASSIGNED),
+                    "assignees": people.get(r["pk"], []),
+                    "agreement": r["pk"] in agreement,
+                    "verdicts": verdicts.get(r["pk"], {}),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features, "truncated": truncated}

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation import apis
+from annotation import apis, prediction_apis
 
 SAMPLE = "blocks/<int:block_id>/samples/<slug:source>/"
 
@@ -16,6 +16,11 @@ urlpatterns = [
     ),
     path(f"{SAMPLE}negative/", apis.SampleNegativeApi.as_view(), name="api-sample-negative"),
     path("blocks/<int:block_id>/audit/", apis.BlockAuditApi.as_view(), name="api-block-audit"),
+    path(
+        "blocks/<int:block_id>/sources/<slug:source>/prediction/",
+        prediction_apis.BlockPredictionApi.as_view(),
+        name="api-block-prediction",
+    ),
 ]
 
 BLOCK_LABELS = "blocks/<int:block_id>/labels/"
@@ -50,6 +55,16 @@ urlpatterns += [
         "campaigns/<slug:slug>/agreement/",
         apis.CampaignAgreementApi.as_view(),
         name="api-campaign-agreement",
+    ),
+    path(
+        "campaigns/<slug:slug>/agreement/assign/",
+        apis.CampaignAgreementAssignApi.as_view(),
+        name="api-campaign-agreement-assign",
+    ),
+    path(
+        "campaigns/<slug:slug>/overview.geojson",
+        apis.CampaignOverviewApi.as_view(),
+        name="api-campaign-overview",
     ),
     path("assignments/", apis.AssignmentListApi.as_view(), name="api-assignment-list"),
     path(

@@ -1,52 +1,184 @@
-"""HTML pages of the annotation app: the workspace where interpreters draw a block's cropland."""
+"""HTML pages of the annotation app: the workspace where interpreters draw and label a block.
+
+Every word the page shows goes through Django's gettext: the template uses ``{% translate %}``
+and the scripts get their strings already translated in the page's JSON config (no separate
+JavaScript catalogue to load, nothing to fetch before the page works offline).
+"""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils.translation import get_language, gettext
-from rest_framework.exceptions import NotFound
+from typing import Any
 
-from annotation.models import CroplandSubtype
-from mapping.models import ImagerySource
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language, gettext, gettext_lazy, gettext_noop
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from annotation.access import campaign_get_for_worker
+from annotation.apis import AssignmentListApi
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    AuditAction,
+    CoverageType,
+    CroplandSubtype,
+    IntegrationDecision,
+    Verdict,
+)
+from annotation.services import block_next_for_user
+from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
+from learning.models import BlockPrediction, ModelKind
+from mapping.models import Block, ImagerySource
 from mapping.selectors import block_get_for_user
 
-CONFLICT = (
+# workspace.js looks its strings up by their English text: marked here for makemessages
+# (gettext_noop) and translated per request.
+CONFLICT = gettext_noop(
     "Theirs: version %(v)s with %(n)s polygon(s). Yours: %(m)s polygon(s) on screen, "
     "%(k)s change(s) not saved."
 )
-CONFIRM_NEGATIVE = "Mark this block negative on this source? Its polygons are deleted."
+WORKSPACE_MESSAGES = [
+    gettext_noop("saving…"),
+    gettext_noop("saved v%(v)s"),
+    gettext_noop("not saved yet"),
+    gettext_noop("offline: %(n)s change(s) waiting"),
+    gettext_noop("error: %(reason)s"),
+    CONFLICT,
+    gettext_noop("Mark this block negative on this source? Its polygons are deleted."),
+    gettext_noop("negative sample (no cropland)"),
+    gettext_noop("positive sample"),
+    gettext_noop("no sample yet"),
+    gettext_noop("nothing to undo"),
+    gettext_noop("%(n)s polygon(s)"),
+]
 
-# Chinese for the workspace's own words, used until a compiled zh-hans catalogue translates them
-# (gettext then wins): interpreters must be able to work in Chinese today.
-ZH = {
-    "Paddy": "水田",
-    "Irrigated and dry cropland": "水浇地和旱地",
-    "Terraces": "梯田",
-    "Fallow land": "休耕地",
-    "Greenhouse": "大棚",
-    "Cropland with scattered trees": "零星林木耕地",
-    "saving…": "保存中…",
-    "saved v%(v)s": "已保存 v%(v)s",
-    "not saved yet": "尚未保存",
-    "offline: %(n)s change(s) waiting": "离线：%(n)s 项修改待发送",
-    "error: %(reason)s": "错误：%(reason)s",
-    "Someone else changed this block.": "其他人修改了此图块。",
-    CONFLICT: "对方：版本 %(v)s，%(n)s 个多边形。您：屏幕上 %(m)s 个多边形，%(k)s 项修改未保存。",
-    CONFIRM_NEGATIVE: "将此图块在该影像源上标为负样本？其多边形将被删除。",
-    "negative sample (no cropland)": "负样本（无耕地）",
-    "positive sample": "正样本",
-    "no sample yet": "尚无样本",
-    "nothing to undo": "没有可撤销的操作",
+# The labelling panel's strings (panel.js); keys are short names, values translated.
+PANEL_MESSAGES = {
+    "none": gettext_lazy("not labelled yet"),
+    "saving": gettext_lazy("saving…"),
+    "saved": gettext_lazy("saved"),
+    "queued": gettext_lazy("offline: saved when the network returns"),
+    "error": gettext_lazy("error: %(reason)s"),
+    "by": gettext_lazy("%(user)s · %(when)s · %(source)s"),
+    "model": gettext_lazy("model %(model)s, round %(round)s"),
+    "noModel": gettext_lazy("no model prediction yet"),
+    "noAssignment": gettext_lazy("This block is not assigned to you."),
+    "assignedTo": gettext_lazy("%(user)s: %(status)s"),
+    "rejected": gettext_lazy("Rejected by %(user)s: %(comment)s"),
+    "accepted": gettext_lazy("Accepted by %(user)s"),
+    "rejectPrompt": gettext_lazy("What should be fixed? (the annotator sees this comment)"),
+    "commentNeeded": gettext_lazy("A rejection needs a comment."),
+    "nothingLeft": gettext_lazy("No block left for you in this campaign."),
+    "nextIsThis": gettext_lazy("This block is your next one: finish and submit it first."),
+    "loading": gettext_lazy("loading…"),
+    "noAudit": gettext_lazy("No changes yet."),
+    "before": gettext_lazy("before"),
+    "after": gettext_lazy("after"),
+    "geometry": gettext_lazy("geometry: %(n)s vertices"),
+    "more": gettext_lazy("older entries not shown: %(n)s"),
 }
 
+STATUS_WORDS = {
+    AssignmentStatus.TODO: gettext_lazy("to do"),
+    AssignmentStatus.IN_PROGRESS: gettext_lazy("in progress"),
+    AssignmentStatus.SUBMITTED: gettext_lazy("submitted, waiting for review"),
+    AssignmentStatus.ACCEPTED: gettext_lazy("accepted"),
+    AssignmentStatus.REJECTED: gettext_lazy("rejected"),
+}
 
-def _t(text: str) -> str:
-    translated = gettext(text)
-    if translated == text and (get_language() or "").startswith("zh"):
-        return ZH.get(text, text)
-    return translated
+# Keys of the panel: chosen not to clash with workspace.js (plain letters, 1-6, Ctrl+Z/Y, Del,
+# Esc): shifted letters and digits, Alt+digits. ``code`` is KeyboardEvent.code, which does not
+# depend on the keyboard layout (Shift+1 is "!" on one keyboard and "+" on another).
+VERDICT_KEYS = {
+    Verdict.TP: ("KeyT", "Shift+T"),
+    Verdict.FP: ("KeyF", "Shift+F"),
+    Verdict.NOISE: ("KeyO", "Shift+O"),
+    Verdict.ARTIFACT: ("KeyA", "Shift+A"),
+}
+VERDICT_SHORT = {
+    Verdict.TP: gettext_lazy("TP"),
+    Verdict.FP: gettext_lazy("FP"),
+    Verdict.NOISE: gettext_lazy("Noise"),
+    Verdict.ARTIFACT: gettext_lazy("Artifact"),
+}
+NEXT_BLOCK_KEY = ("KeyN", "Shift+N")
+
+
+def _choices(choices: list[tuple[str, Any]], keys: dict[str, tuple[str, str]]) -> list[dict]:
+    return [
+        {"value": value, "label": str(label), "code": keys[value][0], "key": keys[value][1]}
+        for value, label in choices
+    ]
+
+
+def _digit_keys(values: list[str], modifier: str) -> dict[str, tuple[str, str]]:
+    return {v: (f"Digit{i + 1}", f"{modifier}+{i + 1}") for i, v in enumerate(values)}
+
+
+def current_predictions(*, block: Block) -> dict[str, dict[str, Any]]:
+    """Per source slug: the current segmenter version and round whose prediction the labels of
+    this block judge. A verdict means nothing without the prediction it was given on, so each
+    label and polygon records them; empty before the first learning round."""
+    rows = (
+        BlockPrediction.objects.filter(
+            block=block, model_version__kind=ModelKind.SEGMENTER, model_version__is_current=True
+        )
+        .select_related("source", "model_version", "round")
+        .order_by("pk")
+    )
+    return {
+        p.source.slug: {
+            "model_version": p.model_version.name,
+            "round_number": p.round.number if p.round is not None else None,
+        }
+        for p in rows
+    }
+
+
+def _assignments(*, block: Block, user: Any, lead: bool) -> list[dict[str, Any]]:
+    """Annotators see their own assignment on the block; leads and admins every one of it."""
+    qs = Assignment.objects.filter(block=block).select_related(
+        "block", "block__campaign", "user", "assigned_by", "reviewed_by"
+    )
+    if not lead:
+        qs = qs.filter(user=user)
+    data = AssignmentListApi.AssignmentListOutputSerializer(qs.order_by("pk"), many=True).data
+    return [dict(row) for row in data]
+
+
+def panel_config(*, block: Block, user: Any) -> dict[str, Any]:
+    """What panel.js needs: choices with their keys, the user's role, the current prediction's
+    provenance, the assignments and the translated words."""
+    lead = has_role(user, LEAD, ADMIN)
+    return {
+        "campaign": block.campaign.slug,
+        "lang": get_language() or "en",  # dates in the page's language, e.g. 2026/11/22 08:13
+        "user": user.get_username(),
+        "lead": lead,
+        "worker": has_role(user, ANNOTATOR, LEAD, ADMIN),
+        "verdicts": [
+            {**c, "short": str(VERDICT_SHORT[c["value"]])}
+            for c in _choices(Verdict.choices, VERDICT_KEYS)
+        ],
+        "coverage": _choices(CoverageType.choices, _digit_keys(CoverageType.values, "Shift")),
+        # Everyone reads the integration decision; only leads and admins get keys to make it.
+        "integration": _choices(
+            IntegrationDecision.choices,
+            _digit_keys(IntegrationDecision.values, "Alt")
+            if lead
+            else {v: ("", "") for v in IntegrationDecision.values},
+        ),
+        "nextKey": {"code": NEXT_BLOCK_KEY[0], "key": NEXT_BLOCK_KEY[1]},
+        "predictions": current_predictions(block=block),
+        "assignments": _assignments(block=block, user=user, lead=lead),
+        "statuses": {k: str(v) for k, v in STATUS_WORDS.items()},
+        "actions": {value: str(label) for value, label in AuditAction.choices},
+        "messages": {k: str(v) for k, v in PANEL_MESSAGES.items()},
+    }
 
 
 @login_required
@@ -59,26 +191,13 @@ def block_workspace(request: HttpRequest, block_id: int) -> HttpResponse:
     # Without any fetched image the block can still be labelled (e.g. from a QGIS session).
     sources = list(with_imagery.order_by("pk")) or list(ImagerySource.objects.order_by("pk"))
     subtypes = [
-        {"value": value, "label": _t(str(label)), "key": str(i + 1)}
+        {"value": value, "label": str(label), "key": str(i + 1)}
         for i, (value, label) in enumerate(CroplandSubtype.choices)
     ]
-    messages = {
-        key: _t(key)
-        for key in (
-            "saving…",
-            "saved v%(v)s",
-            "not saved yet",
-            "offline: %(n)s change(s) waiting",
-            "error: %(reason)s",
-            CONFLICT,
-            CONFIRM_NEGATIVE,
-            "negative sample (no cropland)",
-            "positive sample",
-            "no sample yet",
-            "nothing to undo",
-        )
-    }
+    messages = {m: gettext(m) for m in WORKSPACE_MESSAGES}
     west, south, east, north = block.geometry.extent
+    zh = (get_language() or "").startswith("zh")
+    panel = panel_config(block=block, user=request.user)
     config = {
         "block": block.pk,
         "bounds": [west, south, east, north],
@@ -87,14 +206,33 @@ def block_workspace(request: HttpRequest, block_id: int) -> HttpResponse:
         "subtypes": subtypes,
         "defaultSubtype": CroplandSubtype.IRRIGATED_DRY.value,
         "messages": messages,
-        "zh": (get_language() or "").startswith("zh"),
+        "zh": zh,
+        "panel": panel,
     }
     context = {
         "blk": block,
         "sources": sources,
         "subtypes": subtypes,
         "config": config,
-        "conflict_title": _t("Someone else changed this block."),
-        "zh": (get_language() or "").startswith("zh"),
+        "panel": panel,
+        "conflict_title": gettext("Someone else changed this block."),
     }
     return render(request, "annotation/workspace.html", context)
+
+
+@login_required
+@require_POST
+def campaign_next_block(request: HttpRequest, slug: str) -> HttpResponse:
+    """The home page's "start annotating" button: take the next block of the queue (claiming one
+    if the campaign allows it) and open it. A POST, because claiming writes."""
+    try:
+        campaign = campaign_get_for_worker(user=request.user, slug=slug)
+    except NotFound as e:
+        raise Http404(str(e)) from e
+    except PermissionDenied as e:
+        raise DjangoPermissionDenied(str(e.detail)) from e
+    found = block_next_for_user(user=request.user, campaign=campaign)
+    if found is None:
+        return redirect(f"{reverse('home')}?nothing_left={campaign.slug}")
+    assignment, _claimed = found
+    return redirect("block-workspace", block_id=assignment.block_id)

@@ -31,6 +31,8 @@ from annotation.services.samples import (
 from annotation.services.workflow import (
     AssignmentRefused,
     TransitionRefused,
+    agreement_blocks_choose,
+    agreement_share_assign,
     assignment_create,
     assignment_review,
     assignment_self_claim,
@@ -55,6 +57,8 @@ __all__ = [
     "_sample_claim",
     "_sample_write",
     "_stale",
+    "agreement_blocks_choose",
+    "agreement_share_assign",
     "assignment_create",
     "assignment_review",
     "assignment_self_claim",

@@ -11,6 +11,10 @@ Every write is one transaction that
    operation id.
 
 Geometry is checked (``annotation.geometry``) before anything is written.
+
+Every write takes a ``copy`` (``annotation.selectors.SampleCopy``): the block's primary sample by
+default, or the blind agreement copy of the block's second annotator; the machinery is the same,
+only the tables and the audit's object types differ.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from shapely import Polygon, to_wkb
 
 from annotation.geometry import MAX_VERTICES, polygon_clean
 from annotation.models import (
+    AgreementPolygon,
+    AgreementSample,
     AuditAction,
     AuditEntry,
     ClientOperation,
@@ -39,7 +45,13 @@ from annotation.models import (
     SampleKind,
     SamplePolygon,
 )
-from annotation.selectors import polygon_feature, sample_polygon_features, sample_version
+from annotation.selectors import (
+    PRIMARY,
+    SampleCopy,
+    polygon_feature,
+    sample_polygon_features,
+    sample_version,
+)
 from mapping.models import Block, ImagerySource
 
 
@@ -89,11 +101,15 @@ def _replay(
     return SampleWrite(**op.result, replayed=True)
 
 
-def _stale(*, block: Block, source: ImagerySource) -> StaleVersion:
+def _stale(*, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY) -> StaleVersion:
     return StaleVersion(
-        current_version=sample_version(block=block, source=source),
-        polygons=sample_polygon_features(block=block, source=source),
+        current_version=sample_version(block=block, source=source, copy=copy),
+        polygons=sample_polygon_features(block=block, source=source, copy=copy),
     )
+
+
+AnySample = Sample | AgreementSample
+AnyPolygon = SamplePolygon | AgreementPolygon
 
 
 def _sample_claim(
@@ -103,31 +119,30 @@ def _sample_claim(
     source: ImagerySource,
     expected_version: int,
     new_kind: str,
-) -> tuple[Sample, bool]:
+    copy: SampleCopy = PRIMARY,
+) -> tuple[AnySample, bool]:
     """The sample with its version bumped, if it was still ``expected_version``; and whether it
     was created (version 0 means the block has no sample yet)."""
+    rows = copy.sample_model.objects  # type: ignore[attr-defined]  # both models have it
+    where = {"block": block, "source": source, **copy.lookup()}
     if expected_version == 0:
         try:
             with transaction.atomic():
-                sample = Sample.objects.create(
-                    block=block, source=source, kind=new_kind, created_by=user, version=1
-                )
+                sample = rows.create(**where, kind=new_kind, created_by=user, version=1)
                 return sample, True
         except IntegrityError:
             pass  # created meanwhile by someone else: stale
     else:
-        claimed = Sample.objects.filter(
-            block=block, source=source, version=expected_version
-        ).update(version=F("version") + 1)
+        claimed = rows.filter(**where, version=expected_version).update(version=F("version") + 1)
         if claimed == 1:
-            return Sample.objects.get(block=block, source=source), False
-    raise _stale(block=block, source=source)
+            return rows.get(**where), False
+    raise _stale(block=block, source=source, copy=copy)
 
 
 def _audit(
     *,
     user: AbstractBaseUser,
-    sample: Sample,
+    sample: AnySample,
     action: str,
     object_type: str,
     object_id: int,
@@ -160,11 +175,14 @@ def _sample_write(
     action: str,
     request: dict[str, Any],
     new_kind: str,
-    apply: Callable[[Sample, str | None], dict[str, Any] | None],
+    apply: Callable[[AnySample, str | None], dict[str, Any] | None],
+    copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
     """Replay, claim the version, set the kind, ``apply`` (which writes and audits; it gets the
     kind the sample had before, None if new), remember the result."""
-    fingerprint = _fingerprint(action=action, block=block.pk, source=source.slug, **request)
+    fingerprint = _fingerprint(
+        action=action, block=block.pk, source=source.slug, agreement=copy.is_agreement, **request
+    )
     with transaction.atomic():
         replay = _replay(op_id=op_id, user=user, action=action, fingerprint=fingerprint)
         if replay is not None:
@@ -176,6 +194,7 @@ def _sample_write(
                 source=source,
                 expected_version=expected_version,
                 new_kind=new_kind,
+                copy=copy,
             )
         except StaleVersion:
             # The same operation, retried while its first attempt was committing, won the claim.
@@ -192,7 +211,7 @@ def _sample_write(
                     user=user,
                     sample=sample,
                     action=AuditAction.SAMPLE_MARK_POSITIVE,
-                    object_type="sample",
+                    object_type=copy.object_type("sample"),
                     object_id=sample.pk,
                     op_id=op_id,
                     before={"kind": previous_kind},
@@ -231,12 +250,13 @@ def polygon_create(
     model_version: str = "",
     round_number: int | None = None,
     max_vertices: int = MAX_VERTICES,
+    copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
     """Draw a cropland polygon on the block (clipped to it); a negative sample turns positive."""
     poly = polygon_clean(geometry, bounds=block.geometry.extent, max_vertices=max_vertices)
 
-    def apply(sample: Sample, _previous_kind: str | None) -> dict[str, Any]:
-        p = SamplePolygon.objects.create(
+    def apply(sample: AnySample, _previous_kind: str | None) -> dict[str, Any]:
+        p = copy.polygon_model.objects.create(  # type: ignore[attr-defined]  # both have it
             sample=sample,
             geometry=_geos(poly),
             subtype=subtype,
@@ -249,7 +269,7 @@ def polygon_create(
             user=user,
             sample=sample,
             action=AuditAction.POLYGON_CREATE,
-            object_type="sample_polygon",
+            object_type=copy.object_type("sample_polygon"),
             object_id=p.pk,
             op_id=op_id,
             before=None,
@@ -272,15 +292,19 @@ def polygon_create(
         },
         new_kind=SampleKind.POSITIVE,
         apply=apply,
+        copy=copy,
     )
 
 
-def _polygon_for_write(*, sample: Sample, polygon_id: int) -> SamplePolygon:
+def _polygon_for_write(
+    *, sample: AnySample, polygon_id: int, copy: SampleCopy = PRIMARY
+) -> AnyPolygon:
+    model = copy.polygon_model
     try:
-        return SamplePolygon.objects.select_related("created_by", "updated_by").get(
+        return model.objects.select_related("created_by", "updated_by").get(  # type: ignore[attr-defined,no-any-return]
             pk=polygon_id, sample=sample
         )
-    except SamplePolygon.DoesNotExist as e:
+    except model.DoesNotExist as e:
         raise PolygonNotFound(f"no polygon {polygon_id} in this sample") from e
 
 
@@ -295,6 +319,7 @@ def polygon_update(
     expected_version: int,
     op_id: uuid.UUID,
     max_vertices: int = MAX_VERTICES,
+    copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
     """Change a polygon's shape and/or subtype; its creation provenance stays."""
     if geometry is None and subtype is None:
@@ -305,8 +330,8 @@ def polygon_update(
         else None
     )
 
-    def apply(sample: Sample, _previous_kind: str | None) -> dict[str, Any]:
-        p = _polygon_for_write(sample=sample, polygon_id=polygon_id)
+    def apply(sample: AnySample, _previous_kind: str | None) -> dict[str, Any]:
+        p = _polygon_for_write(sample=sample, polygon_id=polygon_id, copy=copy)
         before = polygon_feature(polygon=p, source=source)
         if poly is not None:
             p.geometry = _geos(poly)
@@ -320,7 +345,7 @@ def polygon_update(
             user=user,
             sample=sample,
             action=AuditAction.POLYGON_UPDATE,
-            object_type="sample_polygon",
+            object_type=copy.object_type("sample_polygon"),
             object_id=p.pk,
             op_id=op_id,
             before=before,
@@ -338,6 +363,7 @@ def polygon_update(
         request={"polygon_id": polygon_id, "geometry": geometry, "subtype": subtype},
         new_kind=SampleKind.POSITIVE,
         apply=apply,
+        copy=copy,
     )
 
 
@@ -349,12 +375,13 @@ def polygon_delete(
     polygon_id: int,
     expected_version: int,
     op_id: uuid.UUID,
+    copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
     """Delete a polygon. The sample stays positive, also when it has no polygon left: only
     ``sample_mark_negative`` says that a block has no cropland."""
 
-    def apply(sample: Sample, _previous_kind: str | None) -> None:
-        p = _polygon_for_write(sample=sample, polygon_id=polygon_id)
+    def apply(sample: AnySample, _previous_kind: str | None) -> None:
+        p = _polygon_for_write(sample=sample, polygon_id=polygon_id, copy=copy)
         before = polygon_feature(polygon=p, source=source)
         pk = p.pk
         p.delete()
@@ -362,7 +389,7 @@ def polygon_delete(
             user=user,
             sample=sample,
             action=AuditAction.POLYGON_DELETE,
-            object_type="sample_polygon",
+            object_type=copy.object_type("sample_polygon"),
             object_id=pk,
             op_id=op_id,
             before=before,
@@ -380,6 +407,7 @@ def polygon_delete(
         request={"polygon_id": polygon_id},
         new_kind=SampleKind.POSITIVE,
         apply=apply,
+        copy=copy,
     )
 
 
@@ -390,18 +418,19 @@ def sample_mark_negative(
     source: ImagerySource,
     expected_version: int,
     op_id: uuid.UUID,
+    copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
     """The block has no cropland on this source: delete its polygons, set the kind negative.
     The audit entry keeps the deleted polygons, so the change can be undone by hand."""
 
-    def apply(sample: Sample, previous_kind: str | None) -> None:
-        polygons = sample_polygon_features(block=block, source=source)
+    def apply(sample: AnySample, previous_kind: str | None) -> None:
+        polygons = sample_polygon_features(block=block, source=source, copy=copy)
         sample.polygons.all().delete()
         _audit(
             user=user,
             sample=sample,
             action=AuditAction.SAMPLE_MARK_NEGATIVE,
-            object_type="sample",
+            object_type=copy.object_type("sample"),
             object_id=sample.pk,
             op_id=op_id,
             before={"kind": previous_kind, "polygons": polygons},
@@ -419,4 +448,5 @@ def sample_mark_negative(
         request={},
         new_kind=SampleKind.NEGATIVE,
         apply=apply,
+        copy=copy,
     )

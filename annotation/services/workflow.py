@@ -63,6 +63,17 @@ def _audit(*, user: AbstractBaseUser, assignment: Assignment, action: str, befor
     )
 
 
+def _roles_on_block(*, block_id: int) -> tuple[set[int], set[int]]:
+    """Who is the block's primary person (any status) and who its second (agreement) person."""
+    primary: set[int] = set()
+    second: set[int] = set()
+    for user_id, agreement in Assignment.objects.filter(block_id=block_id).values_list(
+        "user_id", "agreement"
+    ):
+        (second if agreement else primary).add(user_id)
+    return primary, second
+
+
 def assignment_create(
     *,
     lead: AbstractBaseUser,
@@ -76,6 +87,11 @@ def assignment_create(
     All or nothing. A pair that already has an active assignment is skipped (so repeating a
     request is harmless); returns the new assignments and the number skipped. The priority
     defaults to each block's seed order.
+
+    Agreement: the first person ever given a block is its primary annotator (their work is the
+    block's ``Sample``); a second, different person becomes the agreement annotator
+    (``agreement=True``) who draws blind into their own copy. Someone who had the block before
+    keeps their part. A block has one person of each kind; a third person is refused.
     """
     people = list({u.pk: u for u in assignees}.values())
     with transaction.atomic():
@@ -102,31 +118,102 @@ def assignment_create(
                     f"block {block.code} would have {len(wanted)} people working on it; "
                     f"at most {MAX_ASSIGNEES}"
                 )
+            primary, second = _roles_on_block(block_id=block.pk)
             for person in people:
                 if person.pk in active[block.pk]:
                     skipped += 1
                     continue
+                if person.pk in primary or person.pk in second:
+                    agreement = person.pk in second  # back for more: the same part as before
+                else:
+                    agreement = bool(primary)
+                if agreement and second - {person.pk}:
+                    raise AssignmentRefused(
+                        f"block {block.code} already has a second annotator for agreement"
+                    )
                 a = Assignment.objects.create(
                     block=block,
                     user=person,
                     priority=priority if priority is not None else block.seed_order,
                     assigned_by=lead,
+                    agreement=agreement,
                 )
+                (second if agreement else primary).add(person.pk)
                 _audit(user=lead, assignment=a, action=AuditAction.ASSIGNMENT_CREATE, before=None)
                 created.append(a)
     return created, skipped
 
 
+def agreement_blocks_choose(*, block_ids: Sequence[int], percent: float) -> list[int]:
+    """``percent`` of the blocks, spread evenly over the given order (a queue), at least one.
+
+    Evenly spread rather than random: a lead can see and repeat the choice, and it samples the
+    start, middle and end of a queue alike (the first blocks of a queue are often the easy ones).
+    """
+    if not 0 < percent <= 100:
+        raise ValueError(f"the share must be more than 0 and at most 100 percent; got {percent}")
+    n = len(block_ids)
+    if n == 0:
+        return []
+    k = max(1, min(n, round(n * percent / 100)))
+    return [block_ids[(i * n) // k] for i in range(k)]
+
+
+def agreement_share_assign(
+    *,
+    lead: AbstractBaseUser,
+    campaign: Campaign,
+    first: AbstractBaseUser,
+    second: AbstractBaseUser,
+    percent: float,
+) -> tuple[list[Assignment], int]:
+    """Give ``second`` a share of ``first``'s open blocks (to do or in progress, primary, with
+    nobody second yet) of the campaign, in ``first``'s queue order, for blind double annotation.
+
+    Returns what ``assignment_create`` returns; all or nothing.
+    """
+    if first.pk == second.pk:
+        raise ValueError("agreement needs two different people")
+    taken = Assignment.objects.filter(agreement=True, status__in=ACTIVE_STATUSES).values("block_id")
+    queue = list(
+        Assignment.objects.filter(
+            user=first,
+            block__campaign=campaign,
+            agreement=False,
+            status__in=EDITABLE_STATUSES,
+        )
+        .exclude(block_id__in=taken)
+        .order_by(F("priority").asc(nulls_last=True), "pk")
+        .values_list("block_id", flat=True)
+    )
+    chosen = agreement_blocks_choose(block_ids=queue, percent=percent)
+    if not chosen:
+        raise ValueError(
+            f"{first.get_username()} has no open block in {campaign.slug!r} without a second "
+            "annotator"
+        )
+    return assignment_create(lead=lead, campaign=campaign, block_ids=chosen, assignees=[second])
+
+
 def _unassigned_blocks(*, campaign: Campaign) -> Any:
+    # The latest learning round's selection (by rank) first, then the seed order.
+    from learning.selectors import selection_rank_subquery
+
     return (
         Block.objects.filter(campaign=campaign)
         .exclude(Exists(Assignment.objects.filter(block=OuterRef("pk"))))
-        .order_by(F("seed_order").asc(nulls_last=True), "pk")
+        .annotate(selection_rank=selection_rank_subquery(campaign=campaign))
+        .order_by(
+            F("selection_rank").asc(nulls_last=True),
+            F("seed_order").asc(nulls_last=True),
+            "pk",
+        )
     )
 
 
 def assignment_self_claim(*, user: AbstractBaseUser, campaign: Campaign) -> Assignment | None:
-    """Claim the campaign's first block (in seed order) that nobody has ever been given.
+    """Claim the campaign's first block (latest round's selection, then seed order) that nobody
+    has ever been given.
 
     None when there is none left. Two people claiming at once never get the same block: the
     candidate row is locked (``SKIP LOCKED``: the other claimant moves on to the next block) and

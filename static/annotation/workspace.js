@@ -1,5 +1,11 @@
 /* The annotation workspace: draw and label a block's cropland polygons; every change goes
- * through an IndexedDB outbox to the REST API (If-Match + op_id), so nothing is lost offline. */
+ * through an IndexedDB outbox to the REST API (If-Match + op_id), so nothing is lost offline.
+ *
+ * Editing tools: polygon, rectangle, freehand (simplified with Douglas-Peucker in screen pixels),
+ * vertex editing, move, cut hole, split along a drawn line, merge (union) of shift-clicked
+ * polygons, snapping to neighbours (geoman), undo and redo. Split and merge run in the browser
+ * (polygon-clipping) and are sent as ordinary writes (split = creates + update, merge = update +
+ * deletes), so the outbox, the op ids and the server's geometry rules hold for them too. */
 (function () {
   "use strict";
   const C = JSON.parse(document.getElementById("ws-config").textContent);
@@ -8,21 +14,46 @@
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
   const user = document.querySelector(".topbar .user span")?.textContent || "";
   const API = `/api/blocks/${C.block}/samples/`;
+  const PREDICTION_API = slug => `/api/blocks/${C.block}/sources/${slug}/prediction/`;
   const COLORS = {
     paddy: "#29b6f6", irrigated_dry: "#ffeb3b", terraces: "#ff9800",
     fallow: "#bcaaa4", greenhouse: "#e0e0e0", scattered_trees: "#66bb6a",
   };
   const uuid = () => crypto.randomUUID();
+  const params = new URLSearchParams(window.location.search);
+  // Tool messages are translated in the template (Tools section), looked up by key.
+  const T = {};
+  document.querySelectorAll("#ws-tool-messages [data-key]").forEach(el => { T[el.dataset.key] = el.textContent.trim(); });
+  const t = (key, args) => fmt(T[key] || key, args || {});
+
+  // Freehand strokes are simplified before saving: a vertex survives only if it is more than this
+  // many screen pixels off the simplified line (a hand on a mouse wobbles by about that much).
+  const FREEHAND_TOLERANCE_PX = 2.5;
+  // annotation.geometry.MAX_VERTICES: checked here too, so a merge is refused before any write.
+  const MAX_VERTICES = 5000;
+  // annotation.geometry.MIN_AREA_DEG2: slivers (and holes) smaller than this are not kept.
+  const MIN_AREA_DEG2 = 1e-10;
+  // From this many polygons on, draw on one <canvas> instead of one SVG path per polygon: 2,000
+  // SVG paths make the page slow to open and to pan (see bench/bench_workspace.py).
+  const CANVAS_FROM = 300;
 
   // ---- state -----------------------------------------------------------------------------------
   let source = C.sources.length ? C.sources[0].slug : null;
+  // The first sample is asked for before anything else is set up (map, IndexedDB): on a busy
+  // block the server's answer is most of the time to open the page.
+  let firstFetch = source ? { source, res: fetch(`${API}${source}/`, { credentials: "same-origin" }) } : null;
+  if (firstFetch) firstFetch.res.catch(() => {}); // handled where it is awaited (loadSample)
   const versions = {};   // source -> {server: last version confirmed, expected: next op's If-Match}
   let sampleKind = null;
-  let selected = null;
+  let selected = null;   // the polygon the subtype, edit, move and provenance refer to
+  const multi = new Set(); // every selected polygon (shift-click adds): merge, split, delete
   let conflict = null;   // {source, version, polygons} while the banner is up
   let lastError = null;
   const undoStack = [];
+  const redoStack = [];
   const pendingLocal = []; // ops of this page not yet confirmed (for the status line)
+  const predictions = {};  // source -> promise of {ok, data | reason}
+  let predictionShown = false;
 
   // ---- IndexedDB outbox --------------------------------------------------------------------------
   const dbReady = new Promise((resolve, reject) => {
@@ -37,26 +68,36 @@
   async function idb(store, mode, fn) {
     const db = await dbReady;
     return new Promise((resolve, reject) => {
-      const t = db.transaction(store, mode);
-      const req = fn(t.objectStore(store));
-      t.oncomplete = () => resolve(req ? req.result : undefined);
-      t.onerror = () => reject(t.error);
+      const tx = db.transaction(store, mode);
+      const req = fn(tx.objectStore(store));
+      tx.oncomplete = () => resolve(req ? req.result : undefined);
+      tx.onerror = () => reject(tx.error);
     });
   }
-  const outboxAll = async () => (await idb("outbox", "readonly", s => s.getAll()))
+  const outboxAll = async () => (await idb("outbox", "readonly", st => st.getAll()))
     .filter(op => op.block === C.block && op.user === user);
-  const outboxPut = op => idb("outbox", "readwrite", s => s.put(op));
-  const outboxDelete = seq => idb("outbox", "readwrite", s => s.delete(seq));
-  const idGet = key => idb("ids", "readonly", s => s.get(key));
-  const idPut = (key, id) => idb("ids", "readwrite", s => s.put(id, key));
+  const outboxPut = op => idb("outbox", "readwrite", st => st.put(op));
+  const outboxDelete = seq => idb("outbox", "readwrite", st => st.delete(seq));
+  const idGet = key => idb("ids", "readonly", st => st.get(key));
+  const idPut = (key, id) => idb("ids", "readwrite", st => st.put(id, key));
 
   // ---- map -----------------------------------------------------------------------------------------
   const [w, s, e, n] = C.bounds;
   const map = L.map("ws-map", { maxZoom: C.zoom + 3, zoomSnap: 0.25, keyboard: false, doubleClickZoom: false });
   window.wsMap = map; // for tests and the console
+  // A small public hook for the other scripts of the page (the labelling panel, panel.js).
+  const sourceListeners = [];
+  window.croplayerWorkspace = {
+    blockId: C.block,
+    map,
+    source: () => source,
+    onSourceChange(fn) { sourceListeners.push(fn); },
+    refresh: () => loadSample(),
+  };
   map.fitBounds([[s, w], [n, e]]);
   L.rectangle([[s, w], [n, e]], {
     color: "#ff1744", weight: 2, dashArray: "6 4", fill: false, interactive: false, pmIgnore: true,
+    snapIgnore: true,
   }).addTo(map);
   const tiles = {};
   C.sources.forEach(src => {
@@ -64,6 +105,24 @@
       maxZoom: C.zoom + 3, maxNativeZoom: C.zoom + 2, attribution: src.name, pmIgnore: true,
     });
   });
+  // The polygons' canvas sits in a pane of its own above the overlay pane: a <canvas> takes every
+  // click in its box, so an SVG root (geoman's guide lines) above it would swallow the clicks.
+  // The prediction overlay lies below, in a pane that takes no clicks at all.
+  const pane = (name, z, clicks) => {
+    const el = map.createPane(name);
+    el.style.zIndex = String(z);
+    if (!clicks) el.style.pointerEvents = "none";
+    return name;
+  };
+  const canvasRenderer = L.canvas({ padding: 0.3, tolerance: 4, pane: pane("ws-polygons", 410, true) });
+  const predictionRenderer = L.canvas({ padding: 0.3, pane: pane("ws-prediction", 390, false) });
+  let renderer; // undefined: the map's own SVG renderer, one <path> per polygon
+  const chooseRenderer = count => {
+    const asked = params.get("renderer"); // ?renderer=svg|canvas: the benchmark's baseline
+    if (asked === "svg") return undefined;
+    if (asked === "canvas") return canvasRenderer;
+    return count >= CANVAS_FROM ? canvasRenderer : undefined;
+  };
   const drawn = L.featureGroup().addTo(map);
   map.pm.setGlobalOptions({
     snappable: true, snapDistance: 12, allowSelfIntersection: false, layerGroup: drawn,
@@ -77,44 +136,74 @@
     fillColor: COLORS[subtype] || "#ffeb3b", fillOpacity: 0.25, weight: isSelected ? 3 : 2,
     dashArray: isSelected ? "4 3" : null,
   });
+  const round8 = x => Math.round(x * 1e8) / 1e8;
   const geomOf = layer => layer.toGeoJSON(8).geometry;
   const keyOf = layer => (layer._ws.id ? `id:${layer._ws.id}` : layer._ws.tmp);
+  const hint = text => { document.getElementById("ws-hint").textContent = text || ""; };
 
   function addPolygon(feature, ws) {
-    const layer = L.geoJSON(feature).getLayers()[0];
-    layer._ws = { id: null, tmp: null, props: feature.properties || {}, ...ws };
-    layer._ws.subtype = layer._ws.subtype || (feature.properties || {}).subtype || C.defaultSubtype;
-    layer._ws.geometry = geomOf(layer);
-    wireLayer(layer);
+    // One L.Polygon straight from the coordinates (not one L.GeoJSON group per feature): this runs
+    // 2,000 times when a busy block opens.
+    const latlngs = L.GeoJSON.coordsToLatLngs(feature.geometry.coordinates, 1);
+    const props = feature.properties || {};
+    const subtype = (ws && ws.subtype) || props.subtype || C.defaultSubtype;
+    const layer = L.polygon(latlngs, { renderer, ...style(subtype, false) });
+    layer._ws = { id: null, tmp: null, props, ...ws, subtype, geometry: feature.geometry };
+    layer._ws.h = layer._ws.h || { layer };
+    layer._ws.h.layer = layer;
+    layer.on("click", onPolygonClick);
+    layer.on("pm:edit", () => onEdited(layer));
     drawn.addLayer(layer);
     return layer;
   }
-  function wireLayer(layer) {
-    layer.setStyle(style(layer._ws.subtype, false));
-    layer.on("click", ev => { L.DomEvent.stopPropagation(ev); select(layer); });
-    layer.on("pm:edit", () => onEdited(layer));
+  function onPolygonClick(ev) {
+    if (drawingNow()) return; // the click places a vertex of what is being drawn
+    L.DomEvent.stopPropagation(ev);
+    select(ev.target, { add: ev.originalEvent.shiftKey });
   }
   function findLayer(key) {
     return drawn.getLayers().find(l => l._ws && (keyOf(l) === key || l._ws.tmp === key
       || `id:${l._ws.id}` === key));
   }
+  const live = h => (h && h.layer && drawn.hasLayer(h.layer) ? h.layer : null);
 
   // ---- selection and subtype -------------------------------------------------------------------
-  function select(layer) {
-    if (selected && selected !== layer) {
-      if (selected.pm.enabled()) selected.pm.disable();
-      if (drawn.hasLayer(selected)) selected.setStyle(style(selected._ws.subtype, false));
+  function unselectLayer(layer) {
+    if (layer.pm.enabled()) layer.pm.disable();
+    if (layer.pm.layerDragEnabled && layer.pm.layerDragEnabled()) layer.pm.disableLayerDrag();
+    if (drawn.hasLayer(layer)) layer.setStyle(style(layer._ws.subtype, false));
+  }
+  function select(layer, { add = false } = {}) {
+    if (add && layer) {
+      // Shift-click: add to (or take out of) the selection, for merging.
+      if (selected && !multi.has(selected)) multi.add(selected);
+      if (multi.has(layer)) {
+        multi.delete(layer);
+        unselectLayer(layer);
+        if (selected === layer) selected = multi.size ? [...multi][multi.size - 1] : null;
+      } else {
+        if (selected && selected.pm.enabled()) selected.pm.disable();
+        multi.add(layer);
+        selected = layer;
+      }
+    } else {
+      [...multi].forEach(l => { if (l !== layer) unselectLayer(l); });
+      if (selected && selected !== layer) unselectLayer(selected);
+      multi.clear();
+      selected = layer;
+      if (layer) multi.add(layer);
     }
-    selected = layer;
-    if (layer) {
-      layer.setStyle(style(layer._ws.subtype, true));
-      const radio = document.querySelector(`input[name=subtype][value=${layer._ws.subtype}]`);
+    multi.forEach(l => l.setStyle(style(l._ws.subtype, true)));
+    if (selected) {
+      const radio = document.querySelector(`input[name=subtype][value=${selected._ws.subtype}]`);
       if (radio) radio.checked = true;
     }
     showSelected();
   }
   function showSelected() {
     const el = document.getElementById("ws-selected");
+    el.dataset.count = String(multi.size);
+    if (multi.size > 1) { el.textContent = t("selected", { n: multi.size }); return; }
     if (!selected) { el.textContent = ""; return; }
     const p = selected._ws.props || {};
     const rows = [
@@ -129,40 +218,145 @@
   document.querySelectorAll("input[name=subtype]").forEach(radio => {
     radio.addEventListener("change", () => setSubtype(radio.value));
   });
-  function setSubtype(value, { record = true } = {}) {
+  function setSubtype(value) {
     const radio = document.querySelector(`input[name=subtype][value=${value}]`);
     if (radio) radio.checked = true;
-    if (!selected || selected._ws.subtype === value) return;
-    const layer = selected;
-    if (record) undoStack.push({ type: "update", layer, before: { subtype: layer._ws.subtype } });
-    layer._ws.subtype = value;
-    layer.setStyle(style(value, true));
-    enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { subtype: value } });
+    const layers = [...multi].filter(l => l._ws.subtype !== value);
+    if (!layers.length) return;
+    record(group(layers.map(l => change(l._ws.h, { subtype: l._ws.subtype }, { subtype: value }))));
   }
 
-  // ---- local actions -> outbox ---------------------------------------------------------------------
+  // ---- undo and redo ---------------------------------------------------------------------------
+  // An action is what one user gesture did, as writes that can be played backwards and forwards:
+  //   {kind: "create"|"delete", h, geometry, subtype, prov}, {kind: "update", h, before, after},
+  //   {kind: "group", parts}.
+  // ``h`` is a handle {layer}: a polygon deleted and brought back by undo is a new layer (and a new
+  // polygon on the server); the handle follows it, so older actions still reach it.
+  function record(action) {
+    if (!action) return;
+    undoStack.push(action);
+    redoStack.length = 0;
+  }
+  const group = parts => (parts.length === 1 ? parts[0] : { kind: "group", parts });
+  function play(action, backwards) {
+    if (action.kind === "group") {
+      (backwards ? [...action.parts].reverse() : action.parts).forEach(a => play(a, backwards));
+    } else if (action.kind === "update") {
+      const layer = live(action.h);
+      if (layer) applyValues(layer, backwards ? action.before : action.after);
+    } else {
+      const remove = (action.kind === "create") === backwards;
+      if (remove) { const layer = live(action.h); if (layer) deletePolygon(layer); }
+      else createPolygon(action.geometry, action.subtype, action.prov, action.h);
+    }
+  }
+  function undo() {
+    const a = undoStack.pop();
+    if (!a) { hint(M["nothing to undo"]); return; }
+    select(null);
+    play(a, true);
+    redoStack.push(a);
+  }
+  function redo() {
+    const a = redoStack.pop();
+    if (!a) { hint(t("nothingRedo")); return; }
+    select(null);
+    play(a, false);
+    undoStack.push(a);
+  }
+  function rebindHandles() {
+    // After a reload every polygon is a new layer: point the handles of the history at them.
+    const stale = new Map();
+    const visit = a => {
+      if (a.kind === "group") a.parts.forEach(visit);
+      else if (a.h && a.h.layer && a.h.layer._ws) stale.set(a.h, keyOf(a.h.layer));
+    };
+    [...undoStack, ...redoStack].forEach(visit);
+    stale.forEach((key, h) => {
+      const layer = key && findLayer(key);
+      if (layer) { layer._ws.h = h; h.layer = layer; }
+    });
+  }
+
+  // ---- writes: create, change, delete ----------------------------------------------------------
+  function provenance() {
+    // Every polygon records the model whose prediction was current for its source when it was
+    // drawn (the verdicts do the same): its errors are what the next round learns from.
+    const known = predictionNow(source) || ((C.panel && C.panel.predictions) || {})[source];
+    return known && known.model_version
+      ? { model_version: known.model_version, round_number: known.round_number ?? null } : {};
+  }
+  function createPolygon(geometry, subtype, prov, h = null, { group: opGroup = null } = {}) {
+    const tmp = `tmp:${uuid()}`;
+    const layer = addPolygon({ type: "Feature", geometry, properties: { ...(prov || {}) } },
+      { tmp, subtype, h: h || undefined });
+    enqueue({ kind: "create", method: "POST", tmp, group: opGroup,
+      body: { geometry: layer._ws.geometry, subtype, ...(prov || {}) } });
+    return layer;
+  }
+  const created = layer => ({
+    kind: "create", h: layer._ws.h, geometry: layer._ws.geometry, subtype: layer._ws.subtype,
+    prov: provOf(layer),
+  });
+  const provOf = layer => {
+    const p = layer._ws.props || {};
+    return p.model_version ? { model_version: p.model_version, round_number: p.round_number ?? null } : {};
+  };
+  function applyValues(layer, values, { group: opGroup = null } = {}) {
+    const body = {};
+    if (values.geometry) {
+      if (layer.pm.enabled()) layer.pm.disable();
+      layer.setLatLngs(L.GeoJSON.coordsToLatLngs(values.geometry.coordinates, 1));
+      layer._ws.geometry = values.geometry;
+      body.geometry = values.geometry;
+    }
+    if (values.subtype) {
+      layer._ws.subtype = values.subtype;
+      layer.setStyle(style(values.subtype, multi.has(layer)));
+      body.subtype = values.subtype;
+    }
+    enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body, group: opGroup });
+  }
+  function change(h, before, after, opts) {
+    applyValues(h.layer, after, opts);
+    return { kind: "update", h, before, after };
+  }
+  const rounded = geometry => JSON.stringify(geometry.coordinates.map(r => r.map(([x, y]) => [round8(x), round8(y)])));
+  function onEdited(layer) {
+    // Vertex edits and moves (geoman changed the layer already). Geoman also fires this on a
+    // layer it has just replaced (cut): that one is off the map and speaks for nobody.
+    if (!drawn.hasLayer(layer)) return;
+    const geometry = geomOf(layer);
+    if (rounded(geometry) === rounded(layer._ws.geometry)) return;
+    record({ kind: "update", h: layer._ws.h, before: { geometry: layer._ws.geometry }, after: { geometry } });
+    layer._ws.geometry = geometry;
+    enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { geometry } });
+  }
+  function deletePolygon(layer, { group: opGroup = null } = {}) {
+    unselectLayer(layer);
+    drawn.removeLayer(layer);
+    multi.delete(layer);
+    if (selected === layer) selected = null;
+    showSelected();
+    enqueue({ kind: "delete", method: "DELETE", target: keyOf(layer), group: opGroup });
+    return { kind: "delete", h: layer._ws.h, geometry: layer._ws.geometry, subtype: layer._ws.subtype, prov: provOf(layer) };
+  }
+  function deleteSelected() {
+    const layers = [...multi];
+    if (!layers.length) { hint(t("selectFirst")); return; }
+    record(group(layers.map(l => deletePolygon(l))));
+  }
+
   map.on("pm:create", ev => {
     const layer = ev.layer;
     drawn.removeLayer(layer);
     map.removeLayer(layer);
-    const f = { type: "Feature", geometry: geomOf(layer), properties: {} };
-    const created = createPolygon(f, currentSubtype());
-    undoStack.push({ type: "create", layer: created });
-    select(created);
-  });
-  function createPolygon(feature, subtype) {
-    const tmp = `tmp:${uuid()}`;
-    const layer = addPolygon(feature, { tmp, subtype });
-    enqueue({ kind: "create", method: "POST", tmp, body: { geometry: layer._ws.geometry, subtype } });
-    return layer;
-  }
-  function onEdited(layer) {
     const geometry = geomOf(layer);
-    if (JSON.stringify(geometry) === JSON.stringify(layer._ws.geometry)) return;
-    undoStack.push({ type: "update", layer, before: { geometry: layer._ws.geometry } });
-    layer._ws.geometry = geometry;
-    enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { geometry } });
-  }
+    if (ev.shape === "Line") { splitAlong(geometry.coordinates); return; }
+    const made = createPolygon(geometry, currentSubtype(), provenance());
+    record(created(made));
+    select(made);
+  });
   map.on("pm:cut", ev => {
     // Geoman replaces the cut layer by a new one: keep the polygon's identity on the server.
     const old = ev.originalLayer;
@@ -170,59 +364,339 @@
     map.removeLayer(ev.layer);
     drawn.removeLayer(ev.layer);
     if (!old._ws) return;
+    drawn.removeLayer(old);
+    multi.delete(old);
     const polys = gj.type === "MultiPolygon" ? gj.coordinates : [gj.coordinates];
     const before = old._ws.geometry;
-    const layer = addPolygon({ type: "Feature", geometry: { type: "Polygon", coordinates: polys[0] } },
-      { id: old._ws.id, tmp: old._ws.tmp, subtype: old._ws.subtype, props: old._ws.props });
-    undoStack.push({ type: "update", layer, before: { geometry: before } });
+    const layer = addPolygon({ type: "Feature", geometry: { type: "Polygon", coordinates: polys[0] }, properties: old._ws.props },
+      { id: old._ws.id, tmp: old._ws.tmp, subtype: old._ws.subtype, h: old._ws.h });
+    const parts = [{ kind: "update", h: layer._ws.h, before: { geometry: before }, after: { geometry: layer._ws.geometry } }];
     enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { geometry: layer._ws.geometry } });
-    polys.slice(1).forEach(c => createPolygon({ type: "Feature", geometry: { type: "Polygon", coordinates: c } },
-      old._ws.subtype));
+    polys.slice(1).forEach(c => parts.push(created(
+      createPolygon({ type: "Polygon", coordinates: c }, old._ws.subtype, provOf(old)))));
+    record(group(parts));
     select(layer);
   });
-  function deletePolygon(layer, { record = true } = {}) {
-    if (!layer) return;
-    if (layer.pm.enabled()) layer.pm.disable();
-    drawn.removeLayer(layer);
-    if (selected === layer) select(null);
-    if (record) undoStack.push({ type: "delete", feature: { geometry: layer._ws.geometry }, subtype: layer._ws.subtype });
-    enqueue({ kind: "delete", method: "DELETE", target: keyOf(layer) });
-  }
-  map.on("pm:remove", ev => { if (ev.layer._ws) { drawn.addLayer(ev.layer); deletePolygon(ev.layer); } });
+  map.on("pm:remove", ev => {
+    if (!ev.layer._ws) return;
+    drawn.addLayer(ev.layer);
+    record(deletePolygon(ev.layer));
+  });
 
-  function undo() {
-    const a = undoStack.pop();
-    if (!a) { setStatus("idle", M["nothing to undo"]); return; }
-    if (a.type === "create") deletePolygon(a.layer, { record: false });
-    else if (a.type === "delete") select(createPolygon({ type: "Feature", geometry: a.feature.geometry }, a.subtype));
-    else if (a.type === "update" && drawn.hasLayer(a.layer)) {
-      const layer = a.layer;
-      if (a.before.subtype) {
-        select(layer);
-        setSubtype(a.before.subtype, { record: false });
-      } else {
-        if (layer.pm.enabled()) layer.pm.disable();
-        layer.setLatLngs(L.GeoJSON.coordsToLatLngs(a.before.geometry.coordinates, 1));
-        layer._ws.geometry = a.before.geometry;
-        enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { geometry: a.before.geometry } });
-      }
+  // ---- geometry helpers (lon/lat arrays, as in GeoJSON) ----------------------------------------
+  const ringArea = ring => {
+    let a = 0;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) a += (ring[j][0] + ring[i][0]) * (ring[j][1] - ring[i][1]);
+    return Math.abs(a / 2);
+  };
+  const polygonArea = rings => ringArea(rings[0]) - rings.slice(1).reduce((sum, r) => sum + ringArea(r), 0);
+  const vertexCount = rings => rings.reduce((sum, r) => sum + r.length - 1, 0);
+  function inRing(pt, ring) {
+    let inside = false;
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      const [xi, yi] = ring[i], [xj, yj] = ring[j];
+      if ((yi > pt[1]) !== (yj > pt[1]) && pt[0] < (xj - xi) * (pt[1] - yi) / (yj - yi) + xi) inside = !inside;
     }
+    return inside;
+  }
+  const inPolygon = (pt, rings) => inRing(pt, rings[0]) && !rings.slice(1).some(r => inRing(pt, r));
+  const bbox = points => points.reduce(([x0, y0, x1, y1], [x, y]) =>
+    [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)], [Infinity, Infinity, -Infinity, -Infinity]);
+  const bboxesMeet = (a, b) => a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3];
+  function simplify(points, tolerance) {
+    // Douglas-Peucker, iterative: keeps the ends and every vertex farther than ``tolerance`` from
+    // the simplified line.
+    if (points.length < 3) return points.slice();
+    const keep = new Uint8Array(points.length);
+    keep[0] = keep[points.length - 1] = 1;
+    const stack = [[0, points.length - 1]];
+    const tol2 = tolerance * tolerance;
+    while (stack.length) {
+      const [first, last] = stack.pop();
+      const [ax, ay] = points[first], [bx, by] = points[last];
+      const dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
+      let far = -1, farD = tol2;
+      for (let i = first + 1; i < last; i++) {
+        const [px, py] = points[i];
+        let u = len2 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0;
+        u = Math.max(0, Math.min(1, u));
+        const qx = ax + u * dx - px, qy = ay + u * dy - py, d = qx * qx + qy * qy;
+        if (d > farD) { far = i; farD = d; }
+      }
+      if (far > 0) { keep[far] = 1; stack.push([first, far], [far, last]); }
+    }
+    return points.filter((_, i) => keep[i]);
+  }
+  const closed = ring => {
+    const r = ring.map(([x, y]) => [round8(x), round8(y)]);
+    const [a, b] = [r[0], r[r.length - 1]];
+    if (a[0] !== b[0] || a[1] !== b[1]) r.push([a[0], a[1]]);
+    return r;
+  };
+  function cleanPieces(multipolygon, minArea) {
+    // polygon-clipping output -> GeoJSON Polygon coordinates, without slivers and tiny holes.
+    return multipolygon
+      .map(rings => [rings[0], ...rings.slice(1).filter(r => ringArea(r) >= minArea)].map(closed))
+      .filter(rings => polygonArea(rings) >= minArea);
+  }
+  function sideRegion(line, box) {
+    // The part of ``box`` on one side of ``line``: the line, its ends carried straight on to the
+    // box's edge, then the box's edge back (counter-clockwise) to where it started.
+    const [x0, y0, x1, y1] = box, W = x1 - x0, H = y1 - y0;
+    const exit = ([px, py], [qx, qy]) => {
+      const dx = qx - px, dy = qy - py;
+      let tMin = Infinity;
+      if (dx > 0) tMin = Math.min(tMin, (x1 - qx) / dx); else if (dx < 0) tMin = Math.min(tMin, (x0 - qx) / dx);
+      if (dy > 0) tMin = Math.min(tMin, (y1 - qy) / dy); else if (dy < 0) tMin = Math.min(tMin, (y0 - qy) / dy);
+      return [qx + tMin * dx, qy + tMin * dy];
+    };
+    const along = ([x, y]) => {
+      if (Math.abs(y - y0) < 1e-12) return x - x0;
+      if (Math.abs(x - x1) < 1e-12) return W + (y - y0);
+      if (Math.abs(y - y1) < 1e-12) return W + H + (x1 - x);
+      return 2 * W + H + (y1 - y);
+    };
+    const start = exit(line[1], line[0]);
+    const end = exit(line[line.length - 2], line[line.length - 1]);
+    const corners = [[0, [x0, y0]], [W, [x1, y0]], [W + H, [x1, y1]], [2 * W + H, [x0, y1]]];
+    const perimeter = 2 * (W + H);
+    const a = along(end);
+    let b = along(start);
+    if (b <= a) b += perimeter;
+    const walk = [];
+    for (const lap of [0, perimeter]) {
+      for (const [pos, pt] of corners) if (pos + lap > a && pos + lap < b) walk.push(pt);
+    }
+    return [start, ...line, end, ...walk, start];
+  }
+  function splitRings(rings, line) {
+    const all = [...rings[0], ...line];
+    const [bx0, by0, bx1, by1] = bbox(all);
+    const pad = Math.max(bx1 - bx0, by1 - by0) + 1e-6;
+    const region = sideRegion(line, [bx0 - pad, by0 - pad, bx1 + pad, by1 + pad]);
+    const pieces = [
+      ...cleanPieces(polygonClipping.intersection([rings], [region]), MIN_AREA_DEG2),
+      ...cleanPieces(polygonClipping.difference([rings], [region]), MIN_AREA_DEG2),
+    ];
+    const total = pieces.reduce((sum, p) => sum + polygonArea(p), 0);
+    const area = polygonArea(rings);
+    // A line that crosses itself makes a region that is not one side: refuse rather than guess.
+    if (Math.abs(total - area) > 1e-6 * area + 1e-14) return null;
+    return pieces;
+  }
+
+  // ---- split and merge ---------------------------------------------------------------------------
+  function splitAlong(line) {
+    if (line.length < 2) return;
+    const box = bbox(line);
+    const candidates = multi.size ? [...multi] : drawn.getLayers();
+    const parts = [];
+    let refused = false;
+    for (const layer of candidates) {
+      const rings = layer._ws.geometry.coordinates;
+      if (!bboxesMeet(box, bbox(rings[0]))) continue;
+      // Both ends outside: a line ending inside a field says nothing about where the cut goes.
+      if (inPolygon(line[0], rings) || inPolygon(line[line.length - 1], rings)) continue;
+      const pieces = splitRings(rings, line);
+      if (pieces === null) { refused = true; continue; }
+      if (pieces.length < 2) continue;
+      pieces.sort((a, b) => polygonArea(b) - polygonArea(a));
+      if (pieces.some(p => vertexCount(p) > MAX_VERTICES)) { refused = true; continue; }
+      // Pieces first, the shrinking of the original last: if the server refuses a piece, the rest
+      // of the split is dropped with it (same op group) and nothing of the field is lost.
+      const opGroup = uuid();
+      const prov = provOf(layer);
+      pieces.slice(1).forEach(p => parts.push(created(
+        createPolygon({ type: "Polygon", coordinates: p }, layer._ws.subtype, prov, null, { group: opGroup }))));
+      parts.push(change(layer._ws.h, { geometry: layer._ws.geometry },
+        { geometry: { type: "Polygon", coordinates: pieces[0] } }, { group: opGroup }));
+    }
+    if (!parts.length) { hint(t(refused ? "splitFailed" : "splitNone")); return; }
+    record(group(parts));
+    select(null);
+    hint("");
+  }
+  function mergeSelected() {
+    const layers = [...multi];
+    if (layers.length < 2) { hint(t("mergeNeedTwo")); return; }
+    const keep = layers[0]; // the first one clicked keeps its identity (and provenance)
+    const union = cleanPieces(
+      polygonClipping.union(...layers.map(l => l._ws.geometry.coordinates)), MIN_AREA_DEG2);
+    if (union.length !== 1) { hint(t("mergeApart")); return; }
+    if (vertexCount(union[0]) > MAX_VERTICES) { hint(t("tooManyVertices", { n: vertexCount(union[0]), max: MAX_VERTICES })); return; }
+    // The kept polygon grows first, then the others go: a refused union deletes nothing.
+    const opGroup = uuid();
+    const parts = [change(keep._ws.h, { geometry: keep._ws.geometry },
+      { geometry: { type: "Polygon", coordinates: union[0] } }, { group: opGroup })];
+    layers.filter(l => l !== keep).forEach(l => parts.push(deletePolygon(l, { group: opGroup })));
+    record(group(parts));
+    select(keep);
+    hint("");
+  }
+
+  // ---- freehand ------------------------------------------------------------------------------------
+  const freehand = { on: false, points: null, line: null, endedAt: 0 };
+  function freehandStart() {
+    stopTools();
+    freehand.on = true;
+    map.dragging.disable();
+    map.getContainer().classList.add("ws-freehand");
+    setToolActive("freehand", true);
+    hint(t("freehandHow"));
+  }
+  function freehandStop() {
+    freehand.on = false;
+    freehand.points = null;
+    if (freehand.line) { map.removeLayer(freehand.line); freehand.line = null; }
+    map.dragging.enable();
+    map.getContainer().classList.remove("ws-freehand");
+    setToolActive("freehand", false);
+  }
+  map.on("mousedown", ev => {
+    if (!freehand.on || ev.originalEvent.button !== 0) return;
+    freehand.points = [[ev.containerPoint.x, ev.containerPoint.y]];
+    freehand.line = L.polyline([ev.latlng], {
+      color: "#00e5ff", weight: 2, interactive: false, pmIgnore: true, snapIgnore: true,
+    }).addTo(map);
+  });
+  map.on("mousemove", ev => {
+    if (!freehand.points) return;
+    const [lx, ly] = freehand.points[freehand.points.length - 1];
+    if (Math.hypot(ev.containerPoint.x - lx, ev.containerPoint.y - ly) < 1) return;
+    freehand.points.push([ev.containerPoint.x, ev.containerPoint.y]);
+    freehand.line.addLatLng(ev.latlng);
+  });
+  // On the document, not the map: a stroke may end outside the map.
+  document.addEventListener("mouseup", () => { if (freehand.points) freehandFinish(); });
+  function freehandFinish() {
+    const raw = freehand.points.length;
+    const stroke = simplify(freehand.points, FREEHAND_TOLERANCE_PX);
+    freehandStop();
+    freehand.endedAt = performance.now();
+    const toLonLat = ([x, y]) => { const ll = map.containerPointToLatLng([x, y]); return [ll.lng, ll.lat]; };
+    const ring = closed(stroke.map(toLonLat));
+    // A pixel of the screen in degrees²: pieces smaller than a few pixels are slips of the hand.
+    const a = map.containerPointToLatLng([0, 0]), b = map.containerPointToLatLng([1, 1]);
+    const px2 = Math.abs((b.lng - a.lng) * (b.lat - a.lat));
+    if (ring.length < 4) { hint(t("freehandSmall")); return; }
+    // A stroke that crosses itself is cut at the crossings into valid polygons.
+    const pieces = cleanPieces(polygonClipping.union([ring]), Math.max(16 * px2, MIN_AREA_DEG2));
+    if (!pieces.length) { hint(t("freehandSmall")); return; }
+    const prov = provenance();
+    const subtype = currentSubtype();
+    const made = pieces.map(p => createPolygon({ type: "Polygon", coordinates: p }, subtype, prov));
+    record(group(made.map(created)));
+    select(made[0]);
+    hint(t("freehandDone", { n: vertexCount(pieces[0]), m: raw }));
+  }
+
+  // ---- move ------------------------------------------------------------------------------------------
+  function moveToggle() {
+    if (!selected) { hint(t("selectFirst")); return; }
+    if (selected.pm.layerDragEnabled()) { selected.pm.disableLayerDrag(); setToolActive("move", false); hint(""); return; }
+    if (selected.pm.enabled()) selected.pm.disable();
+    selected.pm.enableLayerDrag();
+    setToolActive("move", true);
+    hint(t("moveHow"));
+  }
+
+  // ---- prediction overlay ------------------------------------------------------------------------
+  let overlay = null;
+  const predictionNow = slug => {
+    const p = predictions[slug];
+    return p && p.settled && p.settled.ok ? p.settled.data : null;
+  };
+  function loadPrediction(slug) {
+    if (!predictions[slug]) {
+      const entry = {};
+      entry.promise = fetch(PREDICTION_API(slug), { credentials: "same-origin" }).then(async res => {
+        let data = null;
+        try { data = await res.json(); } catch (_) { /* not JSON */ }
+        if (res.ok) return { ok: true, data };
+        // 404 with a reason is an answer (no model yet, no prediction); others may pass.
+        if (res.status !== 404) delete predictions[slug];
+        return { ok: false, reason: reasonOf(data, res.status) };
+      }).catch(err => { delete predictions[slug]; return { ok: false, reason: err.message }; })
+        .then(result => { entry.settled = result; return result; });
+      predictions[slug] = entry;
+    }
+    return predictions[slug].promise;
+  }
+  async function showPredictionInfo() {
+    const el = document.getElementById("ws-pred-info");
+    const slug = source;
+    const result = await loadPrediction(slug);
+    if (slug !== source) return;
+    el.dataset.state = result.ok ? "ok" : "none";
+    document.getElementById("ws-pred-start").disabled = !result.ok || !result.data.features.length;
+    el.textContent = result.ok
+      ? t("predInfo", { model: result.data.model_version, round: result.data.round_number ?? "–", n: result.data.features.length })
+      : t("predNone", { reason: result.reason });
+  }
+  async function drawOverlay() {
+    if (overlay) { map.removeLayer(overlay); overlay = null; }
+    if (!predictionShown) return;
+    const slug = source;
+    const result = await loadPrediction(slug);
+    if (slug !== source || !predictionShown || overlay) return;
+    if (!result.ok) { hint(t("predNone", { reason: result.reason })); return; }
+    overlay = L.geoJSON(result.data, {
+      renderer: predictionRenderer, interactive: false, pmIgnore: true, snapIgnore: true,
+      style: { color: "#ff00e5", weight: 2, dashArray: "5 4", fillColor: "#ff00e5", fillOpacity: 0.12 },
+    }).addTo(map);
+  }
+  function togglePrediction() {
+    predictionShown = !predictionShown;
+    setToolActive("prediction", predictionShown);
+    document.getElementById("ws-map").dataset.prediction = predictionShown ? "shown" : "";
+    drawOverlay();
+  }
+  async function startFromPrediction() {
+    const slug = source;
+    const result = await loadPrediction(slug);
+    if (slug !== source) return;
+    if (!result.ok) { hint(t("predNone", { reason: result.reason })); return; }
+    const features = result.data.features;
+    if (!features.length) { hint(t("predEmpty")); return; }
+    const existing = drawn.getLayers().length;
+    if (existing && !window.confirm(t("predConfirm", { n: features.length, m: existing }))) return;
+    const prov = { model_version: result.data.model_version, round_number: result.data.round_number ?? null };
+    const subtype = currentSubtype();
+    const made = features.map(f => createPolygon(
+      { type: "Polygon", coordinates: fitVertices(f.geometry.coordinates) }, subtype, prov));
+    record(group(made.map(created)));
+    select(null);
+    if (!predictionShown) togglePrediction();
+    hint(t("predCopied", { n: made.length }));
+  }
+  function fitVertices(rings) {
+    // A mask traced pixel by pixel can have more corners than a polygon may: thin the stair steps
+    // (by up to a few metres) until it fits, rather than have the server refuse it.
+    let tol = 2e-6;
+    let out = rings;
+    while (vertexCount(out) > MAX_VERTICES && tol < 1e-3) {
+      out = rings.map(r => closed(simplify(r, tol))).filter(r => r.length >= 4);
+      tol *= 2;
+    }
+    return out;
   }
 
   function markNegative() {
     if (!window.confirm(M["Mark this block negative on this source? Its polygons are deleted."])) return;
-    drawn.clearLayers();
     select(null);
+    drawn.clearLayers();
     undoStack.length = 0;
+    redoStack.length = 0;
     enqueue({ kind: "negative", method: "POST" });
   }
 
   // ---- the outbox: enqueue and flush in order ---------------------------------------------------
-  async function enqueue({ kind, method, target = null, tmp = null, body = null }) {
+  async function enqueue({ kind, method, target = null, tmp = null, body = null, group: opGroup = null }) {
+    performance.mark("ws-edit");
     const v = versions[source];
     const op = {
       op_id: uuid(), kind, method, block: C.block, source, user, target, tmp, body,
-      expected_version: v.expected, created: Date.now(),
+      group: opGroup, expected_version: v.expected, created: Date.now(),
     };
     v.expected += 1;
     pendingLocal.push(op.op_id);
@@ -234,7 +708,7 @@
     const base = `${API}${op.source}/`;
     if (op.kind === "create") return `${base}polygons/`;
     if (op.kind === "negative") return `${base}negative/`;
-    let id = op.target.startsWith("id:") ? Number(op.target.slice(3)) : await idGet(op.target);
+    const id = op.target.startsWith("id:") ? Number(op.target.slice(3)) : await idGet(op.target);
     if (!id) return null;
     const url = `${base}polygons/${id}/`;
     return op.kind === "delete" ? `${url}?op_id=${op.op_id}` : url;
@@ -274,6 +748,7 @@
         updateStatus();
         const body = op.kind === "delete" ? undefined
           : JSON.stringify({ op_id: op.op_id, ...(op.body || {}) });
+        performance.mark("ws-sending");
         res = await fetch(url, {
           method: op.method, credentials: "same-origin", body,
           headers: { "Content-Type": "application/json", "If-Match": `"${op.expected_version}"`, "X-CSRFToken": csrf },
@@ -287,6 +762,7 @@
       }
       let data = null;
       try { data = await res.json(); } catch (_) { /* empty or not JSON */ }
+      performance.mark("ws-answered");
       if (res.ok) {
         await outboxDelete(op.seq);
         settle(op);
@@ -316,17 +792,27 @@
     if (i >= 0) pendingLocal.splice(i, 1);
   }
   async function dropOp(op, ops, reason) {
-    // The server refused it for good: later ops of the same source expected it to bump the version.
-    await outboxDelete(op.seq);
-    settle(op);
-    for (const later of ops.slice(1)) {
-      if (later.source === op.source) { later.expected_version -= 1; await outboxPut(later); }
+    // The server refused it for good. The rest of its group (a split or a merge) goes with it, so
+    // a half-done split or merge never deletes or shrinks a field; later ops of the same source
+    // expected each dropped op to bump the version.
+    const doomed = new Set([op, ...ops.slice(1).filter(o => op.group && o.group === op.group)]);
+    let dropped = 0;
+    for (const o of ops) {
+      if (doomed.has(o)) {
+        await outboxDelete(o.seq);
+        settle(o);
+        dropped += 1;
+        if (o.kind === "create") {
+          const layer = findLayer(o.tmp);
+          if (layer) { unselectLayer(layer); drawn.removeLayer(layer); multi.delete(layer); if (selected === layer) select(null); }
+        }
+      } else if (o.source === op.source && dropped) {
+        o.expected_version -= dropped;
+        await outboxPut(o);
+      }
     }
-    if (versions[op.source]) versions[op.source].expected -= 1;
-    if (op.kind === "create") {
-      const layer = findLayer(op.tmp);
-      if (layer) { drawn.removeLayer(layer); if (selected === layer) select(null); }
-    }
+    if (versions[op.source]) versions[op.source].expected -= dropped;
+    if (doomed.size > 1) resyncAfterFlush = true; // show what the server kept
     lastError = fmt(M["error: %(reason)s"], { reason });
     setStatus("error", lastError);
   }
@@ -348,12 +834,14 @@
       const layer = findLayer(`id:${data.polygon.id}`) || findLayer(op.target);
       if (layer) refreshFromServer(layer, data.polygon);
     }
+    performance.mark("ws-saved");
     updateStatus();
   }
   function refreshFromServer(layer, feature) {
     // The server clips to the block: show what was stored, unless the user is editing it.
     layer._ws.props = feature.properties || {};
-    if (!layer.pm.enabled() && feature.geometry) {
+    const busy = layer.pm.enabled() || (layer.pm.layerDragEnabled && layer.pm.layerDragEnabled());
+    if (!busy && feature.geometry) {
       layer.setLatLngs(L.GeoJSON.coordsToLatLngs(feature.geometry.coordinates, 1));
       layer._ws.geometry = feature.geometry;
     }
@@ -375,6 +863,7 @@
     for (const op of (await outboxAll()).filter(o => o.source === c.source)) { await outboxDelete(op.seq); settle(op); }
     conflict = null;
     undoStack.length = 0;
+    redoStack.length = 0;
     document.getElementById("ws-conflict").hidden = true;
     await loadSample();
     flush();
@@ -399,24 +888,32 @@
   // ---- loading a source's sample -----------------------------------------------------------------
   async function loadSample() {
     let data;
+    const early = firstFetch && firstFetch.source === source ? firstFetch.res : null;
+    firstFetch = null;
     try {
-      const res = await fetch(`${API}${source}/`, { credentials: "same-origin" });
+      const res = await (early || fetch(`${API}${source}/`, { credentials: "same-origin" }));
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       data = await res.json();
     } catch (err) {
       setStatus("error", fmt(M["error: %(reason)s"], { reason: err.message }));
       return;
     }
+    performance.mark("ws-sample-fetched");
     select(null);
     drawn.clearLayers();
+    renderer = chooseRenderer(data.features.length);
+    document.getElementById("ws-map").dataset.renderer = renderer === canvasRenderer ? "canvas" : "svg";
     data.features.forEach(f => addPolygon(f, { id: f.id }));
+    performance.mark("ws-sample-drawn");
     sampleKind = data.kind;
     // Changes still in the outbox (e.g. drawn offline before a reload) are shown on top.
     const queued = (await outboxAll()).filter(o => o.source === source);
     for (const op of queued) {
-      if (op.kind === "create") addPolygon({ type: "Feature", geometry: op.body.geometry, properties: {} },
-        { tmp: op.tmp, subtype: op.body.subtype, id: (await idGet(op.tmp)) || null });
-      else if (op.kind === "negative") drawn.clearLayers();
+      if (op.kind === "create") {
+        addPolygon({ type: "Feature", geometry: op.body.geometry, properties: {
+          model_version: op.body.model_version, round_number: op.body.round_number,
+        } }, { tmp: op.tmp, subtype: op.body.subtype, id: (await idGet(op.tmp)) || null });
+      } else if (op.kind === "negative") drawn.clearLayers();
       else {
         const layer = findLayer(op.target);
         if (!layer) continue;
@@ -430,9 +927,10 @@
         }
       }
     }
+    rebindHandles();
     const last = queued.length ? queued[queued.length - 1].expected_version + 1 : 0;
     versions[source] = { server: data.version, expected: Math.max(data.version, last) };
-    updateStatus();
+    await updateStatus(); // refresh() resolves with the status line (and its version) up to date
   }
 
   // ---- status line ---------------------------------------------------------------------------------
@@ -453,7 +951,7 @@
     const kind = sampleKind === "negative" ? M["negative sample (no cropland)"]
       : sampleKind === "positive" ? M["positive sample"] : M["no sample yet"];
     document.getElementById("ws-sample").textContent =
-      `${source || ""} · ${kind} · ${drawn.getLayers().length} ${C.zh ? "个多边形" : "polygon(s)"}`;
+      `${source || ""} · ${kind} · ${fmt(M["%(n)s polygon(s)"], { n: drawn.getLayers().length })}`;
     document.getElementById("ws-status").dataset.version = v ? v.server : "";
   }
 
@@ -469,8 +967,9 @@
   async function setSource(slug) {
     if (!tiles[slug]) return;
     if (slug === source && map.hasLayer(tiles[slug])) return;
-    map.pm.disableDraw();
-    Object.values(tiles).forEach(t => map.removeLayer(t));
+    stopTools();
+    Object.values(tiles).forEach(tl => map.removeLayer(tl));
+    if (slug !== source) { undoStack.length = 0; redoStack.length = 0; } // history is per sample
     source = slug;
     tiles[slug].addTo(map);
     document.querySelectorAll("#ws-sources [data-source]").forEach(b =>
@@ -478,6 +977,9 @@
     if (comparing) startCompare();
     if (!versions[slug]) versions[slug] = { server: 0, expected: 0 };
     await loadSample();
+    showPredictionInfo();
+    drawOverlay();
+    sourceListeners.forEach(fn => { try { fn(slug); } catch (err) { console.error(err); } });
   }
   function clip() {
     const other = otherSource();
@@ -493,7 +995,7 @@
   function startCompare() {
     const other = otherSource();
     if (!other) return;
-    Object.entries(tiles).forEach(([k, t]) => { if (k !== source && k !== other) map.removeLayer(t); });
+    Object.entries(tiles).forEach(([k, tl]) => { if (k !== source && k !== other) map.removeLayer(tl); });
     tiles[other].addTo(map);
     tiles[other].bringToFront();
     swipe.hidden = false;
@@ -518,32 +1020,69 @@
   document.getElementById("ws-compare")?.addEventListener("click", toggleCompare);
 
   // ---- tools and keyboard -----------------------------------------------------------------------
+  const drawingNow = () => freehand.on || map.pm.globalDrawModeEnabled() || map.pm.globalCutModeEnabled()
+    || performance.now() - freehand.endedAt < 300; // the click that ends a freehand stroke
+  function setToolActive(name, on) {
+    document.querySelector(`[data-tool=${name}]`)?.classList.toggle("active", on);
+  }
+  function stopTools() {
+    if (freehand.on) freehandStop();
+    map.pm.disableDraw();
+    if (map.pm.globalCutModeEnabled()) map.pm.disableGlobalCutMode();
+    drawn.getLayers().forEach(l => { if (l.pm.layerDragEnabled()) l.pm.disableLayerDrag(); });
+    setToolActive("move", false);
+    setToolActive("split", false);
+  }
   function tool(name) {
-    if (name === "polygon") map.pm.enableDraw("Polygon");
-    else if (name === "rectangle") map.pm.enableDraw("Rectangle");
-    else if (name === "cut") map.pm.enableGlobalCutMode();
+    if (name === "polygon") { stopTools(); map.pm.enableDraw("Polygon"); }
+    else if (name === "rectangle") { stopTools(); map.pm.enableDraw("Rectangle"); }
+    else if (name === "freehand") { if (freehand.on) freehandStop(); else freehandStart(); }
+    else if (name === "split") {
+      stopTools();
+      map.pm.enableDraw("Line", { snappable: true });
+      setToolActive("split", true);
+      hint(t(multi.size ? "splitHowSelected" : "splitHow"));
+    } else if (name === "merge") mergeSelected();
+    else if (name === "move") moveToggle();
+    else if (name === "cut") { stopTools(); map.pm.enableGlobalCutMode(); }
     else if (name === "edit") {
-      if (selected) { if (selected.pm.enabled()) selected.pm.disable(); else selected.pm.enable({ snappable: true }); }
-      else map.pm.toggleGlobalEditMode();
-    } else if (name === "delete") deletePolygon(selected);
+      // Only the selected polygon gets vertex handles: 2,000 polygons in edit mode at once would
+      // put 20,000 markers on the page.
+      if (!selected) { hint(t("selectFirst")); return; }
+      if (selected.pm.enabled()) selected.pm.disable();
+      else { if (selected.pm.layerDragEnabled()) selected.pm.disableLayerDrag(); selected.pm.enable({ snappable: true }); }
+    } else if (name === "delete") deleteSelected();
     else if (name === "undo") undo();
+    else if (name === "redo") redo();
+    else if (name === "prediction") togglePrediction();
+    else if (name === "prediction-start") startFromPrediction();
   }
   document.querySelectorAll("[data-tool]").forEach(b => b.addEventListener("click", () => tool(b.dataset.tool)));
+  map.on("pm:drawend", () => setToolActive("split", false));
   document.getElementById("ws-negative").addEventListener("click", markNegative);
-  map.on("click", () => { if (!map.pm.globalDrawModeEnabled()) select(null); });
+  map.on("click", () => { if (!drawingNow()) select(null); });
 
   document.addEventListener("keydown", ev => {
     if (ev.target.closest("input[type=text], textarea, select")) return;
     const k = ev.key.toLowerCase();
-    if ((ev.ctrlKey || ev.metaKey) && k === "z") { ev.preventDefault(); undo(); return; }
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if ((ev.ctrlKey || ev.metaKey) && k === "z") { ev.preventDefault(); if (ev.shiftKey) redo(); else undo(); return; }
+    if ((ev.ctrlKey || ev.metaKey) && k === "y") { ev.preventDefault(); redo(); return; }
+    // Shifted and Alt keys belong to the labelling panel (verdicts, coverage, next block).
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.shiftKey) return;
     const subtype = C.subtypes.find(st => st.key === ev.key);
     if (subtype) { setSubtype(subtype.value); return; }
-    if (k === "enter" && map.pm.Draw.Polygon.enabled()) { map.pm.Draw.Polygon._finishShape(); return; }
-    if (k === "escape") { map.pm.disableDraw(); if (map.pm.globalCutModeEnabled()) map.pm.disableGlobalCutMode(); select(null); return; }
+    if (k === "enter") {
+      if (map.pm.Draw.Polygon.enabled()) map.pm.Draw.Polygon._finishShape();
+      else if (map.pm.Draw.Line.enabled()) map.pm.Draw.Line._finishShape();
+      return;
+    }
+    if (k === "escape") { stopTools(); select(null); hint(""); return; }
     const src = C.sources.find(x => x.slug[0] === k);
     if ((k === "m" || k === "g") && src) { setSource(src.slug); return; }
-    const action = { p: "polygon", r: "rectangle", e: "edit", x: "cut", delete: "delete", backspace: "delete" }[k];
+    const action = {
+      p: "polygon", r: "rectangle", f: "freehand", e: "edit", v: "move", x: "cut", s: "split",
+      u: "merge", o: "prediction", delete: "delete", backspace: "delete",
+    }[k];
     if (action) { ev.preventDefault(); tool(action); return; }
     if (k === "n") markNegative();
     else if (k === "c") toggleCompare();
@@ -559,5 +1098,7 @@
     await setSource(source);
     await flush(); // changes queued before a reload, in order; op_ids make any resend harmless
     document.getElementById("ws").dataset.ready = "1";
+    performance.mark("ws-ready");
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("ws-painted")));
   })();
 })();

@@ -25,8 +25,6 @@ from annotation.services import (
     assignment_start,
     assignment_submit,
     block_next_for_user,
-    polygon_create,
-    verdict_label_set,
 )
 from croplayer_site.roles import roles_ensure
 from tests.annotation.conftest import square
@@ -396,78 +394,4 @@ def test_concurrent_self_claims_never_share_a_block(users, queue):
     assert set(got) == {b.pk for b in queue if b.seed_order is not None}
 
 
-# --- agreement ---------------------------------------------------------------------------------
-
-
-def test_agreement_of_two_squares_computed_by_hand(users, blocks, sources):
-    """A draws 0.02 x 0.02 degrees, B the same square moved east by half of it: the overlap is
-    half a square, the union one and a half, so IoU = 1/3. Verdicts: mapbox tp vs fp (disagree),
-    google tp vs tp (agree, nobody drew: IoU undefined)."""
-    block = blocks[0]
-    bob = annotator("bob")
-    assignment_create(
-        lead=users["lead"], campaign=block.campaign, block_ids=[block.pk], assignees=[bob]
-    )
-    me = users["annotator"]
-    mapbox, google = sources["mapbox"], sources["google"]
-    polygon_create(
-        user=me,
-        block=block,
-        source=mapbox,
-        geometry=square(112.51, 30.31, 112.53, 30.33),
-        expected_version=0,
-        op_id=uuid.uuid4(),
-    )
-    polygon_create(
-        user=bob,
-        block=block,
-        source=mapbox,
-        geometry=square(112.52, 30.31, 112.54, 30.33),
-        expected_version=1,
-        op_id=uuid.uuid4(),
-    )
-    verdict_label_set(user=me, block=block, source=mapbox, verdict="tp")
-    verdict_label_set(user=bob, block=block, source=mapbox, verdict="fp")
-    verdict_label_set(user=me, block=block, source=google, verdict="tp")
-    verdict_label_set(user=bob, block=block, source=google, verdict="tp")
-    # a block with one person only is not in the report
-    polygon_create(
-        user=me,
-        block=blocks[1],
-        source=mapbox,
-        geometry=square(112.56, 30.31, 112.57, 30.32),
-        expected_version=0,
-        op_id=uuid.uuid4(),
-    )
-    r = client_for(users, "lead").get("/api/campaigns/demo/agreement/")
-    assert r.status_code == 200
-    data = r.json()
-    assert data["blocks"] == 1
-    assert data["mean_iou"] == pytest.approx(1 / 3, rel=1e-6)
-    assert (data["verdicts_compared"], data["verdicts_agreed"], data["verdict_agreement"]) == (
-        2,
-        1,
-        0.5,
-    )
-    rows = {row["source"]: row for row in data["rows"]}
-    assert rows["mapbox"]["iou"] == pytest.approx(1 / 3, rel=1e-6)
-    assert rows["mapbox"]["users"] == ["annotator", "bob"]
-    assert rows["mapbox"]["verdicts"] == ["tp", "fp"] and rows["mapbox"]["verdict_agrees"] is False
-    assert rows["google"]["iou"] is None and rows["google"]["verdict_agrees"] is True
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_agreement_is_for_leads(users, blocks, role):
-    r = client_for(users, role).get("/api/campaigns/demo/agreement/")
-    expected = {"anonymous": 403, "outsider": 404, "annotator": 403, "lead": 200, "admin": 200}
-    assert r.status_code == expected[role]
-    if role == "lead":
-        assert r.json() == {
-            "campaign": "demo",
-            "blocks": 0,
-            "mean_iou": None,
-            "verdicts_compared": 0,
-            "verdicts_agreed": 0,
-            "verdict_agreement": None,
-            "rows": [],
-        }
+# Agreement (double annotation): tests/annotation/test_agreement.py

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gettext
+import io
+import shutil
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from django.contrib.gis.geos import Polygon
@@ -317,3 +322,235 @@ def test_edit_vertex_delete_and_undo_with_keys(users, asgi_server, browser, imag
     _wait_saved(page, 4)
     assert SamplePolygon.objects.count() == 1
     assert errors == []
+
+
+# --- The labelling panel, the work flow and i18n (panel.js) --------------------------------------
+
+
+@pytest.fixture
+def queued_blocks(users, imaged_block):
+    """The imaged block first in the annotator's queue, a second block after it, and a current
+    segmenter (round 1) whose prediction the labels judge."""
+    from annotation.models import Assignment
+    from learning.models import BlockPrediction, ModelKind, ModelVersion, Round
+
+    Assignment.objects.filter(block=imaged_block).update(priority=1)
+    camp = imaged_block.campaign
+    second = Block.objects.create(
+        campaign=camp, row=2386, col=5851, geometry=Polygon.from_bbox((E, S, E + 0.05, N))
+    )
+    Assignment.objects.create(block=second, user=users["annotator"], priority=2)
+    rnd = Round.objects.create(campaign=camp, number=1, state="done")
+    seg = ModelVersion.objects.create(
+        campaign=camp,
+        kind=ModelKind.SEGMENTER,
+        name="seg-r1",
+        bundle_path="models/seg-r1",
+        round=rnd,
+        is_current=True,
+    )
+    for src in ImagerySource.objects.all():
+        BlockPrediction.objects.create(
+            block=imaged_block, source=src, model_version=seg, round=rnd, mask_path="m.tif"
+        )
+    return imaged_block, second
+
+
+def _pressed(page, box: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f"#{box} [aria-pressed=true]", "els => els.map(e => e.dataset.value)"
+    )
+
+
+def _panel_ready(page) -> None:
+    page.wait_for_selector("#ws[data-ready='1'][data-panel-ready='1']")
+
+
+def test_next_block_page_claims_and_opens_the_queue_head(client, users, queued_blocks):
+    first, second = queued_blocks
+    url = f"/annotate/campaigns/{first.campaign.slug}/next/"
+    client.force_login(users["outsider"])
+    assert client.post(url).status_code == 404
+    client.force_login(users["annotator"])
+    assert client.get(url).status_code == 405  # claiming writes: POST only
+    res = client.post(url)
+    assert res.status_code == 302 and res.url == f"/annotate/blocks/{first.pk}/"
+    from annotation.models import Assignment
+
+    Assignment.objects.filter(user=users["annotator"]).update(status="accepted")
+    from annotation.models import CampaignWorkflow
+
+    CampaignWorkflow.objects.update_or_create(
+        campaign=first.campaign, defaults={"self_assign": False}
+    )
+    res = client.post(url)
+    assert res.status_code == 302 and res.url == f"/?nothing_left={first.campaign.slug}"
+    assert "No block left for you in campaign ws." in client.get(res.url).content.decode()
+
+
+def test_panel_config_per_role(client, users, queued_blocks):
+    first, _ = queued_blocks
+    url = f"/annotate/blocks/{first.pk}/"
+    client.force_login(users["annotator"])
+    body = client.get(url).content.decode()
+    assert 'id="pn-verdicts"' in body and 'id="pn-integration"' not in body
+    assert "Shift+T" in body and "Alt+1" not in body
+    client.force_login(users["lead"])
+    body = client.get(url).content.decode()
+    assert 'id="pn-integration"' in body and "Alt+1" in body and 'id="pn-review"' in body
+    # The block viewer links to the workspace; home offers the queue to people with a role.
+    assert (
+        f'href="/annotate/blocks/{first.pk}/"'
+        in client.get(f"/blocks/{first.pk}/").content.decode()
+    )
+    assert (
+        f'action="/annotate/campaigns/{first.campaign.slug}/next/"'
+        in client.get("/").content.decode()
+    )
+
+
+@pytest.mark.browser
+def test_queue_label_keys_review_and_chinese(users, asgi_server, browser, queued_blocks):
+    """Annotator: next block from home, draw, verdict and coverage by key, reload and see them,
+    submit, Shift+N to the next block; lead: reject with a comment, integration by Alt+digit;
+    annotator sees the comment; the page in zh-hans speaks Chinese from the catalogue."""
+    from annotation.models import Assignment, CoverageLabel, IntegrationLabel, VerdictLabel
+
+    first, second = queued_blocks
+    errors: list[str] = []
+    ann = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = _new_page(ann, errors)
+    _login(page, asgi_server, "annotator")
+    with page.expect_navigation():
+        page.click("button.next-block")
+    assert page.url.endswith(f"/annotate/blocks/{first.pk}/")
+    _panel_ready(page)
+    assert "seg-r1" in page.inner_text("#pn-prediction")
+    assert page.locator("#pn-integration").count() == 0  # leads only
+
+    _draw_polygon(page, [(0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6)])
+    _wait_saved(page, 1)
+    page.keyboard.press("Shift+T")  # true positive, on the source on screen (Mapbox)
+    page.wait_for_function(
+        "() => document.getElementById('pn-label-msg').dataset.state === 'saved'"
+    )
+    page.keyboard.press("Shift+2")  # non-planting
+    page.wait_for_function(
+        "() => document.querySelector('#pn-coverage [data-value=non_planting]')"
+        ".getAttribute('aria-pressed') === 'true' && "
+        "document.getElementById('pn-label-msg').dataset.state === 'saved'"
+    )
+    v = VerdictLabel.objects.get(source__slug="mapbox")
+    assert (v.verdict, v.source.slug, v.user, v.model_version, v.round_number) == (
+        "tp",
+        "mapbox",
+        users["annotator"],
+        "seg-r1",
+        1,
+    )
+    assert CoverageLabel.objects.get().coverage_type == "non_planting"
+    assert SamplePolygon.objects.count() == 1  # Shift+T did not start a tool, Shift+2 no subtype
+
+    page.reload()
+    _panel_ready(page)
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 1
+    assert _pressed(page, "pn-verdicts") == ["tp"]
+    assert _pressed(page, "pn-coverage") == ["non_planting"]
+    prov = page.inner_text("#pn-verdict-prov")
+    assert "annotator" in prov and "Mapbox" in prov and "seg-r1" in prov and "1" in prov
+    # Google has its own verdict: none yet.
+    page.keyboard.press("g")
+    page.wait_for_function(
+        "() => document.getElementById('pn-label-source').textContent === 'Google'"
+    )
+    assert _pressed(page, "pn-verdicts") == []
+    # Offline, a label waits in the browser and is sent when the network returns.
+    ann.set_offline(True)
+    page.keyboard.press("Shift+O")  # noise, on Google
+    page.wait_for_function(
+        "() => document.getElementById('pn-label-msg').dataset.state === 'offline'"
+    )
+    assert not VerdictLabel.objects.filter(source__slug="google").exists()
+    ann.set_offline(False)
+    page.wait_for_function(
+        "() => document.getElementById('pn-label-msg').dataset.state === 'saved'"
+    )
+    assert VerdictLabel.objects.get(source__slug="google").verdict == "noise"
+    page.keyboard.press("m")
+
+    page.click("#pn-submit")  # to do -> in progress -> submitted
+    page.wait_for_function(
+        "() => document.querySelector('.pn-assignment').dataset.status === 'submitted'"
+    )
+    assert Assignment.objects.get(block=first).status == "submitted"
+    with page.expect_navigation():
+        page.keyboard.press("Shift+N")  # the submitted block is done for now: the next one opens
+    assert page.url.endswith(f"/annotate/blocks/{second.pk}/")
+
+    # The lead rejects with a comment (refused without one) and decides the integration.
+    lead_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    lp = _new_page(lead_ctx, errors)
+    _login(lp, asgi_server, "lead")
+    _open(lp, asgi_server, first)
+    _panel_ready(lp)
+    assert lp.locator("#pn-review").is_visible()
+    lp.click("#pn-reject")
+    assert lp.get_attribute("#pn-work-msg", "data-state") == "error"
+    assert Assignment.objects.get(block=first).status == "submitted"
+    lp.fill("#pn-comment", "The terraces in the north are missing.")
+    lp.click("#pn-reject")
+    lp.wait_for_function("() => document.querySelector('.pn-rejected') !== null")
+    a = Assignment.objects.get(block=first)
+    assert (a.status, a.last_review, a.review_comment) == (
+        "in_progress",
+        "rejected",
+        "The terraces in the north are missing.",
+    )
+    lp.keyboard.press("Alt+4")  # merge both
+    lp.wait_for_function("() => document.getElementById('pn-label-msg').dataset.state === 'saved'")
+    assert IntegrationLabel.objects.get().decision == "merge_both"
+    # The change log shows who did what, with before and after.
+    lp.click("#pn-audit summary")
+    lp.wait_for_selector("#pn-audit-list li[data-action=assignment_reject]")
+    log = lp.inner_text("#pn-audit-list")
+    assert "Work rejected" in log and "Verdict labelled" in log and "lead" in log
+    assert "The terraces in the north are missing." in log
+    lead_ctx.close()
+
+    # The annotator is back on the block and reads the comment; then in Chinese.
+    _open(page, asgi_server, first)
+    _panel_ready(page)
+    assert "The terraces in the north are missing." in page.inner_text(".pn-rejected")
+    assert "lead" in page.inner_text(".pn-rejected")
+    assert page.locator("#pn-submit").is_visible()
+    with page.expect_navigation():
+        page.select_option("select[name=language]", "zh-hans")
+    _panel_ready(page)
+    panel = page.inner_text(".ws-panel")
+    for zh in ("对预测的判定", "影像覆盖类型", "真阳性", "非种植", "下一个图块", "进行中", "退回"):
+        assert zh in panel, zh
+    assert _pressed(page, "pn-verdicts") == ["tp"]
+    assert errors == []
+    ann.close()
+
+
+def test_zh_hans_catalogue_is_complete_and_compiled():
+    """Every msgid has a translation, none fuzzy, and the committed .mo is the .po compiled
+    (a stale .mo would show old words)."""
+    po = Path(__file__).resolve().parents[2] / "locale/zh_Hans/LC_MESSAGES/django.po"
+    text = po.read_text(encoding="utf-8")
+    entries = [e for e in text.split("\n\n")[1:] if not e.lstrip().startswith("#~")]
+    assert len(entries) > 200
+    untranslated = [e for e in entries if e.rstrip().endswith('msgstr ""') or "#, fuzzy" in e]
+    assert untranslated == []
+    if shutil.which("msgfmt") is None:
+        pytest.skip("msgfmt (gettext) is not installed")
+    compiled = subprocess.run(
+        ["msgfmt", "--check", "-o", "-", str(po)], check=True, capture_output=True
+    ).stdout
+    # Compared as catalogues, not bytes: another gettext version may lay the file out otherwise.
+    fresh = gettext.GNUTranslations(io.BytesIO(compiled))._catalog  # type: ignore[attr-defined]
+    with po.with_suffix(".mo").open("rb") as f:
+        committed = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+    assert committed == fresh
+    assert committed["Verdict on the prediction"] == "对预测的判定"

@@ -1,0 +1,278 @@
+"""The campaign overview map: its GeoJSON endpoint (status, verdicts, province, filters, who sees
+which blocks), the page in a real browser, and the demo's assignments that feed "next block"."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.test import Client
+
+from annotation.models import Assignment, AssignmentStatus, CampaignWorkflow
+from annotation.services import assignment_create, verdict_label_set
+from croplayer_site.roles import roles_ensure
+from mapping.geo.grid import BlockId, grid_for
+from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
+
+
+def client_for(users, role) -> Client:
+    c = Client()
+    if role != "anonymous":
+        c.force_login(users[role])
+    return c
+
+
+def province(adcode: int, name_zh: str, name_en: str, bbox) -> AdminUnit:
+    return AdminUnit.objects.create(
+        level=AdminLevel.PROVINCE,
+        adcode=adcode,
+        name_zh=name_zh,
+        name_en=name_en,
+        geometry=MultiPolygon(Polygon.from_bbox(bbox), srid=4326),
+    )
+
+
+@pytest.fixture
+def field(users):
+    """Campaign "map": 4 x 5 blocks on the real grid (rows and columns match the geometry), the
+    west half in Hubei, the east half in Hunan; seed order row by row. The annotator has blocks
+    0-3 (0 to do, 1 in progress, 2 submitted, 3 accepted), bob block 4 and block 0 as second."""
+    grid = grid_for(0.05)
+    hubei = province(420000, "湖北省", "Hubei", (112.0, 30.0, 112.25, 30.2))
+    hunan = province(430000, "湖南省", "Hunan", (112.25, 30.0, 112.5, 30.2))
+    c = Campaign.objects.create(slug="map", name="Map", region="Hubei", year=2020)
+    first = grid.block_at(112.01, 30.01)
+    blocks = []
+    for r in range(4):
+        for k in range(5):
+            bid = BlockId(row=first.row + r, col=first.col + k)
+            blocks.append(
+                Block.objects.create(
+                    campaign=c,
+                    row=bid.row,
+                    col=bid.col,
+                    geometry=Polygon.from_bbox(grid.bounds(bid)),
+                    province=hubei if k < 3 else hunan,
+                    seed_order=r * 5 + k,
+                )
+            )
+    bob = User.objects.create_user("bob", password="pw-123!-pw")
+    bob.groups.add(roles_ensure()["annotator"])
+    lead = users["lead"]
+    assignment_create(
+        lead=lead, campaign=c, block_ids=[b.pk for b in blocks[:4]], assignees=[users["annotator"]]
+    )
+    assignment_create(
+        lead=lead, campaign=c, block_ids=[blocks[4].pk, blocks[0].pk], assignees=[bob]
+    )
+    for i, status in ((1, "in_progress"), (2, "submitted"), (3, "accepted")):
+        Assignment.objects.filter(block=blocks[i]).update(status=status)
+    mapbox = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
+    google = ImagerySource.objects.create(slug="google", name="Google", kind="synthetic")
+    verdict_label_set(user=users["annotator"], block=blocks[1], source=mapbox, verdict="fp")
+    verdict_label_set(user=users["lead"], block=blocks[1], source=mapbox, verdict="tp")  # newer
+    verdict_label_set(user=users["annotator"], block=blocks[2], source=google, verdict="noise")
+    verdict_label_set(user=bob, block=blocks[4], source=mapbox, verdict="artifact")
+    return c, blocks
+
+
+def overview(c, query=""):
+    return c.get(f"/api/campaigns/map/overview.geojson{query}")
+
+
+def ids(r) -> list[int]:
+    assert r.status_code == 200, r.content
+    return [f["id"] for f in r.json()["features"]]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_sees_which_blocks(users, field, role):
+    _, blocks = field
+    r = overview(client_for(users, role))
+    expected = {"anonymous": 403, "outsider": 404}
+    assert r.status_code == expected.get(role, 200)
+    if r.status_code != 200:
+        return
+    if role == "annotator":
+        assert ids(r) == [b.pk for b in blocks[:4]]  # their own, in seed order
+    else:
+        assert ids(r) == [b.pk for b in blocks]
+
+
+def test_properties_of_a_block(users, field):
+    _, blocks = field
+    data = overview(client_for(users, "lead")).json()
+    assert data["truncated"] is False
+    assert data["workspace_url"] == "/annotate/blocks/{id}/"
+    by_id = {f["id"]: f for f in data["features"]}
+    f0 = by_id[blocks[0].pk]
+    assert f0["properties"]["code"] == blocks[0].code
+    assert f0["properties"]["province"] == 420000 and f0["properties"]["province_name"] == "湖北省"
+    assert f0["properties"]["status"] == "todo" and f0["properties"]["agreement"] is True
+    assert f0["properties"]["assignees"] == ["annotator", "bob"]
+    w, s, e, n = blocks[0].geometry.extent
+    assert f0["geometry"]["coordinates"] == [[[w, s], [e, s], [e, n], [w, n], [w, s]]]
+    # the newest verdict per source wins (the lead's tp after the annotator's fp)
+    assert by_id[blocks[1].pk]["properties"]["verdicts"] == {"mapbox": "tp"}
+    assert by_id[blocks[2].pk]["properties"]["verdicts"] == {"google": "noise"}
+    assert by_id[blocks[3].pk]["properties"]["status"] == "accepted"
+    assert by_id[blocks[5].pk]["properties"] | {"province": 0} == {
+        "code": blocks[5].code,
+        "province": 0,
+        "province_name": "湖北省",
+        "province_name_en": "Hubei",
+        "county": "",
+        "seed_order": 5,
+        "status": "unassigned",
+        "assignees": [],
+        "agreement": False,
+        "verdicts": {},
+    }
+
+
+def test_an_annotator_sees_only_their_own_status_and_verdicts(users, field):
+    _, blocks = field
+    data = overview(client_for(users, "annotator")).json()
+    by_id = {f["id"]: f["properties"] for f in data["features"]}
+    # the lead's newer verdict and the other person on the block stay hidden (blind labelling)
+    assert by_id[blocks[1].pk]["verdicts"] == {"mapbox": "fp"}
+    assert by_id[blocks[0].pk]["assignees"] == [] and by_id[blocks[0].pk]["agreement"] is False
+    bob = Client()
+    bob.force_login(User.objects.get(username="bob"))
+    mine = {f["id"]: f["properties"] for f in overview(bob).json()["features"]}
+    assert list(mine) == [blocks[0].pk, blocks[4].pk]
+    assert mine[blocks[4].pk]["verdicts"] == {"mapbox": "artifact"}
+    assert mine[blocks[0].pk]["status"] == "todo"
+
+
+def test_filters(users, field):
+    _, blocks = field
+    c = client_for(users, "lead")
+    pk = [b.pk for b in blocks]
+    assert ids(overview(c, "?province=430000")) == [pk[i] for i in range(20) if i % 5 >= 3]
+    assert ids(overview(c, "?status=unassigned")) == pk[5:]
+    assert ids(overview(c, "?status=submitted")) == [pk[2]]
+    assert ids(overview(c, "?status=todo")) == [pk[0], pk[4]]
+    assert ids(overview(c, "?verdict=tp")) == [pk[1]]
+    assert ids(overview(c, "?verdict=fp")) == []  # superseded by the lead's tp
+    assert ids(overview(c, "?verdict=noise&source=mapbox")) == []
+    assert ids(overview(c, "?verdict=noise&source=google")) == [pk[2]]
+    assert ids(overview(c, "?assignee=bob")) == [pk[0], pk[4]]
+    assert ids(overview(c, "?assignee=bob&province=430000")) == [pk[4]]
+    # the box holds the first two columns of the first two rows (edges that only touch: out)
+    w, s, _, _ = blocks[0].geometry.extent
+    box = f"{w},{s},{w + 0.1},{s + 0.1}"
+    assert ids(overview(c, f"?bbox={box}")) == [pk[0], pk[1], pk[5], pk[6]]
+    page = overview(c, "?limit=3").json()
+    assert [f["id"] for f in page["features"]] == pk[:3] and page["truncated"] is True
+    # an annotator's assignee filter is ignored: they only ever see their own blocks
+    assert ids(overview(client_for(users, "annotator"), "?assignee=bob")) == pk[:4]
+    assert ids(overview(client_for(users, "annotator"), "?status=accepted")) == [pk[3]]
+
+
+@pytest.mark.parametrize(
+    "query,field_name",
+    [
+        ("?status=done", "status"),
+        ("?verdict=maybe", "verdict"),
+        ("?province=hubei", "province"),
+        ("?bbox=1,2,3", "bbox"),
+        ("?bbox=10,10,5,5", "bbox"),
+        ("?limit=0", "limit"),
+        ("?limit=20001", "limit"),
+    ],
+)
+def test_bad_filters_get_400_with_the_reason(users, field, query, field_name):
+    r = overview(client_for(users, "lead"), query)
+    assert r.status_code == 400 and field_name in r.json()
+
+
+def test_unknown_campaign_is_404(users, field):
+    assert overview(client_for(users, "lead")).status_code == 200
+    assert client_for(users, "lead").get("/api/campaigns/nope/overview.geojson").status_code == 404
+
+
+def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment_on(users, field):
+    from mapping.services.demo import ASSIGNED_TO_ANNOTATOR, _demo_work
+
+    campaign, blocks = field
+    Assignment.objects.all().delete()
+    CampaignWorkflow.objects.create(campaign=campaign, self_assign=False)
+    shuffled = sorted(blocks, key=lambda b: -b.pk)  # the order given must not matter
+    _demo_work(campaign=campaign, blocks=shuffled)
+    assert CampaignWorkflow.objects.get(campaign=campaign).self_assign is True
+    mine = Assignment.objects.filter(user=users["annotator"]).order_by("priority")
+    assert [a.block_id for a in mine] == [b.pk for b in blocks[:ASSIGNED_TO_ANNOTATOR]]
+    c = client_for(users, "annotator")
+    r = c.post("/api/campaigns/map/next-block/")
+    assert r.status_code == 200 and r.json()["assignment"]["block"] == blocks[0].pk
+    _demo_work(campaign=campaign, blocks=blocks)  # a second run leaves the work alone
+    assert Assignment.objects.count() == ASSIGNED_TO_ANNOTATOR
+    # once the given blocks are done, "next block" claims the next one in seed order
+    Assignment.objects.update(status=AssignmentStatus.ACCEPTED)
+    r = c.post("/api/campaigns/map/next-block/")
+    assert r.json()["claimed"] is True
+    assert r.json()["assignment"]["block"] == blocks[ASSIGNED_TO_ANNOTATOR].pk
+
+
+@pytest.mark.browser
+def test_overview_map_in_a_browser(users, field, asgi_server, browser):
+    """The lead's map draws all 20 blocks on one canvas, recolours by verdict with a legend,
+    filters to the unassigned ones, and a click opens the block's workspace; the annotator's
+    map shows their 4 blocks."""
+    _, blocks = field
+
+    def session_for(user):
+        c = Client()
+        c.force_login(user)
+        return {"name": "sessionid", "value": c.cookies["sessionid"].value, "url": asgi_server}
+
+    context = browser.new_context()
+    context.add_cookies([session_for(users["lead"])])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{asgi_server}/campaigns/map/")
+    page.wait_for_function("() => document.getElementById('map').dataset.blocks === '20'")
+    assert page.locator("#map canvas").count() == 1
+    legend = page.locator("#legend .legend-item")
+    assert sorted(legend.evaluate_all("els => els.map(e => e.textContent.trim())")) == [
+        "Accepted (1)",
+        "In progress (1)",
+        "Not assigned (15)",
+        "Submitted (1)",
+        "To do (2)",
+    ]
+    page.select_option("select[name=colour]", "verdict")
+    page.wait_for_function("() => document.getElementById('map').dataset.colour === 'verdict'")
+    keys = legend.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert sorted(keys) == ["noise", "none"]  # google, the first source
+    page.select_option("select[name=source]", "mapbox")
+    keys = legend.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert sorted(keys) == ["artifact", "none", "tp"]
+    page.select_option("select[name=status]", "unassigned")
+    page.click("#overview-filters button[type=submit]")
+    page.wait_for_function("() => document.getElementById('map').dataset.blocks === '15'")
+    w, s, e, n = blocks[7].geometry.extent
+    x, y = page.evaluate(
+        """([lat, lon]) => { const m = document.getElementById('map').leafletMap;
+             const p = m.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }""",
+        [(s + n) / 2, (w + e) / 2],
+    )
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_url(f"{asgi_server}/annotate/blocks/{blocks[7].pk}/")
+    assert errors == []
+    context.close()
+
+    context = browser.new_context()
+    context.add_cookies([session_for(users["annotator"])])
+    page = context.new_page()
+    page.goto(f"{asgi_server}/campaigns/map/")
+    page.wait_for_function("() => document.getElementById('map').dataset.blocks === '4'")
+    assert page.locator("#agreement-link").count() == 0
+    context.close()
