@@ -196,3 +196,61 @@ def test_stop_check(tmp_path: Path) -> None:
     bad("stop-check", "--measurements", str(meas), match="province #1: iou")
     meas.write_text("{not json")
     bad("stop-check", "--measurements", str(meas), match="not valid JSON")
+
+
+class _Tty:
+    """A stderr that says it is a terminal, so the progress bar draws."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(block: dict[str, Path], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from learning.core.cli import main
+
+    args = ["features", "--image", str(block["image"]), str(block["image"]),
+            "--mask", str(block["mask"]), str(block["mask"]),
+            "--out", str(tmp_path / "f.csv"), "--json"]
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert main(args) == 0
+    assert "features" in tty.text and "2/2" in tty.text and "block" in tty.text
+    assert json.loads(capsys.readouterr().out)["blocks"] == 2  # stdout stays JSON
+    quiet = _Tty()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main([*args, "--no-progress"]) == 0
+    assert quiet.text == ""
+
+
+def test_training_table_progress_and_bad_config_is_one_line(tmp_path: Path) -> None:
+    import cv2
+
+    x, y = integration_data(120)
+    table = _write_table(tmp_path / "t.csv", x, INTEGRATION_FEATURE_NAMES, "decision", y)
+    r = cli("train-integration", "--table", str(table), "--out", str(tmp_path / "m"))
+    assert r.returncode == 0 and r.stderr == ""  # not a terminal: no bar in the pipe
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.full((32, 32, 3), 90, np.uint8))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,coverage_type\na.png,planting\n")
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"epochs": 0, "no_such_key": 1}))
+    line = bad("train-iqa", "--images", str(images), "--labels", str(labels), "--config",
+               str(cfg), "--out", str(tmp_path / "iqa"), match="bad config")
+    assert "epochs" in line and "no_such_key" in line
+    cfg.write_text("{not json")
+    bad("train-iqa", "--images", str(images), "--labels", str(labels), "--config", str(cfg),
+        "--out", str(tmp_path / "iqa"), match="is not JSON")

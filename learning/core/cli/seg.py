@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from learning.core.cli import CliError, command
+from learning.core.cli import CliError, Progress, command, progress_iter
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 PRESETS = ("tiny", "small", "swin-t")
@@ -54,10 +54,7 @@ def _seg_config(args: argparse.Namespace) -> Any:
     from learning.core.segmentation.mask2former import Mask2FormerSegConfig
 
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise CliError(f"config file {path} does not exist")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _config_json(Path(args.config))
     elif args.preset == "tiny":
         data = Mask2FormerSegConfig.tiny().model_dump()
     elif args.preset == "small":
@@ -69,7 +66,31 @@ def _seg_config(args: argparse.Namespace) -> Any:
     if args.pretrained:
         data["pretrained_path"] = args.pretrained
     data["init_seed"] = args.seed
-    return Mask2FormerSegConfig(**data)
+    return _config_build(Mask2FormerSegConfig, data, args.config)
+
+
+def _config_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CliError(f"config file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CliError(f"config file {path} is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"config file {path} must hold a JSON object")
+    return data
+
+
+def _config_build(cls: Any, data: dict[str, Any], where: str | None) -> Any:
+    """The config model, or one CliError line naming every bad key (not pydantic's table)."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        bad = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'config'}: {err['msg']}"
+                        for err in e.errors())
+        raise CliError(f"bad config{f' in {where}' if where else ''}: {bad}") from None
 
 
 def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
@@ -94,7 +115,6 @@ def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop training after this many seconds")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,7 +211,7 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     out = [predict_block_file(engine.predict_proba, b, args.output / f"{b.stem}_cropland.tif",
                               window=window, overlap=overlap, threshold=args.threshold)
-           for b in blocks]
+           for b in progress_iter(args, blocks, desc="predict", unit="block")]
     return {"blocks": len(out), "output": str(args.output), "results": out,
             "seconds": round(time.monotonic() - t0, 1)}
 
@@ -216,7 +236,8 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     counts = pixel_iou(
         (sliding_window_proba(img, engine.predict_proba, window=window, overlap=overlap)
-         >= args.threshold, m) for _, img, m in pairs)
+         >= args.threshold, m)
+        for _, img, m in progress_iter(args, pairs, desc="evaluate", unit="image"))
     return {"images": len(pairs), **counts.as_dict(), "seconds": round(time.monotonic() - t0, 1)}
 
 
@@ -250,7 +271,8 @@ def run_train_iqa(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError(f"{args.labels} needs a header with columns image,coverage_type")
     images, labels = [], []
     valid = {c.value for c in CoverageType}
-    for i, r in enumerate(rows, start=2):
+    for i, r in enumerate(progress_iter(args, rows, desc="read images", unit="image"),
+                          start=2):
         if r["coverage_type"] not in valid:
             raise CliError(f"{args.labels} line {i}: unknown coverage type "
                            f"{r['coverage_type']!r} (one of {', '.join(sorted(valid))})")
@@ -261,17 +283,22 @@ def run_train_iqa(args: argparse.Namespace) -> dict[str, Any]:
         labels.append(CoverageType(r["coverage_type"]))
     data: dict[str, Any] = {}
     if args.config:
-        data = json.loads(Path(args.config).read_text(encoding="utf-8"))
+        data = _config_json(Path(args.config))
     if args.epochs is not None:
         data["epochs"] = args.epochs
     data["seed"] = args.seed
-    config = IQAConfig(**data)
+    config = _config_build(IQAConfig, data, args.config)
     order = np.random.default_rng(args.seed).permutation(len(images))
     n_val = round(args.val_fraction * len(images)) if len(images) > 4 else 0
     val_idx, train_idx = order[:n_val], order[n_val:]
     t0 = time.monotonic()
     clf = IQAClassifier(config)
-    history = clf.train([images[i] for i in train_idx], [labels[i] for i in train_idx])
+    bar = Progress(args, total=0, desc="train-iqa", unit="step")
+    try:
+        history = clf.train([images[i] for i in train_idx], [labels[i] for i in train_idx],
+                            on_step=bar.set)
+    finally:
+        bar.close()
     metrics: dict[str, Any] = {"n_train": len(train_idx), "n_val": len(val_idx),
                                "train_losses": history["epoch_losses"]}
     if n_val:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from learning.core.cli import CliError, command
+from learning.core.cli import CliError, Progress, command, progress_iter
 
 METRES_PER_DEGREE = 6378137.0 * math.pi / 180.0  # WGS 84 equatorial radius
 
@@ -113,7 +113,7 @@ def run_features(args: argparse.Namespace) -> dict[str, Any]:
         raise CliError(f"--out must end in .csv or .json, got {args.out.name}")
     coverage = _per_image(args.coverage_type, len(images), "coverage type")
     rows: list[dict[str, Any]] = []
-    for i, path in enumerate(images):
+    for i, path in enumerate(progress_iter(args, images, desc="features", unit="block")):
         image, profile = _read_image(path)
         shape = (image.shape[0], image.shape[1])
         mask = _read_mask(args.mask[i], shape, role="mask")
@@ -213,10 +213,18 @@ def run_train_correctness(args: argparse.Namespace) -> dict[str, Any]:
     from learning.core.features.block import FEATURE_NAMES
     from learning.core.tabular.correctness import correctness_train
 
-    rows, labels = _read_table(args.table, FEATURE_NAMES, "verdict")
-    model = correctness_train(_matrix(rows, FEATURE_NAMES), _labels(labels),  # type: ignore[arg-type]
-                              seed=args.seed, test_size=args.test_size)
-    model.save(args.out, overwrite=args.overwrite)
+    bar = Progress(args, total=3, desc="train-correctness", unit="stage")
+    try:
+        rows, labels = _read_table(args.table, FEATURE_NAMES, "verdict")
+        bar.step("fit, evaluate, permutation importance")
+        model = correctness_train(_matrix(rows, FEATURE_NAMES),
+                                  _labels(labels),  # type: ignore[arg-type]
+                                  seed=args.seed, test_size=args.test_size)
+        bar.step("save")
+        model.save(args.out, overwrite=args.overwrite)
+        bar.step()
+    finally:
+        bar.close()
     out = _summary(model.metrics, model.importance, args.out)
     out["correctness_rate_test"] = round(model.metrics["correctness_rate_test"], 4)
     return out
@@ -227,11 +235,18 @@ def run_train_correctness(args: argparse.Namespace) -> dict[str, Any]:
 def run_train_integration(args: argparse.Namespace) -> dict[str, Any]:
     from learning.core.tabular.integration import INTEGRATION_FEATURE_NAMES, integration_train
 
-    rows, labels = _read_table(args.table, INTEGRATION_FEATURE_NAMES, "decision")
-    model = integration_train(_matrix(rows, INTEGRATION_FEATURE_NAMES),
-                              _labels(labels),  # type: ignore[arg-type]
-                              seed=args.seed, test_size=args.test_size)
-    model.save(args.out, overwrite=args.overwrite)
+    bar = Progress(args, total=3, desc="train-integration", unit="stage")
+    try:
+        rows, labels = _read_table(args.table, INTEGRATION_FEATURE_NAMES, "decision")
+        bar.step("fit, evaluate, permutation importance")
+        model = integration_train(_matrix(rows, INTEGRATION_FEATURE_NAMES),
+                                  _labels(labels),  # type: ignore[arg-type]
+                                  seed=args.seed, test_size=args.test_size)
+        bar.step("save")
+        model.save(args.out, overwrite=args.overwrite)
+        bar.step()
+    finally:
+        bar.close()
     return _summary(model.metrics, model.clf.importance, args.out)
 
 

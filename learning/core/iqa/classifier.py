@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -149,9 +149,11 @@ class IQAClassifier:
         return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).to(self.device)
 
     def train(self, images: Sequence[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8],
-              labels: Sequence[CoverageType | str | int]) -> dict[str, Any]:
+              labels: Sequence[CoverageType | str | int], *,
+              on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         """Fit with AdamW and cosine decay; flips and 90° rotations (coverage is orientation
-        free). Seeded by ``config.seed``; returns per-step and per-epoch losses."""
+        free). Seeded by ``config.seed``; returns per-step and per-epoch losses.
+        ``on_step(done, total)`` is called after every optimiser step (a progress bar)."""
         if len(images) != len(labels) or not len(images):
             raise ValueError(f"need as many labels as images (got {len(images)} images, "
                              f"{len(labels)} labels)")
@@ -182,6 +184,8 @@ class IQAClassifier:
                     opt.step()
                     sched.step()
                     losses.append(float(loss.detach()))
+                    if on_step is not None:
+                        on_step(len(step_losses) + len(losses), cfg.epochs * steps_per_epoch)
                 step_losses += losses
                 epoch_losses.append(float(np.mean(losses)))
         finally:

@@ -1,0 +1,554 @@
+"""Read-only selectors for the per-province stopping dashboard and its CSV/JSON export.
+
+Every number on the dashboard comes from here: the page, the JSON and CSV exports (and
+``stop_status --json`` where its shape allows) read the same rows, so they cannot disagree.
+The rows are what the rounds recorded (:class:`ProvinceRoundResult`) and where each province
+stands (:class:`ProvinceStatus`); nothing is recomputed here except percentages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.gis.geos import MultiPolygon
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, Sum
+from django.utils.translation import gettext_lazy as _
+from rasterio.enums import Resampling
+from rest_framework.exceptions import NotFound
+
+from annotation.models import Sample, SamplePolygon, SampleSplit
+from croplayer_site.roles import ADMIN, LEAD, has_role
+from learning.core.savings import (
+    LabelledBlock,
+    annotation_savings,
+    block_pixels,
+    selection_curves,
+)
+from learning.core.segmentation.data import rasterize_polygons
+from learning.core.stopping import StoppingRules
+from learning.models import (
+    ModelKind,
+    ModelVersion,
+    ProvinceDecision,
+    ProvinceRoundResult,
+    ProvinceStatus,
+    Round,
+    RoundState,
+)
+from mapping.models import (
+    AdminLevel,
+    AdminUnit,
+    Block,
+    BlockImage,
+    BlockImageStatus,
+    Campaign,
+    OfficialStatistic,
+)
+from mapping.selectors import campaign_get_for_user
+
+User = AbstractBaseUser | AnonymousUser
+CRITERIA = ("iou", "correctness", "area")
+# A figure that could be traced to the survey (exactly or as a rounded figure) is "verified";
+# every other status is marked on the dashboard.
+VERIFIED_STATUSES = ("VERIFIED", "VERIFIED_ROUNDED")
+PAPER_LABELLED_PERCENT = 0.14  # CropLayer labelled about 0.14 % of all blocks
+NOT_EVALUATED = _("not evaluated yet")
+
+# Columns of the CSV export, in order (the JSON rows carry the same keys plus nested detail).
+CSV_COLUMNS = (
+    "adcode", "name_zh", "name_en", "round", "decision", "reason",
+    "iou", "iou_samples", "iou_outcome", "iou_reason", "iou_min",
+    "correctness", "correctness_samples", "correctness_outcome", "correctness_reason",
+    "correctness_min",
+    "area_mapbox_ha", "area_google_ha", "official_ha", "official_status", "official_verified",
+    "area_mapbox_pct", "area_google_pct", "area_ratio", "area_outcome", "area_reason",
+    "area_ratio_min",
+    "supplementary_rounds", "max_supplementary_rounds",
+)
+
+
+def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
+    """The dashboard's access gate: leads and admins; NotFound for anyone else or no campaign."""
+    if not has_role(user, LEAD, ADMIN):
+        raise NotFound(f"no campaign {slug!r}")
+    return campaign_get_for_user(user=user, slug=slug)
+
+
+def dashboard_provinces(*, campaign: Campaign) -> list[AdminUnit]:
+    """The campaign's provinces (or those its blocks lie in), plus any that have results."""
+    ids = set(campaign.provinces.values_list("pk", flat=True))
+    if not ids:
+        ids = set(
+            Block.objects.filter(campaign=campaign, province__isnull=False)
+            .values_list("province_id", flat=True)
+            .distinct()
+        )
+    ids |= set(
+        ProvinceRoundResult.objects.filter(round__campaign=campaign).values_list(
+            "province_id", flat=True
+        )
+    )
+    ids |= set(
+        ProvinceStatus.objects.filter(campaign=campaign).values_list("province_id", flat=True)
+    )
+    return list(
+        AdminUnit.objects.filter(pk__in=ids, level=AdminLevel.PROVINCE)
+        .defer("geometry")
+        .order_by("adcode")
+    )
+
+
+def _criteria(reasons: Any) -> dict[str, dict[str, Any]]:
+    """Per criterion ``{outcome, reason, value, threshold}`` from a result's ``reasons``.
+
+    Accepts the shapes a round may store: ``{"iou": {...}, ...}``, ``{"iou": "text", ...}`` or
+    ``StopDecision.to_dict()`` (``{"criteria": [{"name": "iou", ...}, ...]}``).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(reasons, dict):
+        return out
+    items: list[tuple[str, Any]] = []
+    if isinstance(reasons.get("criteria"), list):
+        items = [(c.get("name", ""), c) for c in reasons["criteria"] if isinstance(c, dict)]
+    else:
+        items = [(k, v) for k, v in reasons.items() if k in CRITERIA]
+    for name, value in items:
+        if name not in CRITERIA:
+            continue
+        if isinstance(value, dict):
+            out[name] = {
+                "outcome": value.get("outcome", ""),
+                "reason": value.get("reason", ""),
+                "value": value.get("value"),
+                "threshold": value.get("threshold"),
+                # e.g. correctness "predicted" (by the model) or "verdicts" (by people)
+                "basis": value.get("basis", ""),
+            }
+        else:
+            out[name] = {"outcome": "", "reason": str(value), "value": None, "threshold": None,
+                         "basis": ""}
+    return out
+
+
+def _thresholds(stored: Any) -> dict[str, Any]:
+    """The thresholds the round applied; the default rules fill what it did not store."""
+    rules = StoppingRules().model_dump(
+        include={"iou_min", "correctness_min", "area_ratio_min", "max_supplementary_rounds"}
+    )
+    if isinstance(stored, dict):
+        rules.update({k: stored[k] for k in rules if stored.get(k) is not None})
+    return rules
+
+
+def _pct(area: float | None, official: float | None) -> float | None:
+    if area is None or not official:
+        return None
+    return 100.0 * area / official
+
+
+def result_numbers(result: ProvinceRoundResult) -> dict[str, Any]:
+    """The numbers of one round's result for one province, as the dashboard shows them."""
+    crit = _criteria(result.reasons)
+    th = _thresholds(result.thresholds)
+    pcts = [
+        p for p in (_pct(result.area_mapbox_ha, result.official_ha),
+                    _pct(result.area_google_ha, result.official_ha)) if p is not None
+    ]
+    row: dict[str, Any] = {
+        "round": result.round.number,
+        "decision": result.decision,
+        "iou": result.iou,
+        "iou_samples": result.iou_samples,
+        "correctness": result.correctness,
+        "correctness_samples": result.correctness_samples,
+        "area_mapbox_ha": result.area_mapbox_ha,
+        "area_google_ha": result.area_google_ha,
+        "official_ha": result.official_ha,
+        "official_status": result.official_status,
+        "area_mapbox_pct": _pct(result.area_mapbox_ha, result.official_ha),
+        "area_google_pct": _pct(result.area_google_ha, result.official_ha),
+        # The stopping rule takes the better of the two sources.
+        "area_ratio": max(pcts) / 100.0 if pcts else None,
+        "supplementary_rounds": result.supplementary_rounds,
+        "max_supplementary_rounds": th["max_supplementary_rounds"],
+        "iou_min": th["iou_min"],
+        "correctness_min": th["correctness_min"],
+        "area_ratio_min": th["area_ratio_min"],
+        "criteria": crit,
+    }
+    for name in CRITERIA:
+        row[f"{name}_outcome"] = crit.get(name, {}).get("outcome", "")
+        row[f"{name}_reason"] = crit.get(name, {}).get("reason", "")
+    return row
+
+
+def _empty_numbers() -> dict[str, Any]:
+    th = _thresholds(None)
+    row: dict[str, Any] = {c: None for c in CSV_COLUMNS}
+    row.update({
+        "round": None, "decision": "", "iou_samples": 0, "correctness_samples": 0,
+        "supplementary_rounds": 0, "criteria": {}, **th,
+    })
+    for name in CRITERIA:
+        row[f"{name}_outcome"] = row[f"{name}_reason"] = ""
+    return row
+
+
+def _joined_reason(reasons: Any) -> str:
+    if isinstance(reasons, dict) and reasons.get("reason"):
+        return str(reasons["reason"])
+    return "; ".join(c["reason"] for c in _criteria(reasons).values() if c["reason"])
+
+
+def province_rows(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """One row per province: its standing decision and the numbers of its latest result."""
+    provinces = dashboard_provinces(campaign=campaign)
+    statuses = {
+        s.province_id: s
+        for s in ProvinceStatus.objects.filter(campaign=campaign).select_related(
+            "last_result__round"
+        )
+    }
+    latest: dict[int, ProvinceRoundResult] = {}
+    for r in (
+        ProvinceRoundResult.objects.filter(round__campaign=campaign)
+        .select_related("round")
+        .order_by("round__number")
+    ):
+        latest[r.province_id] = r
+    official = {
+        s.province_id: s for s in OfficialStatistic.objects.filter(campaign=campaign)
+    }
+    rows = []
+    for p in provinces:
+        status = statuses.get(p.pk)
+        result = (status.last_result if status and status.last_result else None) or latest.get(
+            p.pk
+        )
+        row = result_numbers(result) if result else _empty_numbers()
+        stat = official.get(p.pk)
+        if row["official_ha"] is None and stat is not None:
+            row["official_ha"] = float(stat.hectares)
+        if not row["official_status"] and stat is not None:
+            row["official_status"] = stat.status
+        row["official_verified"] = (
+            row["official_status"] in VERIFIED_STATUSES if row["official_status"] else None
+        )
+        row["official_unverified"] = row["official_verified"] is False
+        if status is not None:
+            row["decision"] = status.decision
+            row["supplementary_rounds"] = status.supplementary_rounds
+        row["evaluated"] = result is not None
+        if not row["decision"]:  # never evaluated: still to do, like ProvinceStatus's default
+            row["decision"] = ProvinceDecision.CONTINUE.value
+        row["decision_label"] = str(ProvinceDecision(row["decision"]).label)
+        row["reason"] = (status.reason if status and status.reason else "") or (
+            _joined_reason(result.reasons) if result else str(NOT_EVALUATED)
+        )
+        row.update({
+            "adcode": p.adcode, "name_zh": p.name_zh, "name_en": p.name_en,
+            # The names ``stop_status --json`` uses for the same things.
+            "province": p.name_en or p.name_zh, "province_zh": p.name_zh,
+        })
+        rows.append(row)
+    return rows
+
+
+def province_history(*, campaign: Campaign) -> dict[int, list[dict[str, Any]]]:
+    """Per province adcode, its results round by round (for the charts)."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in (
+        ProvinceRoundResult.objects.filter(round__campaign=campaign)
+        .select_related("round", "province")
+        .order_by("round__number")
+    ):
+        n = result_numbers(r)
+        out[r.province.adcode].append({
+            k: n[k] for k in ("round", "decision", "iou", "iou_samples", "correctness",
+                              "correctness_samples", "area_mapbox_pct", "area_google_pct",
+                              "area_ratio")
+        })
+    return dict(out)
+
+
+def decision_log(*, campaign: Campaign, limit: int = 500) -> list[dict[str, Any]]:
+    """Every decision a round took for a province, newest first; ``changed`` marks a change."""
+    previous: dict[int, str] = {}
+    entries = []
+    for r in (
+        ProvinceRoundResult.objects.filter(round__campaign=campaign)
+        .select_related("round", "province")
+        .order_by("round__number", "province__adcode")
+    ):
+        reasons = r.reasons if isinstance(r.reasons, dict) else {}
+        entries.append({
+            "round": r.round.number,
+            "at": (r.round.finished_at or r.created_at).isoformat(),
+            "adcode": r.province.adcode,
+            "province": r.province.name_zh,
+            "province_en": r.province.name_en,
+            "decision": r.decision,
+            "previous": previous.get(r.province_id, ""),
+            "changed": previous.get(r.province_id) != r.decision,
+            "reason": _joined_reason(reasons),
+        })
+        previous[r.province_id] = r.decision
+    entries.reverse()
+    return entries[:limit]
+
+
+def labelled_share(*, campaign: Campaign) -> dict[str, Any]:
+    """Blocks labelled so far (a sample on any source) against all blocks of the campaign."""
+    total = Block.objects.filter(campaign=campaign).count()
+    labelled = (
+        Sample.objects.filter(block__campaign=campaign).values("block_id").distinct().count()
+    )
+    return {
+        "labelled_blocks": labelled,
+        "total_blocks": total,
+        "labelled_percent": 100.0 * labelled / total if total else None,
+        "paper_labelled_percent": PAPER_LABELLED_PERCENT,
+    }
+
+
+def active_learning_curve(*, campaign: Campaign) -> list[dict[str, Any]]:
+    """Per finished round: labels it trained on and the IoU it reached over its provinces.
+
+    Labels are the segmenter's training samples when the round recorded them, else the samples
+    that existed when the round started. IoU is the sample-weighted mean of the provinces'
+    validation IoUs (each province's IoU is pooled over its own held-out blocks).
+    """
+    points = []
+    rounds = (
+        Round.objects.filter(campaign=campaign, state=RoundState.DONE)
+        .prefetch_related("province_results")
+        .order_by("number")
+    )
+    for rnd in rounds:
+        results = [
+            r for r in rnd.province_results.all() if r.iou is not None and r.iou_samples > 0
+        ]
+        if not results:
+            continue
+        weight = sum(r.iou_samples for r in results)
+        iou = sum(float(r.iou) * r.iou_samples for r in results) / weight
+        seg = (
+            ModelVersion.objects.filter(round=rnd, kind=ModelKind.SEGMENTER)
+            .order_by("-created_at")
+            .first()
+        )
+        pooled = (seg.metrics or {}).get("iou_overall") if seg is not None else None
+        if isinstance(pooled, int | float) and not isinstance(pooled, bool):
+            iou = float(pooled)  # the engine pooled it over every held-out block
+        if seg is not None and seg.training_samples:
+            labels = len(seg.training_samples)
+        else:
+            cutoff = rnd.started_at or rnd.created_at
+            labels = Sample.objects.filter(
+                block__campaign=campaign, created_at__lte=cutoff
+            ).count()
+        points.append({"round": rnd.number, "labels": labels, "iou": iou,
+                       "iou_samples": weight})
+    return points
+
+
+SIM_SIZE = 48  # pixels per block side in the simulation (the stand-in needs no detail)
+SIM_MAX_TRAIN = 300  # the first 300 labelled blocks of the order; enough for the curve's shape
+SIM_STEPS = 6
+SIM_REPEATS = 5
+SIM_NOTE = _(
+    "Simulation on the labelled blocks: a per-pixel logistic regression on colour and texture "
+    "(a cheap stand-in for the segmenter) is re-fitted on the first n blocks in the order they "
+    "were labelled (the active-learning order) and on random orders of the same blocks, and "
+    "scored by pixel IoU on the held-out validation blocks. Points beyond the measured random "
+    "curve come from a fitted saturating curve a·n/(n+k). The ratio compares the two orders; "
+    "the stand-in's IoU is not the segmenter's."
+)
+
+
+def _sample_pixels(samples: list[Sample]) -> tuple[list[LabelledBlock], int]:
+    """Each sample's image (read decimated) and rasterised polygons as simulation pixels."""
+    images = {
+        (i.block_id, i.source_id): i
+        for i in BlockImage.objects.filter(
+            status=BlockImageStatus.OK,
+            block_id__in=[s.block_id for s in samples],
+            source_id__in={s.source_id for s in samples},
+        )
+    }
+    polygons: dict[int, list[Any]] = defaultdict(list)
+    for p in SamplePolygon.objects.filter(sample__in=samples).only("sample_id", "geometry"):
+        polygons[p.sample_id].append(shapely.from_wkb(bytes(p.geometry.wkb)))
+    out, skipped = [], 0
+    for s in samples:
+        image = images.get((s.block_id, s.source_id))
+        path = Path(settings.DATA_DIR) / image.path if image else None
+        if path is None or not path.is_file():
+            skipped += 1
+            continue
+        side = 2 * SIM_SIZE
+        with rasterio.open(path) as src:
+            rgb = src.read([1, 2, 3], out_shape=(3, side, side), resampling=Resampling.average)
+            valid = src.dataset_mask(out_shape=(side, side)) > 0
+            transform = src.transform * Affine.scale(src.width / side, src.height / side)
+        mask = rasterize_polygons(polygons[s.pk], transform=transform, shape=(side, side))
+        out.append(block_pixels(np.ascontiguousarray(rgb.transpose(1, 2, 0)), mask,
+                                size=SIM_SIZE, valid=valid))
+    return out, skipped
+
+
+def savings_simulation(*, campaign: Campaign) -> dict[str, Any]:
+    """The random-vs-labelling-order simulation (cached until a sample changes)."""
+    samples = Sample.objects.filter(block__campaign=campaign)
+    # The split is part of the key: holding samples out for validation changes the result but
+    # bumps no sample version.
+    agg = samples.aggregate(
+        n=Count("id"),
+        last=Max("id"),
+        versions=Sum("version"),
+        held_out=Count("id", filter=Q(split=SampleSplit.VALIDATION)),
+    )
+    key = (
+        f"learning:savings:{campaign.pk}:{agg['n']}:{agg['last']}:{agg['versions']}"
+        f":{agg['held_out']}"
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    ordered = list(samples.order_by("created_at", "pk"))
+    train_samples = [s for s in ordered if s.split == SampleSplit.TRAIN][:SIM_MAX_TRAIN]
+    val_samples = [s for s in ordered if s.split == SampleSplit.VALIDATION]
+    result: dict[str, Any] = {"train_blocks": len(train_samples),
+                              "validation_blocks": len(val_samples), "repeats": SIM_REPEATS,
+                              "method": str(SIM_NOTE), "error": ""}
+    try:
+        train, skipped_t = _sample_pixels(train_samples)
+        validation, skipped_v = _sample_pixels(val_samples)
+        result["skipped_without_image"] = skipped_t + skipped_v
+        steps = sorted({int(round(x)) for x in np.linspace(1, len(train), SIM_STEPS)}
+                       ) if train else []
+        curves = selection_curves(train, validation, steps=steps, repeats=SIM_REPEATS, seed=0)
+        savings = annotation_savings(curves.active, curves.random)
+        result.update({
+            "active_curve": [{"labels": n, "iou": y} for n, y in curves.active],
+            "random_curve": [{"labels": n, "iou": y} for n, y in curves.random],
+            **savings.to_dict(),
+        })
+    except ValueError as e:
+        result["error"] = str(e)
+    cache.set(key, result, timeout=24 * 3600)
+    return result
+
+
+def savings_summary(*, campaign: Campaign) -> dict[str, Any]:
+    """Labelled share, each finished round's (labels, IoU) and the order simulation."""
+    return {
+        **labelled_share(campaign=campaign),
+        "rounds_curve": active_learning_curve(campaign=campaign),
+        "simulation": savings_simulation(campaign=campaign),
+    }
+
+
+def provinces_geojson(*, campaign: Campaign, tolerance: float = 0.02) -> dict[str, Any]:
+    """The dashboard's provinces as GeoJSON, simplified for the browser (≈2 km at 0.02°)."""
+    ids = [p.pk for p in dashboard_provinces(campaign=campaign)]
+    features = []
+    for unit in AdminUnit.objects.filter(pk__in=ids).order_by("adcode"):
+        geom = unit.geometry.simplify(tolerance, preserve_topology=True)
+        if geom.geom_type == "Polygon":  # one part left: keep the type the map expects
+            geom = MultiPolygon(geom, srid=geom.srid)
+        features.append({
+            "type": "Feature",
+            "id": unit.adcode,
+            "properties": {"adcode": unit.adcode, "name_zh": unit.name_zh,
+                           "name_en": unit.name_en},
+            "geometry": json.loads(geom.geojson),
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
+    """Everything the dashboard shows, as one JSON-ready dict (the JSON export)."""
+    rows = province_rows(campaign=campaign)
+    counts: dict[str, int] = defaultdict(int)
+    for r in rows:
+        counts[r["decision"] if r["evaluated"] else "not_evaluated"] += 1
+    last = (
+        ProvinceRoundResult.objects.filter(round__campaign=campaign)
+        .order_by("-round__number", "-pk")
+        .first()
+    )
+    return {
+        "campaign": campaign.slug,
+        "thresholds": _thresholds(last.thresholds if last else None),
+        "counts": dict(counts),
+        "provinces": rows,
+        "history": {str(k): v for k, v in province_history(campaign=campaign).items()},
+        "decision_log": decision_log(campaign=campaign),
+        "savings": savings_summary(campaign=campaign),
+    }
+
+
+# --- a round's live progress -----------------------------------------------------------------
+
+STAGES = (
+    RoundState.TRAINING,
+    RoundState.PREDICTING,
+    RoundState.SCORING,
+    RoundState.EVALUATING,
+    RoundState.SELECTING,
+)
+LOG_TAIL = 15
+
+
+def round_get_for_watcher(*, user: User, round_id: int) -> Round:
+    """The access gate for watching a round: leads and admins; NotFound otherwise."""
+    if not has_role(user, LEAD, ADMIN):
+        raise NotFound("no such round")
+    try:
+        return Round.objects.select_related("campaign").get(pk=round_id)
+    except Round.DoesNotExist as e:
+        raise NotFound("no such round") from e
+
+
+def round_progress(*, rnd: Round) -> dict[str, Any]:
+    """A snapshot of a round for the progress panel: h3a's progress event (stage counts,
+    stage percent, elapsed, stage ETA, log tail) plus the overall percent and labels.
+
+    The overall percent counts each of the five stages as one fifth: their real durations
+    differ by orders of magnitude between campaigns, so no fixed weighting would be honest
+    either; the ETA (from ``round_event``) is for the current stage only.
+    """
+    # The round engine's own event is the base, so websocket, API and worker agree.
+    from learning.services.rounds import round_event
+
+    event = {k: v for k, v in round_event(rnd=rnd).items() if k != "type"}
+    state = rnd.state
+    stage_fraction = min(1.0, rnd.stage_done / rnd.stage_total) if rnd.stage_total else 0.0
+    if state in STAGES:
+        overall = 100.0 * (STAGES.index(RoundState(state)) + stage_fraction) / len(STAGES)
+    elif state == RoundState.DONE:
+        overall = 100.0
+    elif state == RoundState.QUEUED:
+        overall = 0.0
+    else:  # failed or cancelled: the share of stages that had finished
+        overall = 100.0 * sum(1 for s in STAGES if s.value in (rnd.timings or {})) / len(STAGES)
+    return {
+        **event,
+        "state_label": str(RoundState(state).label),
+        "active": rnd.is_active,
+        "stage_percent": 100.0 * stage_fraction,
+        "overall_percent": overall,
+        "cancel_requested": rnd.cancel_requested,
+        "log_tail": event.get("log_tail", [])[-LOG_TAIL:],
+    }

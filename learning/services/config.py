@@ -1,0 +1,95 @@
+"""The typed configuration of a learning round (stored as JSON on the round)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from learning.core.stopping import StoppingRules
+
+
+class RoundConfigError(ValueError):
+    """The round configuration is invalid; the message says which key and why."""
+
+
+class SelectionWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    p_incorrect: Annotated[float, Field(ge=0)] = 0.5
+    low_confidence: Annotated[float, Field(ge=0)] = 0.25
+    disagreement: Annotated[float, Field(ge=0)] = 0.25
+
+
+class RoundConfig(BaseModel):
+    """What a round trains and how it fans out. Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Segmenter: the preset names a Mask2FormerSegConfig; the rest are TrainOptions.
+    segmenter_preset: Literal["tiny", "default"] = "default"
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 10
+    steps_per_epoch: Annotated[int, Field(ge=1, le=100_000)] = 100
+    batch_size: Annotated[int, Field(ge=1, le=256)] = 8
+    crop_size: Annotated[int, Field(ge=32, le=2048)] = 256
+    lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
+    warmup_steps: Annotated[int, Field(ge=0)] = 50
+    warm_start: bool = True
+    seed: int = 0
+    # Inference on whole blocks.
+    window: Annotated[int, Field(ge=32, le=4096)] = 512
+    overlap: Annotated[int, Field(ge=0, le=2048)] = 128
+    # Image-quality classifier.
+    iqa_preset: Literal["tiny", "default"] = "default"
+    iqa_epochs: Annotated[int | None, Field(ge=1, le=1000)] = None
+    iqa_min_labels: Annotated[int, Field(ge=2)] = 10
+    # Correctness model.
+    correctness_min_verdicts: Annotated[int, Field(ge=4)] = 10
+    # Integration model (trained on the leads' integration labels and overrides).
+    integration_min_labels: Annotated[int, Field(ge=4)] = 8
+    # Fan-out.
+    batch_blocks: Annotated[int, Field(ge=1, le=1000)] = 8
+    sources: list[str] | None = None
+    fetch_missing_images: bool = True
+    blocks_per_province_limit: Annotated[int | None, Field(ge=1)] = None
+    # Validation and selection.
+    validation_share: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    select_per_province: Annotated[int, Field(ge=0, le=10_000)] = 10
+    spread_cell_deg: Annotated[float, Field(ge=0, le=10)] = 0.2
+    weights: SelectionWeights = SelectionWeights()
+    stopping: dict[str, Any] = Field(default_factory=dict)
+    # Registry and robustness.
+    make_current: bool = True
+    stale_after_s: Annotated[float, Field(ge=2, le=86_400)] = 300.0
+    max_duration_s: Annotated[float, Field(ge=10)] = 172_800.0
+    max_resumes: Annotated[int, Field(ge=0, le=100)] = 3
+
+    @field_validator("stopping")
+    @classmethod
+    def _rules(cls, v: dict[str, Any]) -> dict[str, Any]:
+        StoppingRules(**v)  # raises with the offending key
+        return v
+
+    @property
+    def rules(self) -> StoppingRules:
+        return StoppingRules(**self.stopping)
+
+    @property
+    def heartbeat_every_s(self) -> float:
+        return max(1.0, self.stale_after_s / 5)
+
+
+def round_config_parse(data: dict[str, Any] | None) -> RoundConfig:
+    """Validate a JSON config; RoundConfigError names every bad key."""
+    if data is not None and not isinstance(data, dict):
+        raise RoundConfigError("config must be a JSON object")
+    try:
+        return RoundConfig(**(data or {}))
+    except ValidationError as e:
+        parts = [
+            f"{'.'.join(str(x) for x in err['loc']) or 'config'}: {err['msg']}"
+            for err in e.errors()
+        ]
+        raise RoundConfigError("; ".join(parts)) from e
+    except TypeError as e:
+        raise RoundConfigError(str(e)) from e

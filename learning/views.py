@@ -1,0 +1,364 @@
+"""Pages of the learning app (dashboard, rounds, model registry) and the dashboard's exports.
+
+The pages render their tables on the server from ``learning.dashboard``; the map, the charts and
+the live progress panel are drawn by ``static/learning/*.js`` from the same numbers, handed over
+as JSON in the page (``json_script``) or read from the DRF endpoints below. The exports (JSON
+and CSV) are thin DRF views over the same selectors, so page, JSON and CSV cannot disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from croplayer_site.roles import ADMIN, has_role
+from learning.dashboard import (
+    CSV_COLUMNS,
+    campaign_get_for_lead,
+    dashboard_data,
+    province_rows,
+    provinces_geojson,
+    round_get_for_watcher,
+    round_progress,
+)
+from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
+from mapping.models import Campaign
+
+# --- pages ---------------------------------------------------------------------------------
+
+# Round presets offered on the rounds page (merged into the round config, which the engine
+# validates). Both use the tiny Mask2Former; "tiny" trains a few steps so a round finishes in
+# minutes on a CPU (tests, demo), "small" trains longer on bigger crops.
+ROUND_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "segmenter_preset": "tiny", "iqa_preset": "tiny", "epochs": 1, "steps_per_epoch": 2,
+        "batch_size": 2, "crop_size": 64, "warmup_steps": 0, "window": 128, "overlap": 16,
+        "iqa_epochs": 1,
+    },
+    "small": {
+        "segmenter_preset": "tiny", "iqa_preset": "tiny", "epochs": 2, "steps_per_epoch": 25,
+        "batch_size": 4, "crop_size": 128, "warmup_steps": 5, "window": 256, "overlap": 32,
+        "iqa_epochs": 3,
+    },
+}
+ROUNDS_MESSAGES = {
+    "choose_province": _("Choose at least one province."),
+    "starting": _("Starting…"),
+    "watch_running": _("Watch the running round"),
+    "error": _("Error"),
+    "bad_json": _("The advanced settings are not a JSON object"),
+    "confirm_cancel": _("Cancel this round? Work done so far is kept, the round stops."),
+    "cancelled": _("Cancelled."),
+}
+
+# The dashboard script's words, translated per request and handed over in the page.
+DASHBOARD_MESSAGES = {
+    "converged": _("converged"),
+    "continue": _("continue"),
+    "excluded": _("excluded"),
+    "not_evaluated": _("not evaluated"),
+    "no_value": _("no value"),
+    "decision": _("Decision"),
+    "correctness": _("Correctness"),
+    "supplementary": _("Supplementary rounds"),
+    "round": _("Round"),
+    "threshold": _("Threshold"),
+    "labelling_order": _("Labelling order"),
+    "random_order": _("Random order (mean)"),
+    "blocks": _("Labelled blocks"),
+}
+
+
+def _campaign_or_404(request: HttpRequest, slug: str) -> Campaign:
+    try:
+        return campaign_get_for_lead(user=request.user, slug=slug)
+    except NotFound as e:
+        raise Http404(str(e)) from e
+
+
+@login_required
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = _campaign_or_404(request, slug)
+    data = dashboard_data(campaign=campaign)
+    active = Round.objects.filter(campaign=campaign, state__in=_active_states()).first()
+    return render(request, "learning/dashboard.html", {
+        "campaign": campaign,
+        "data": data,
+        "rows": data["provinces"],
+        "log": data["decision_log"][:200],
+        "savings": data["savings"],
+        "active_round": active,
+        "messages_js": {k: str(v) for k, v in DASHBOARD_MESSAGES.items()},
+    })
+
+
+def _active_states() -> list[str]:
+    from learning.models import ACTIVE_ROUND_STATES
+
+    return [s.value for s in ACTIVE_ROUND_STATES]
+
+
+@login_required
+def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start a round (admins), see the running one live, the recent ones, a round's log."""
+    campaign = _campaign_or_404(request, slug)
+    rounds = list(Round.objects.filter(campaign=campaign).order_by("-number")[:20])
+    watch = None
+    if request.GET.get("round") or request.GET.get("number"):
+        # ?round=<id> (from the rounds list) or ?number=<n> (from the API's 409 answer).
+        try:
+            if request.GET.get("round"):
+                rid = int(request.GET["round"])
+            else:
+                rid = Round.objects.get(campaign=campaign, number=int(request.GET["number"])).pk
+            watch = round_get_for_watcher(user=request.user, round_id=rid)
+        except (NotFound, ValueError, Round.DoesNotExist) as e:
+            raise Http404(_("no such round")) from e
+        if watch.campaign_id != campaign.pk:
+            raise Http404(_("no such round"))
+    active = next((r for r in rounds if r.is_active), None)
+    watch = watch or active or (rounds[0] if rounds else None)
+    done = set(
+        ProvinceStatus.objects.filter(campaign=campaign)
+        .exclude(decision=ProvinceDecision.CONTINUE)
+        .values_list("province__adcode", flat=True)
+    )
+    provinces = [
+        {"adcode": r["adcode"], "name_zh": r["name_zh"], "name_en": r["name_en"],
+         "decision": r["decision"], "done": r["adcode"] in done}
+        for r in province_rows(campaign=campaign)
+    ]
+    return render(request, "learning/rounds.html", {
+        "campaign": campaign,
+        "rounds": rounds,
+        "watch": watch,
+        "watch_progress": round_progress(rnd=watch) if watch else None,
+        "active": active,
+        "provinces": provinces,
+        "is_admin": has_role(request.user, ADMIN),
+        # The round engine's endpoints (learning/urls.py).
+        "start_url": reverse("api-round-list", kwargs={"slug": campaign.slug}),
+        "cancel_url": reverse(
+            "api-round-cancel", kwargs={"slug": campaign.slug, "number": watch.number}
+        ) if watch else "",
+        "presets": ROUND_PRESETS,
+        "messages_js": {k: str(v) for k, v in ROUNDS_MESSAGES.items()},
+    })
+
+
+
+@login_required
+def models_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The model registry: every trained version with its metrics; admins mark one current."""
+    campaign = _campaign_or_404(request, slug)
+    versions = list(
+        ModelVersion.objects.filter(campaign=campaign).select_related("round").order_by(
+            "kind", "-created_at"
+        )
+    )
+    rows = [
+        {
+            "v": v,
+            "metrics_json": json.dumps(v.metrics, indent=1, ensure_ascii=False),
+            "config_json": json.dumps(v.config, indent=1, ensure_ascii=False),
+            "overall": {k: m for k, m in (v.metrics or {}).items()
+                        if isinstance(m, int | float) and not isinstance(m, bool)},
+            "set_current_url": reverse(
+                "api-model-version-set-current",
+                kwargs={"slug": campaign.slug, "version_id": v.pk},
+            ),
+        }
+        for v in versions
+    ]
+    return render(request, "learning/models.html", {
+        "campaign": campaign,
+        "versions": rows,
+        "is_admin": has_role(request.user, ADMIN),
+    })
+
+
+# --- exports (DRF) ------------------------------------------------------------------------
+
+
+def _csv_cell(value: Any) -> Any:
+    """Numbers as they are; text that a spreadsheet would run as a formula gets a quote."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+class ProvinceStatusCsvRenderer(BaseRenderer):
+    """Province rows as CSV (one row per province, the columns of ``CSV_COLUMNS``)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None,
+               renderer_context: dict[str, Any] | None = None) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if isinstance(data, dict):  # an error ({"detail": ...}) in CSV form
+            writer.writerow(list(data))
+            writer.writerow([_csv_cell(str(v)) for v in data.values()])
+        else:
+            writer.writerow(CSV_COLUMNS)
+            for row in data:
+                writer.writerow([_csv_cell(row.get(c)) for c in CSV_COLUMNS])
+        return out.getvalue().encode("utf-8")
+
+
+class CriterionSerializer(serializers.Serializer):
+    outcome = serializers.CharField()
+    reason = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+
+
+class ProvinceRowSerializer(serializers.Serializer):
+    adcode = serializers.IntegerField()
+    name_zh = serializers.CharField()
+    name_en = serializers.CharField()
+    province = serializers.CharField(help_text="English name (as stop_status --json)")
+    province_zh = serializers.CharField()
+    round = serializers.IntegerField(allow_null=True, help_text="number of the latest round")
+    evaluated = serializers.BooleanField(help_text="false: no round has evaluated it yet")
+    decision = serializers.CharField(help_text="continue, converged or excluded")
+    decision_label = serializers.CharField()
+    reason = serializers.CharField()
+    iou = serializers.FloatField(allow_null=True)
+    iou_samples = serializers.IntegerField()
+    iou_outcome = serializers.CharField()
+    iou_reason = serializers.CharField()
+    iou_min = serializers.FloatField()
+    correctness = serializers.FloatField(allow_null=True)
+    correctness_samples = serializers.IntegerField()
+    correctness_outcome = serializers.CharField()
+    correctness_reason = serializers.CharField()
+    correctness_min = serializers.FloatField()
+    area_mapbox_ha = serializers.FloatField(allow_null=True)
+    area_google_ha = serializers.FloatField(allow_null=True)
+    official_ha = serializers.FloatField(allow_null=True)
+    official_status = serializers.CharField(allow_null=True)
+    official_verified = serializers.BooleanField(allow_null=True)
+    official_unverified = serializers.BooleanField()
+    area_mapbox_pct = serializers.FloatField(allow_null=True, help_text="% of the official figure")
+    area_google_pct = serializers.FloatField(allow_null=True, help_text="% of the official figure")
+    area_ratio = serializers.FloatField(allow_null=True, help_text="better source / official")
+    area_outcome = serializers.CharField()
+    area_reason = serializers.CharField()
+    area_ratio_min = serializers.FloatField()
+    supplementary_rounds = serializers.IntegerField()
+    max_supplementary_rounds = serializers.IntegerField()
+    criteria = serializers.DictField(child=CriterionSerializer())
+
+
+class ProvinceStatusApi(APIView):
+    """Each province's stop status with its numbers; ``?format=csv`` for a spreadsheet."""
+
+    renderer_classes = [JSONRenderer, ProvinceStatusCsvRenderer]
+
+    @extend_schema(
+        responses={(200, "application/json"): ProvinceRowSerializer(many=True),
+                   (200, "text/csv"): OpenApiTypes.STR},
+        parameters=[OpenApiParameter("format", str, enum=["json", "csv"], required=False)],
+    )
+    def get(self, request: Request, slug: str, format: str | None = None) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        rows = province_rows(campaign=campaign)
+        response = Response(rows)
+        if request.accepted_renderer.format == "csv":
+            response["Content-Disposition"] = (
+                f'attachment; filename="{campaign.slug}-province-status.csv"'
+            )
+        return response
+
+
+class DashboardApi(APIView):
+    """Everything on the dashboard as JSON: rows, thresholds, history, decision log, savings."""
+
+    class DashboardSerializer(serializers.Serializer):
+        campaign = serializers.SlugField()
+        thresholds = serializers.DictField(child=serializers.FloatField())
+        counts = serializers.DictField(child=serializers.IntegerField())
+        provinces = ProvinceRowSerializer(many=True)
+        history = serializers.DictField(child=serializers.ListField(child=serializers.DictField()))
+        decision_log = serializers.ListField(child=serializers.DictField())
+        savings = serializers.DictField()
+
+    @extend_schema(responses=DashboardSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        data = dashboard_data(campaign=campaign)
+        response = Response(data)
+        response["Content-Disposition"] = f'inline; filename="{campaign.slug}-dashboard.json"'
+        return response
+
+
+class ProvincesGeoJsonApi(APIView):
+    """The dashboard's province outlines, simplified for the browser (GeoJSON)."""
+
+    class FilterSerializer(serializers.Serializer):
+        tolerance = serializers.FloatField(
+            required=False, default=0.02, min_value=0.001, max_value=0.5,
+            help_text="simplification tolerance in degrees",
+        )
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={(200, "application/geo+json"): OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        f = self.FilterSerializer(data=request.query_params)
+        f.is_valid(raise_exception=True)
+        return Response(
+            provinces_geojson(campaign=campaign, tolerance=f.validated_data["tolerance"])
+        )
+
+
+class RoundProgressApi(APIView):
+    """A round's progress snapshot (what the websocket sends), for a page without websockets."""
+
+    class ProgressSerializer(serializers.Serializer):
+        job = serializers.CharField()
+        round = serializers.IntegerField()
+        number = serializers.IntegerField()
+        state = serializers.CharField()
+        state_label = serializers.CharField()
+        active = serializers.BooleanField()
+        final = serializers.BooleanField()
+        stage_done = serializers.IntegerField()
+        stage_total = serializers.IntegerField()
+        percent = serializers.FloatField(help_text="of the current stage")
+        stage_percent = serializers.FloatField()
+        overall_percent = serializers.FloatField(help_text="each of the five stages a fifth")
+        elapsed_s = serializers.FloatField(allow_null=True)
+        eta_s = serializers.FloatField(allow_null=True, help_text="of the current stage")
+        heartbeat_at = serializers.CharField(allow_null=True)
+        log_tail = serializers.ListField(child=serializers.CharField())
+        failure_reason = serializers.CharField()
+        cancel_requested = serializers.BooleanField()
+
+    @extend_schema(responses=ProgressSerializer)
+    def get(self, request: Request, round_id: int) -> Response:
+        rnd = round_get_for_watcher(user=request.user, round_id=round_id)
+        return Response(round_progress(rnd=rnd))

@@ -1,0 +1,130 @@
+// The stopping dashboard: province choropleth (Leaflet) and per-province history charts
+// (Chart.js), drawn from the numbers the server put in the page (#dashboard-data).
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("dashboard-data").textContent);
+  const t = JSON.parse(document.getElementById("dashboard-messages").textContent);
+  const cfg = document.getElementById("dashboard-config").dataset;
+  const rows = {};
+  for (const r of data.provinces) rows[r.adcode] = r;
+  const th = data.thresholds;
+
+  // --- choropleth ------------------------------------------------------------------------
+  const DECISION_COLOURS = {converged: "#2e7d32", continue: "#f0a202", excluded: "#8c8c8c", "": "#ffffff"};
+  const RAMP = ["#b00020", "#e8590c", "#f0a202", "#c0ca33", "#2e7d32"];
+  function rampColour(value, threshold) {
+    if (value === null || value === undefined) return "#ffffff";
+    // Five steps, the top one at or above the threshold.
+    const steps = [threshold * 0.5, threshold * 0.7, threshold * 0.85, threshold];
+    let i = 0;
+    while (i < steps.length && value >= steps[i]) i++;
+    return RAMP[i];
+  }
+  const METRICS = {
+    decision: {colour: r => DECISION_COLOURS[r.evaluated ? r.decision : ""]},
+    iou: {colour: r => rampColour(r.iou, th.iou_min), threshold: th.iou_min},
+    correctness: {colour: r => rampColour(r.correctness, th.correctness_min), threshold: th.correctness_min},
+    area_ratio: {colour: r => rampColour(r.area_ratio, th.area_ratio_min), threshold: th.area_ratio_min},
+  };
+  const fmt = (v, d) => (v === null || v === undefined) ? "–" : Number(v).toFixed(d);
+  const pct = v => (v === null || v === undefined) ? "–" : Number(v).toFixed(1) + " %";
+  const mapEl = document.getElementById("province-map");
+  const map = L.map(mapEl, {preferCanvas: true}).setView([35, 105], 4);
+  let layer = null;
+  const metricSel = document.getElementById("map-metric");
+
+  function legend(metric) {
+    const el = document.getElementById("map-legend");
+    if (metric === "decision") {
+      el.innerHTML = Object.entries({converged: t.converged, continue: t.continue, excluded: t.excluded, "": t.not_evaluated})
+        .map(([k, label]) => `<span><i style="background:${DECISION_COLOURS[k]}"></i>${label}</span>`).join("");
+    } else {
+      const thr = METRICS[metric].threshold;
+      const labels = [`< ${fmt(thr * 0.5, 2)}`, `< ${fmt(thr * 0.7, 2)}`, `< ${fmt(thr * 0.85, 2)}`, `< ${fmt(thr, 2)}`, `≥ ${fmt(thr, 2)}`];
+      el.innerHTML = RAMP.map((c, i) => `<span><i style="background:${c}"></i>${labels[i]}</span>`).join("")
+        + `<span><i style="background:#fff"></i>${t.no_value}</span>`;
+    }
+  }
+  function restyle() {
+    const metric = metricSel.value;
+    if (layer) layer.setStyle(f => ({color: "#333", weight: 0.8, fillOpacity: 0.75,
+      fillColor: METRICS[metric].colour(rows[f.properties.adcode] || {})}));
+    legend(metric);
+  }
+  function popup(r) {
+    const status = r.official_status ? (r.official_verified ? r.official_status : "⚠ " + r.official_status) : "";
+    return `<b>${r.name_zh} · ${r.name_en}</b><br>${t.decision}: ${r.evaluated ? r.decision_label : t.not_evaluated}<br>`
+      + `IoU ${fmt(r.iou, 3)} (${r.iou_samples})<br>${t.correctness} ${fmt(r.correctness, 3)} (${r.correctness_samples})<br>`
+      + `Mapbox ${pct(r.area_mapbox_pct)} · Google ${pct(r.area_google_pct)} ${status}<br>`
+      + `${t.supplementary}: ${r.supplementary_rounds} / ${r.max_supplementary_rounds}`;
+  }
+  fetch(cfg.geojson, {credentials: "same-origin"}).then(r => r.json()).then(fc => {
+    layer = L.geoJSON(fc, {
+      onEachFeature: (f, l) => {
+        const r = rows[f.properties.adcode];
+        if (r) l.bindPopup(popup(r));
+        l.on("click", () => showHistory(String(f.properties.adcode)));
+      },
+    }).addTo(map);
+    restyle();
+    mapEl.dataset.provinces = String(fc.features.length);
+    if (fc.features.length) map.fitBounds(layer.getBounds());
+  });
+  metricSel.addEventListener("change", restyle);
+
+  // --- history charts -----------------------------------------------------------------------
+  const charts = {};
+  function lineChart(id, label, threshold, percent) {
+    const el = document.getElementById(id);
+    if (!el || !window.Chart) return null;
+    return new Chart(el, {
+      type: "line",
+      data: {labels: [], datasets: []},
+      options: {
+        animation: false, responsive: true,
+        scales: {y: {min: 0, suggestedMax: percent ? 1.2 : 1}, x: {title: {display: true, text: t.round}}},
+        plugins: {legend: {position: "bottom"}},
+      },
+    });
+  }
+  charts.iou = lineChart("chart-iou");
+  charts.correctness = lineChart("chart-correctness");
+  charts.area = lineChart("chart-area", null, null, true);
+  function setChart(chart, labels, series, threshold) {
+    if (!chart) return;
+    chart.data.labels = labels;
+    chart.data.datasets = series.concat([{label: t.threshold, data: labels.map(() => threshold),
+      borderDash: [6, 4], borderColor: "#999", pointRadius: 0, fill: false}]);
+    chart.update();
+  }
+  const histSel = document.getElementById("history-province");
+  function showHistory(adcode) {
+    if (histSel.value !== adcode) histSel.value = adcode;
+    const h = data.history[adcode] || [];
+    const labels = h.map(p => "#" + p.round);
+    setChart(charts.iou, labels, [{label: "IoU", data: h.map(p => p.iou), borderColor: "#2e7d32"}], th.iou_min);
+    setChart(charts.correctness, labels, [{label: t.correctness, data: h.map(p => p.correctness), borderColor: "#1565c0"}], th.correctness_min);
+    setChart(charts.area, labels, [
+      {label: "Mapbox", data: h.map(p => p.area_mapbox_pct === null ? null : p.area_mapbox_pct / 100), borderColor: "#6a1b9a"},
+      {label: "Google", data: h.map(p => p.area_google_pct === null ? null : p.area_google_pct / 100), borderColor: "#e8590c"},
+    ], th.area_ratio_min);
+    document.querySelector(".charts").dataset.points = String(h.length);
+  }
+  histSel.addEventListener("change", () => showHistory(histSel.value));
+  const firstWithHistory = data.provinces.find(r => (data.history[r.adcode] || []).length);
+  if (histSel.options.length) showHistory(firstWithHistory ? String(firstWithHistory.adcode) : histSel.value);
+
+  // --- savings chart ------------------------------------------------------------------------
+  const sim = data.savings.simulation;
+  const savingsEl = document.getElementById("chart-savings");
+  if (savingsEl && window.Chart && sim && sim.active_curve) {
+    new Chart(savingsEl, {
+      type: "scatter",
+      data: {datasets: [
+        {label: t.labelling_order, data: sim.active_curve.map(p => ({x: p.labels, y: p.iou})), showLine: true, borderColor: "#2e7d32"},
+        {label: t.random_order, data: sim.random_curve.map(p => ({x: p.labels, y: p.iou})), showLine: true, borderColor: "#b00020"},
+      ]},
+      options: {animation: false, scales: {x: {title: {display: true, text: t.blocks}}, y: {min: 0, max: 1, title: {display: true, text: "IoU"}}}},
+    });
+  }
+})();

@@ -1,0 +1,138 @@
+"""The rounds page, the model registry page and the round progress API: content and access."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.urls import reverse
+from django.utils import timezone
+
+from learning.models import ModelVersion, ProvinceStatus, Round, RoundState
+from mapping.models import AdminLevel, AdminUnit, Campaign
+
+
+@pytest.fixture
+def camp(db):
+    c = Campaign.objects.create(slug="pg", name="Pages", region="t", year=2020, zoom=12)
+    units = []
+    for adcode, zh, en, x in [(420000, "湖北省", "Hubei", 112), (430000, "湖南省", "Hunan", 114)]:
+        units.append(AdminUnit.objects.create(
+            level=AdminLevel.PROVINCE, adcode=adcode, name_zh=zh, name_en=en,
+            geometry=MultiPolygon(Polygon.from_bbox((x, 30, x + 1, 31)), srid=4326)))
+    c.provinces.set(units)
+    ProvinceStatus.objects.create(campaign=c, province=units[1], decision="converged")
+    return c
+
+
+@pytest.fixture
+def running(camp):
+    r = Round.objects.create(
+        campaign=camp, number=3, state=RoundState.PREDICTING, stage_done=3, stage_total=4,
+        started_at=timezone.now() - dt.timedelta(seconds=100),
+        timings={"training": 40.0}, log="t0 round 3 queued\nt1 predicting block 3 of 4\n",
+    )
+    r.provinces.set(camp.provinces.filter(adcode=420000))
+    return r
+
+
+def _get(client, users, who, url):
+    client.force_login(users[who])
+    return client.get(url)
+
+
+def test_admin_sees_the_start_form_and_the_running_round(camp, running, users, client):
+    r = _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug]))
+    assert r.status_code == 200
+    html = r.content.decode()
+    assert 'id="round-start"' in html and 'id="cancel-button"' in html
+    # Hunan is converged: offered but not choosable.
+    assert 'value="430000" disabled' in html and 'value="420000">' in html
+    assert f'data-round="{running.pk}"' in html
+    assert "predicting block 3 of 4" in html
+    assert f"?round={running.pk}" in html  # the running round is linked
+    assert '"tiny"' in html  # the presets handed to the script
+
+
+def test_lead_watches_but_cannot_start(camp, running, users, client):
+    html = _get(client, users, "lead", reverse("learning-rounds", args=[camp.slug])
+                ).content.decode()
+    assert 'id="round-start"' not in html and 'id="cancel-button"' not in html
+    assert f'data-round="{running.pk}"' in html
+
+
+@pytest.mark.parametrize("who", ["annotator", "outsider"])
+def test_rounds_and_models_pages_are_for_leads_and_admins(camp, users, client, who):
+    assert _get(client, users, who, reverse("learning-rounds", args=[camp.slug])
+                ).status_code == 404
+    assert _get(client, users, who, reverse("learning-models", args=[camp.slug])
+                ).status_code == 404
+
+
+def test_watching_a_round_of_another_campaign_is_404(camp, running, users, client):
+    other = Campaign.objects.create(slug="other", name="O", region="t", year=2020)
+    url = reverse("learning-rounds", args=[other.slug]) + f"?round={running.pk}"
+    assert _get(client, users, "lead", url).status_code == 404
+    assert _get(client, users, "lead", reverse("learning-rounds", args=[camp.slug])
+                + "?round=x").status_code == 404
+
+
+def test_progress_api(camp, running, users, client):
+    url = reverse("api-learning-round-progress", args=[running.pk])
+    data = _get(client, users, "lead", url).json()
+    assert (data["state"], data["stage_done"], data["stage_total"]) == ("predicting", 3, 4)
+    assert data["stage_percent"] == pytest.approx(75.0)
+    # predicting is the 2nd of 5 stages: (1 + 0.75) / 5
+    assert data["overall_percent"] == pytest.approx(35.0)
+    assert data["log_tail"][-1] == "t1 predicting block 3 of 4"
+    assert _get(client, users, "annotator", url).status_code == 404
+
+
+def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running, users, client):
+    ModelVersion.objects.create(
+        campaign=camp, kind="segmenter", name="seg-r2", bundle_path="models/a",
+        metrics={"iou_overall": 0.8123, "iou_per_province": {"420000": {"iou": 0.8}}},
+        training_samples=[1, 2, 3], train_seconds=12.5, is_current=True)
+    ModelVersion.objects.create(
+        campaign=camp, kind="segmenter", name="seg-r3", bundle_path="models/b", round=running,
+        metrics={"iou_overall": 0.85}, training_samples=[1, 2, 3, 4])
+    html = _get(client, users, "admin", reverse("learning-models", args=[camp.slug])
+                ).content.decode()
+    assert "seg-r2" in html and "seg-r3" in html
+    assert "iou_overall 0.812" in html and "iou_overall 0.850" in html
+    assert "12.5 s" in html
+    assert html.count('class="make-current"') == 1  # only the version that is not current
+    other = ModelVersion.objects.get(name="seg-r3")
+    assert f'data-url="/api/campaigns/pg/model-versions/{other.pk}/set-current/"' in html
+    lead_html = _get(client, users, "lead", reverse("learning-models", args=[camp.slug])
+                     ).content.decode()
+    assert 'class="make-current"' not in lead_html
+
+
+def test_page_links_the_engines_endpoints_and_a_round_by_number(camp, running, users, client):
+    html = _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug])
+                + "?number=3").content.decode()
+    assert f'data-round="{running.pk}"' in html
+    assert 'data-url="/api/campaigns/pg/rounds/"' in html
+    assert 'data-cancel-url="/api/campaigns/pg/rounds/3/cancel/"' in html
+    assert _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug])
+                + "?number=99").status_code == 404
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_presets_are_valid_round_configs(preset):
+    from learning.services.config import round_config_parse
+    from learning.views import ROUND_PRESETS
+
+    cfg = round_config_parse({**ROUND_PRESETS[preset], "select_per_province": 5})
+    assert cfg.segmenter_preset == "tiny" and cfg.select_per_province == 5
+
+
+def test_campaign_pages_link_the_dashboard_for_leads_and_admins_only(camp, users, client):
+    users["admin"].groups.add(*users["lead"].groups.all())  # lead and admin: one link, not two
+    link = 'href="/campaigns/pg/dashboard/"'
+    for who, expected in (("lead", 1), ("admin", 1), ("annotator", 0)):
+        html = _get(client, users, who, reverse("campaign-overview", args=[camp.slug])
+                    ).content.decode()
+        assert html.count(link) == expected, who

@@ -1,0 +1,178 @@
+"""The round progress websocket: who may watch, the snapshot on connect, and progress that
+another process sends through the configured channel layer (SQLite file or Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from croplayer_site.asgi import application
+from learning.consumers import RoundProgressConsumer
+from learning.models import Round, RoundState
+from mapping.models import Campaign
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class OtherProcess:
+    """A Django process (a stand-in for the worker) that sends to a group when told to.
+
+    It starts, sets Django up and waits before the websocket connects, so that the send itself
+    takes milliseconds, not the seconds a Python process needs to start.
+    """
+
+    def __init__(self, group: str) -> None:
+        code = textwrap.dedent(f"""
+            import json, os, sys
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
+            import django
+            django.setup()
+            from asgiref.sync import async_to_sync
+            from channels.layers import get_channel_layer
+            layer = get_channel_layer()
+            print("ready", flush=True)
+            for line in sys.stdin:
+                async_to_sync(layer.group_send)({group!r}, json.loads(line))
+                print("sent", flush=True)
+        """)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def send(self, payload: dict) -> None:
+        self.proc.stdin.write(json.dumps(payload) + "\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "sent"
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _advance(round_id: int) -> None:
+    """What the worker does between broadcasts (in a thread: close its connection after)."""
+    from django.db import connection
+
+    try:
+        Round.objects.filter(pk=round_id).update(stage_done=5)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def rnd(db):
+    camp = Campaign.objects.create(slug="ws", name="WS", region="t", year=2020, zoom=12)
+    return Round.objects.create(
+        campaign=camp, number=1, state=RoundState.TRAINING, stage_done=2, stage_total=10,
+        started_at=timezone.now() - dt.timedelta(seconds=60),
+        log="2026-01-01 00:00:00 round 1 queued for Hubei\n"
+            "2026-01-01 00:00:01 training the segmenter\n",
+    )
+
+
+def _communicator(user, round_id: int) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(RoundProgressConsumer.as_asgi(), f"/ws/rounds/{round_id}/")
+    comm.scope["user"] = user
+    comm.scope["url_route"] = {"kwargs": {"round_id": round_id}}
+    return comm
+
+
+@pytest.mark.parametrize("who", ["lead", "admin"])
+def test_snapshot_then_progress_sent_by_another_process(users, rnd, who):
+    other = OtherProcess(rnd.group)
+
+    async def scenario():
+        comm = _communicator(users[who], rnd.pk)
+        connected, _ = await comm.connect()
+        assert connected
+        snapshot = await comm.receive_json_from(timeout=10)
+        # The worker moves the round on, then tells the group (as round_broadcast does).
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _advance, rnd.pk)
+        await loop.run_in_executor(None, other.send, {
+            "type": "job.progress", "job": f"round-{rnd.pk}", "stage_done": 5})
+        progress = await comm.receive_json_from(timeout=15)
+        await comm.disconnect()
+        return snapshot, progress
+
+    try:
+        snapshot, progress = async_to_sync(scenario)()
+    finally:
+        other.close()
+    assert snapshot["event"] == "snapshot"
+    assert (snapshot["round"], snapshot["state"], snapshot["active"]) == (rnd.pk, "training", True)
+    assert (snapshot["stage_done"], snapshot["stage_total"]) == (2, 10)
+    assert snapshot["stage_percent"] == pytest.approx(20.0)
+    assert snapshot["overall_percent"] == pytest.approx(4.0)  # 0.2 of the first of 5 stages
+    assert snapshot["elapsed_s"] == pytest.approx(60, abs=10)
+    assert snapshot["log_tail"][-1].endswith("training the segmenter")
+    assert progress["event"] == "progress"
+    assert progress["stage_done"] == 5 and progress["overall_percent"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("who", ["annotator", "outsider"])
+def test_others_cannot_watch(users, rnd, who):
+    async def scenario():
+        return await _communicator(users[who], rnd.pk).connect()
+
+    assert async_to_sync(scenario)() == (False, 4404)
+
+
+def test_anonymous_and_missing_round(users, rnd):
+    async def anonymous():
+        return await _communicator(AnonymousUser(), rnd.pk).connect()
+
+    async def missing():
+        return await _communicator(users["lead"], rnd.pk + 1000).connect()
+
+    assert async_to_sync(anonymous)() == (False, 4401)
+    assert async_to_sync(missing)() == (False, 4404)
+
+
+def test_route_is_served_by_the_asgi_app(rnd):
+    async def scenario():
+        comm = WebsocketCommunicator(
+            application, f"/ws/rounds/{rnd.pk}/",
+            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
+        )
+        return await comm.connect()
+
+    # Routed to the round consumer, which refuses a visitor without a session.
+    assert async_to_sync(scenario)() == (False, 4401)
+
+
+def test_a_watcher_idle_longer_than_the_layers_poll_still_gets_progress(users, rnd):
+    """Rounds are quiet for minutes while a model trains; the socket must stay usable."""
+
+    other = OtherProcess(rnd.group)
+
+    async def scenario():
+        comm = _communicator(users["lead"], rnd.pk)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.receive_json_from(timeout=10)  # the snapshot
+        await asyncio.sleep(7)
+        await asyncio.get_running_loop().run_in_executor(
+            None, other.send, {"type": "job.progress"})
+        msg = await comm.receive_json_from(timeout=15)
+        await comm.disconnect()
+        return msg
+
+    try:
+        assert async_to_sync(scenario)()["event"] == "progress"
+    finally:
+        other.close()

@@ -1,0 +1,127 @@
+"""The rounds and model-registry API: who may do what, 409 on a second start, 4xx reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.gis.geos import MultiPolygon, Polygon
+from rest_framework.test import APIClient
+
+from learning.models import ModelKind, ModelVersion, Round
+from mapping.geo.grid import grid_for
+from mapping.models import AdminLevel, AdminUnit, Block, Campaign
+from tests.learning.test_rounds_fixtures import role_users
+
+
+@pytest.fixture
+def campaign(db):
+    c = Campaign.objects.create(slug="api-c", name="API", region="t", year=2020)
+    p, _ = AdminUnit.objects.get_or_create(
+        level=AdminLevel.PROVINCE, adcode=420000,
+        defaults={"name_zh": "湖北", "name_en": "Hubei",
+                  "geometry": MultiPolygon(Polygon.from_bbox((112, 30, 113, 31)), srid=4326)})
+    bid = grid_for(0.05).block_at(112.51, 30.31)
+    Block.objects.create(campaign=c, row=bid.row, col=bid.col, province=p,
+                         geometry=Polygon.from_bbox(grid_for(0.05).bounds(bid)))
+    c.provinces.set([p])
+    return c
+
+
+def _client(user=None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_round_endpoints(campaign):
+    users = role_users()
+    url = f"/api/campaigns/{campaign.slug}/rounds/"
+    admin, lead = _client(users["admin"]), _client(users["lead"])
+    assert _client().post(url, {}, format="json").status_code in (401, 403)
+    assert _client(users["outsider"]).get(url).status_code == 404
+    assert _client(users["annotator"]).get(url).status_code == 403
+    assert lead.post(url, {}, format="json").status_code == 403  # leads watch, admins start
+
+    bad = admin.post(url, {"config": {"epochs": "many"}}, format="json")
+    assert bad.status_code == 400 and "epochs" in bad.json()["detail"]
+    bad = admin.post(url, {"provinces": [110000]}, format="json")
+    assert bad.status_code == 400 and "110000 is not a province" in bad.json()["detail"]
+
+    r = admin.post(url, {"provinces": [420000], "config": {"segmenter_preset": "tiny"}},
+                   format="json")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert (body["number"], body["state"], body["provinces"]) == (1, "queued", [420000])
+    assert body["config"]["segmenter_preset"] == "tiny" and body["config"]["epochs"] == 10
+    assert body["websocket"] == f"/ws/rounds/{body['round']}/"
+    detail = f"/api/campaigns/{campaign.slug}/rounds/1/"
+    assert body["url"] == detail
+
+    again = admin.post(url, {}, format="json")
+    assert again.status_code == 409
+    assert again.json()["url"] == detail and again.json()["active_round"] == 1
+
+    listed = lead.get(url).json()
+    assert [x["number"] for x in listed] == [1]
+    assert lead.get(detail).json()["state"] == "queued"
+    assert lead.get(f"/api/campaigns/{campaign.slug}/rounds/9/").status_code == 404
+    assert lead.post(detail + "cancel/").status_code == 403
+    cancelled = admin.post(detail + "cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert admin.post(detail + "cancel/").status_code == 409
+    assert Round.objects.get(campaign=campaign).state == "cancelled"
+
+    status = lead.get(f"/api/campaigns/{campaign.slug}/stop-status/").json()
+    assert status["provinces"][0]["adcode"] == 420000
+    assert status["provinces"][0]["decision"] == "continue"
+
+    sys_url = f"/api/campaigns/{campaign.slug}/systematic-sample/"
+    assert _client(users["annotator"]).post(sys_url, {}, format="json").status_code == 403
+    made = lead.post(sys_url, {"spacing_deg": 0.5}, format="json")
+    # 0.5 degree points at (k + 0.5) * 0.5: (112.75, 30.25) is not in the one block.
+    assert made.status_code == 201 and made.json()["blocks"] == []
+    assert lead.post(sys_url, {"spacing_deg": 0}, format="json").status_code == 400
+
+
+def test_model_version_endpoints(campaign):
+    users = role_users()
+    from learning.core.bundle import bundle_writer
+
+    url = f"/api/campaigns/{campaign.slug}/model-versions/"
+    admin, lead = _client(users["admin"]), _client(users["lead"])
+    rel = "models/api-c/correctness/ext-1"
+    with bundle_writer(Path(settings.DATA_DIR) / rel, kind="correctness-xgb",
+                       overwrite=True) as tmp:
+        (tmp / "model.json").write_text("{}")
+    half = Path(settings.DATA_DIR) / "models/api-c/correctness/half"
+    half.mkdir(parents=True, exist_ok=True)  # a folder without a manifest: never registered
+    (half / "model.json").write_text("{}")
+
+    assert lead.post(url, {"kind": "correctness", "name": "x", "bundle_path": rel},
+                     format="json").status_code == 403
+    r = admin.post(url, {"kind": "correctness", "name": "half",
+                         "bundle_path": "models/api-c/correctness/half"}, format="json")
+    assert r.status_code == 400 and "not a model bundle" in r.json()["bundle_path"]
+    r = admin.post(url, {"kind": "correctness", "name": "x", "bundle_path": "../etc"},
+                   format="json")
+    assert r.status_code == 400
+    r = admin.post(url, {"kind": "correctness", "name": "ext-1", "bundle_path": rel,
+                         "make_current": True}, format="json")
+    assert r.status_code == 201 and r.json()["is_current"] is True
+    first = r.json()["id"]
+    other = ModelVersion.objects.create(campaign=campaign, kind=ModelKind.CORRECTNESS,
+                                        name="ext-2", bundle_path=rel)
+    r = admin.post(f"{url}{other.pk}/set-current/")
+    assert r.status_code == 200 and r.json()["is_current"] is True
+    assert not ModelVersion.objects.get(pk=first).is_current  # one current per kind
+    listed = lead.get(url, {"kind": "correctness"}).json()
+    assert {m["name"]: m["is_current"] for m in listed} == {"ext-1": False, "ext-2": True}
+    assert lead.get(url, {"kind": "nonsense"}).status_code == 400
+    # A bundle that got corrupted on disk cannot be made current.
+    (Path(settings.DATA_DIR) / rel / "model.json").write_text("{\"changed\": 1}")
+    r = admin.post(f"{url}{first}/set-current/")
+    assert r.status_code == 400 and "checksum" in r.json()["detail"]
+    assert ModelVersion.objects.get(pk=other.pk).is_current
