@@ -1,13 +1,19 @@
-"""HTML pages of the mapping app: campaign overview map and block viewer."""
+"""HTML pages of the mapping app: campaign overview map, agreement report and block viewer."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from rest_framework.exceptions import NotFound
+from django.utils.translation import gettext_lazy as _
+from rest_framework.exceptions import NotFound, PermissionDenied
 
-from mapping.models import FetchRun, ImagerySource, OfficialStatistic
+from annotation.access import campaign_get_for_lead
+from annotation.models import AssignmentStatus, Verdict
+from annotation.selectors import UNASSIGNED, campaign_agreement
+from croplayer_site.roles import ADMIN, LEAD, has_role
+from mapping.models import AdminUnit, FetchRun, ImagerySource, OfficialStatistic
 from mapping.selectors import block_get_for_user, campaign_get_for_user, fetch_run_counts
 
 
@@ -28,8 +34,41 @@ def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("source")
         .order_by("-created_at")[:5]
     ]
-    context = {"campaign": campaign, "stats": stats, "runs": runs}
+    is_lead = has_role(request.user, LEAD, ADMIN)
+    statuses = [(UNASSIGNED, _UNASSIGNED_LABEL), *AssignmentStatus.choices]
+    context = {
+        "campaign": campaign,
+        "stats": stats,
+        "runs": runs,
+        "is_lead": is_lead,
+        # The overview map's filters and legend: the names come from the models, translated.
+        "provinces": AdminUnit.objects.filter(province_blocks__campaign=campaign)
+        .distinct()
+        .order_by("adcode"),
+        "sources": ImagerySource.objects.order_by("slug"),
+        "map_config": {
+            "statuses": {v: str(label) for v, label in statuses if v != AssignmentStatus.REJECTED},
+            "verdicts": {v: str(label) for v, label in Verdict.choices},
+        },
+    }
     return render(request, "mapping/campaign_overview.html", context)
+
+
+_UNASSIGNED_LABEL = _("Not assigned")
+
+
+@login_required
+def campaign_agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Leads' table of double-annotated blocks: IoU and verdict agreement per block and
+    source, with the campaign's totals (the same numbers as the agreement API)."""
+    try:
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+    except NotFound as e:
+        raise Http404(str(e)) from e
+    except PermissionDenied as e:
+        raise DjangoPermissionDenied(str(e)) from e
+    data = campaign_agreement(campaign=campaign)
+    return render(request, "annotation/agreement.html", {"campaign": campaign, "report": data})
 
 
 @login_required

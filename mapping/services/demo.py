@@ -15,7 +15,16 @@ from django.contrib.gis.geos import GEOSGeometry
 from django.db import transaction
 from rasterio.features import shapes
 
-from annotation.models import CroplandSubtype, Sample, SampleKind, SamplePolygon, SampleSplit
+from annotation.models import (
+    Assignment,
+    CampaignWorkflow,
+    CroplandSubtype,
+    Sample,
+    SampleKind,
+    SamplePolygon,
+    SampleSplit,
+)
+from annotation.services import assignment_create
 from croplayer_site.roles import roles_ensure
 from mapping.imagery.dem import write_synthetic_dem
 from mapping.models import (
@@ -45,6 +54,8 @@ WINDOWS = {
     360000: (114.80, 25.70, 115.30, 26.20),
 }
 SAMPLES_PER_PROVINCE = 8
+# Blocks given to the demo annotator up front (in seed order); more come by self-assignment.
+ASSIGNED_TO_ANNOTATOR = 12
 
 
 @dataclass
@@ -179,10 +190,31 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
                     ]
                 )
             n_samples += 1
+    _demo_work(campaign=campaign, blocks=blocks)
     return DemoReport(
         campaign=campaign.slug,
         blocks=len(blocks),
         images=n_images,
         samples=n_samples,
         logins=logins,
+    )
+
+
+def _demo_work(*, campaign: Campaign, blocks: list[Block]) -> None:
+    """Self-assignment on, and the annotator's first blocks in seed order (the queue's order
+    until a learning round sets priorities), so that "next block" works at once. Left alone on
+    a second run once the annotator has work in the campaign."""
+    CampaignWorkflow.objects.update_or_create(campaign=campaign, defaults={"self_assign": True})
+    annotator = User.objects.get(username="annotator")
+    if Assignment.objects.filter(user=annotator, block__campaign=campaign).exists():
+        return
+    taken = set(
+        Assignment.objects.filter(block__campaign=campaign).values_list("block_id", flat=True)
+    )
+    first = [b.pk for b in sorted(blocks, key=lambda b: b.seed_order) if b.pk not in taken]
+    assignment_create(
+        lead=User.objects.get(username="lead"),
+        campaign=campaign,
+        block_ids=first[:ASSIGNED_TO_ANNOTATOR],
+        assignees=[annotator],
     )
