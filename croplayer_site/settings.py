@@ -133,6 +133,14 @@ CELERY_TASK_ALWAYS_EAGER = False  # never: work runs in a worker process, not in
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Models on the gpu queue, everything else (imagery, features) on cpu; start workers per queue.
 CELERY_TASK_ROUTES = {"learning.gpu.*": {"queue": "gpu"}, "*": {"queue": "cpu"}}
+# Resume learning rounds whose worker died, fail overdue ones (also self-scheduled per round).
+CELERY_BEAT_SCHEDULE = {
+    "learning-rounds-reconcile": {"task": "learning.cpu.rounds_reconcile", "schedule": 60.0},
+    "mapping-product-exports-reconcile": {
+        "task": "mapping.product_exports_reconcile",
+        "schedule": 300.0,
+    },
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -141,7 +149,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s socket timeout, the same as channels_redis's BZPOPMIN
+            # wait, so an idle receive (a round training quietly for minutes) would fail and
+            # kill the consumer: give reads more time than the layer's poll.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
 else:

@@ -19,6 +19,10 @@ urlpatterns = [
     path("api/", include("annotation.urls")),
     path("api/", include("annotation.transfer_urls")),
     path("api/", include("mapping.urls")),
+    path("api/", include("learning.urls")),
     path("", include("annotation.page_urls")),
     path("", include("mapping.page_urls")),
+    path("", include("mapping.product_urls")),  # integration review, exports (API + pages)
+    path("", include("mapping.compare_urls")),
+    path("", include("learning.page_urls")),
 ]

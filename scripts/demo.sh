@@ -9,7 +9,9 @@ mkdir -p var/log
 $PY manage.py migrate --noinput -v 0
 $PY manage.py load_demo | tee var/demo-logins.txt
 $PY manage.py collectstatic --noinput -v 0
-$PY -m celery -A croplayer_site worker -Q cpu,gpu --concurrency 2 --loglevel INFO \
+# -B: the same process runs the beat schedule (the round and export reconcilers).
+$PY -m celery -A croplayer_site worker -B --schedule var/celery/beat-schedule -Q cpu,gpu \
+  --concurrency 2 --loglevel INFO \
   >var/log/worker.log 2>&1 &
 WORKER=$!
 $PY manage.py imagery_fetch --campaign demo-2020 --source mapbox --source google --no-wait >/dev/null

@@ -69,3 +69,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 gis_ok || { build_gis; gis_ok || { echo "rasterio/pyogrio/pyproj do not use Debian's GDAL/PROJ" >&2; exit 1; }; }
+
+# Translations: locale/*/LC_MESSAGES/django.mo is committed (the app runs where gettext is not
+# installed); recompile when a .po is newer than its .mo (a translator's edit).
+for po in locale/*/LC_MESSAGES/django.po; do
+  if [ ! -f "${po%.po}.mo" ] || [ "$po" -nt "${po%.po}.mo" ]; then
+    echo "==> compiling translations"
+    .venv/bin/python manage.py compilemessages --ignore=.venv --ignore=var >/dev/null
+    break
+  fi
+done
