@@ -65,6 +65,7 @@ from learning.services.data import (
     validation_samples,
 )
 from learning.services.registry import (
+    ModelVersionError,
     bundle_relpath,
     model_version_current,
     model_version_register,
@@ -1187,7 +1188,24 @@ def round_select_run(*, round_id: int) -> None:
 
 def round_finish(*, round_id: int) -> None:
     rnd = _round(round_id)
+    if rnd.state != RoundState.SELECTING:
+        return
     cfg = round_config_parse(rnd.config)
+    # The round's models become current before the round says done, so whoever sees "done"
+    # sees its models in use (marking is idempotent: a second delivery marks them again).
+    if cfg.make_current:
+        ids = [v for k, v in (rnd.checkpoint or {}).items() if k in ("iqa", "segmenter") and v]
+        ids += list(
+            ModelVersion.objects.filter(
+                round=rnd, kind__in=(ModelKind.CORRECTNESS, ModelKind.INTEGRATION)
+            ).values_list("pk", flat=True)
+        )
+        try:
+            for mv in ModelVersion.objects.filter(pk__in=ids, round=rnd):
+                model_version_set_current(model_version=mv)
+        except ModelVersionError as e:
+            round_fail(round_id=round_id, reason=f"the round's models cannot be used: {e}")
+            return
     if not round_transition(
         round_id=round_id,
         from_state=RoundState.SELECTING,
@@ -1196,15 +1214,6 @@ def round_finish(*, round_id: int) -> None:
         stage_done=rnd.stage_total,
     ):
         return
-    if cfg.make_current:
-        ids = [v for k, v in (rnd.checkpoint or {}).items() if k in ("iqa", "segmenter") and v]
-        ids += list(
-            ModelVersion.objects.filter(
-                round=rnd, kind__in=(ModelKind.CORRECTNESS, ModelKind.INTEGRATION)
-            ).values_list("pk", flat=True)
-        )
-        for mv in ModelVersion.objects.filter(pk__in=ids, round=rnd):
-            model_version_set_current(model_version=mv)
     rnd.refresh_from_db()
     total = (rnd.finished_at - rnd.started_at).total_seconds() if rnd.started_at else 0.0
     round_log(rnd=round_id, message=f"round {rnd.number} done in {total:.1f} s")
