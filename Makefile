@@ -20,7 +20,7 @@ test-sqlite:
 	CROPLAYER_VAR_DIR=var/test-sqlite $(PY) -m pytest -q -p no:cacheprovider
 
 test-postgis:
-	./scripts/services.sh
+	PG_URL=$(PG_URL) ./scripts/services.sh
 	CROPLAYER_VAR_DIR=var/test-postgis DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) \
 	  $(PY) -m pytest -q -p no:cacheprovider
 

@@ -13,3 +13,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/croplayer.log
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
+# The test database URL has no password (this machine's PostgreSQL trusts local TCP logins).
+# Debian's default asks for one: say so plainly rather than failing inside the test run.
+PG_URL_CHECK="${PG_URL:-postgis://postgres@127.0.0.1:5432/croplayer}"
+PG_SERVER="postgresql://${PG_URL_CHECK#*://}"
+if ! psql "${PG_SERVER%/*}/postgres" -qtA -c 'select 1' >/dev/null 2>&1; then
+  echo "PostgreSQL at ${PG_URL_CHECK#*@} refuses the test login: allow trust for 127.0.0.1" >&2
+  echo "in pg_hba.conf, or run 'make test PG_URL=postgis://USER:PASSWORD@127.0.0.1:5432/croplayer'." >&2
+  exit 1
+fi
