@@ -477,20 +477,25 @@ def provinces_geojson(*, campaign: Campaign, tolerance: float = 0.02) -> dict[st
     return {"type": "FeatureCollection", "features": features}
 
 
+def dashboard_thresholds(*, campaign: Campaign) -> dict[str, Any]:
+    """The thresholds the latest evaluation applied (the defaults before any)."""
+    last = (
+        ProvinceRoundResult.objects.filter(round__campaign=campaign)
+        .order_by("-round__number", "-pk")
+        .first()
+    )
+    return _thresholds(last.thresholds if last else None)
+
+
 def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
     """Everything the dashboard shows, as one JSON-ready dict (the JSON export)."""
     rows = province_rows(campaign=campaign)
     counts: dict[str, int] = defaultdict(int)
     for r in rows:
         counts[r["decision"] if r["evaluated"] else "not_evaluated"] += 1
-    last = (
-        ProvinceRoundResult.objects.filter(round__campaign=campaign)
-        .order_by("-round__number", "-pk")
-        .first()
-    )
     return {
         "campaign": campaign.slug,
-        "thresholds": _thresholds(last.thresholds if last else None),
+        "thresholds": dashboard_thresholds(campaign=campaign),
         "counts": dict(counts),
         "provinces": rows,
         "history": {str(k): v for k, v in province_history(campaign=campaign).items()},

@@ -6,17 +6,13 @@ from typing import Any
 
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Value
 
-from learning.core.stopping import StoppingRules
 from learning.models import (
     BlockSelection,
     ModelVersion,
-    ProvinceRoundResult,
-    ProvinceStatus,
     Round,
     RoundState,
 )
-from learning.services.config import round_config_parse
-from learning.services.rounds import campaign_provinces, round_event
+from learning.services.rounds import round_event
 from mapping.models import Campaign
 
 
@@ -30,14 +26,17 @@ def latest_selection_round_id(*, campaign: Campaign) -> int | None:
     )
 
 
-def selection_rank_subquery(*, campaign: Campaign) -> Any:
-    """An expression for ``Block`` querysets: the block's rank in the latest selection (None
-    when the block was not selected), for the annotators' self-claim queue."""
+def selection_rank_subquery(*, campaign: Campaign, block_ref: str = "pk") -> Any:
+    """An expression for querysets of blocks (``block_ref="pk"``) or of rows naming a block
+    (``block_ref="block_id"``): the block's rank in the latest selection (None when the block
+    was not selected), for the annotators' queue."""
     round_id = latest_selection_round_id(campaign=campaign)
     if round_id is None:
         return Value(None, output_field=IntegerField())
     return Subquery(
-        BlockSelection.objects.filter(round_id=round_id, block=OuterRef("pk")).values("rank")[:1],
+        BlockSelection.objects.filter(round_id=round_id, block=OuterRef(block_ref)).values(
+            "rank"
+        )[:1],
         output_field=IntegerField(),
     )
 
@@ -100,86 +99,15 @@ def model_version_data(mv: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _pct(area: float | None, official: float | None) -> float | None:
-    if area is None or not official:
-        return None
-    return round(100.0 * area / official, 2)
-
-
 def stop_status(*, campaign: Campaign) -> dict[str, Any]:
-    """Each province's latest numbers and decision: the dashboard's table and
-    ``stop_status --json`` (IoU with sample count, correctness with count, area % per source
-    of the official figure and its status, rounds used, decision, reason per criterion)."""
+    """Each province's latest numbers and decision for ``stop_status --json`` and its API: the
+    dashboard's own rows (``learning.dashboard.province_rows``), so the two cannot disagree."""
+    from learning.dashboard import dashboard_thresholds, province_rows
+
     latest_round = Round.objects.filter(campaign=campaign).order_by("-number").first()
-    rules = (
-        round_config_parse(latest_round.config).rules if latest_round else StoppingRules()
-    )
-    statuses = {
-        s.province_id: s
-        for s in ProvinceStatus.objects.filter(campaign=campaign).select_related(
-            "last_result", "last_result__round"
-        )
-    }
-    rows = []
-    for prov in sorted(campaign_provinces(campaign=campaign), key=lambda p: p.adcode):
-        st = statuses.get(prov.pk)
-        r: ProvinceRoundResult | None = st.last_result if st else None
-        rows.append(
-            {
-                "adcode": prov.adcode,
-                "province": prov.name_en or prov.name_zh,
-                "province_zh": prov.name_zh,
-                "round": r.round.number if r else None,
-                "iou": r.iou if r else None,
-                "iou_samples": r.iou_samples if r else 0,
-                "correctness": r.correctness if r else None,
-                "correctness_samples": r.correctness_samples if r else 0,
-                "area_mapbox_ha": r.area_mapbox_ha if r else None,
-                "area_google_ha": r.area_google_ha if r else None,
-                "official_ha": r.official_ha if r else None,
-                "area_mapbox_pct": _pct(r.area_mapbox_ha, r.official_ha) if r else None,
-                "area_google_pct": _pct(r.area_google_ha, r.official_ha) if r else None,
-                "official_status": r.official_status if r else None,
-                "official_unverified": bool(r and r.official_status not in
-                                            ("VERIFIED", "VERIFIED_ROUNDED")),
-                "supplementary_rounds": st.supplementary_rounds if st else 0,
-                "max_supplementary_rounds": rules.max_supplementary_rounds,
-                "decision": st.decision if st else "continue",
-                "reason": st.reason if st else "not evaluated yet",
-                "criteria": r.reasons if r else {},
-            }
-        )
     return {
         "campaign": campaign.slug,
-        "thresholds": {
-            "iou_min": rules.iou_min,
-            "correctness_min": rules.correctness_min,
-            "area_ratio_min": rules.area_ratio_min,
-            "max_supplementary_rounds": rules.max_supplementary_rounds,
-        },
+        "thresholds": dashboard_thresholds(campaign=campaign),
         "latest_round": latest_round.number if latest_round else None,
-        "provinces": rows,
+        "provinces": sorted(province_rows(campaign=campaign), key=lambda r: r["adcode"]),
     }
-
-
-def province_history(*, campaign: Campaign, adcode: int) -> list[dict[str, Any]]:
-    """One province's results across rounds (for charts and the decision log)."""
-    return [
-        {
-            "round": r.round.number,
-            "iou": r.iou,
-            "iou_samples": r.iou_samples,
-            "correctness": r.correctness,
-            "correctness_samples": r.correctness_samples,
-            "area_mapbox_pct": _pct(r.area_mapbox_ha, r.official_ha),
-            "area_google_pct": _pct(r.area_google_ha, r.official_ha),
-            "decision": r.decision,
-            "reasons": r.reasons,
-            "created_at": r.created_at.isoformat(),
-        }
-        for r in ProvinceRoundResult.objects.filter(
-            round__campaign=campaign, province__adcode=adcode
-        )
-        .select_related("round")
-        .order_by("round__number")
-    ]

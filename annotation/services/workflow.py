@@ -235,7 +235,7 @@ def assignment_self_claim(*, user: AbstractBaseUser, campaign: Campaign) -> Assi
             a = Assignment.objects.create(
                 block=block,
                 user=user,
-                priority=block.seed_order,
+                priority=block.selection_rank or block.seed_order,
                 self_claimed=True,
                 assigned_by=user,
             )
@@ -246,15 +246,24 @@ def assignment_self_claim(*, user: AbstractBaseUser, campaign: Campaign) -> Assi
 def block_next_for_user(
     *, user: AbstractBaseUser, campaign: Campaign
 ) -> tuple[Assignment, bool] | None:
-    """The user's next block: their highest-priority unfinished assignment (rank 1 first, then
-    the oldest), else a newly claimed block when the campaign allows self-assignment.
+    """The user's next block: of their unfinished assignments, the one the latest learning
+    round ranked first (the blocks it selected, by rank), then by the assignment's priority
+    (rank 1 first; the seed order until a round has selected), then the oldest; else a newly
+    claimed block when the campaign allows self-assignment.
 
     Returns the assignment and whether it was claimed now; None when there is nothing to do.
     """
+    from learning.selectors import selection_rank_subquery
+
     mine = (
         Assignment.objects.filter(user=user, block__campaign=campaign, status__in=EDITABLE_STATUSES)
         .select_related("block", "user")
-        .order_by(F("priority").asc(nulls_last=True), "pk")
+        .annotate(
+            selection_rank=selection_rank_subquery(campaign=campaign, block_ref="block_id")
+        )
+        .order_by(
+            F("selection_rank").asc(nulls_last=True), F("priority").asc(nulls_last=True), "pk"
+        )
         .first()
     )
     if mine is not None:

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Max, Q, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
 from learning.models import (
@@ -176,9 +176,12 @@ def _line(message: str) -> str:
 
 
 def round_log(*, rnd: Round | int, message: str) -> None:
-    """Append a timestamped line to the round's log (an atomic append, safe across workers)."""
+    """Append a timestamped line to the round's log (an atomic append, safe across workers);
+    the log keeps its last ``LOG_KEEP_CHARS`` characters (every broadcast reads it)."""
     pk = rnd if isinstance(rnd, int) else rnd.pk
-    Round.objects.filter(pk=pk).update(log=Concat("log", Value(_line(message))))
+    Round.objects.filter(pk=pk).update(
+        log=Right(Concat("log", Value(_line(message))), LOG_KEEP_CHARS)
+    )
     log.info("round %s: %s", pk, message)
 
 

@@ -86,6 +86,29 @@ def test_bulk_assign_with_priority_from_seed_order_and_repeats_skipped(users, qu
     assert entries.count() == 3 and {e.username for e in entries} == {"lead"}
 
 
+def test_next_block_follows_the_latest_rounds_selection_then_priority(users, queue):
+    """Assigned in seed order; once a round has selected blocks, its rank 1 comes first."""
+    from annotation.services import block_next_for_user
+    from learning.models import BlockSelection, Round, RoundState
+
+    c = client_for(users, "lead")
+    assert assign(c, queue[:4], ["annotator"]).status_code == 201
+    campaign = queue[0].campaign
+    first = block_next_for_user(user=users["annotator"], campaign=campaign)
+    assert first[0].block_id == queue[3].pk  # seed order: the lowest priority number first
+    rnd = Round.objects.create(campaign=campaign, number=1, state=RoundState.DONE)
+    for rank, blk in enumerate((queue[1], queue[0]), start=1):
+        BlockSelection.objects.create(round=rnd, block=blk, rank=rank, score=1.0 / rank)
+    nxt = block_next_for_user(user=users["annotator"], campaign=campaign)
+    assert nxt[0].block_id == queue[1].pk and nxt[1] is False
+    # A round still running does not reorder the queue; the finished one's ranks stay.
+    running = Round.objects.create(campaign=campaign, number=2, state=RoundState.SELECTING)
+    BlockSelection.objects.create(round=running, block=queue[2], rank=1, score=1.0)
+    assert block_next_for_user(user=users["annotator"], campaign=campaign)[0].block_id == (
+        queue[1].pk
+    )
+
+
 def test_two_people_per_block_at_most_and_bad_input_writes_nothing(users, queue):
     annotator("bob")
     annotator("carol")

@@ -182,6 +182,25 @@ def test_json_export_has_the_same_numbers(camp, users, client):
     assert "needs labelled training and validation blocks" in data["savings"]["simulation"]["error"]
 
 
+def test_stop_status_command_prints_the_dashboards_numbers(camp, users, client):
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("stop_status", campaign=camp.slug, json=True, stdout=out)
+    cli = json.loads(out.getvalue())
+    page = _client(client, users, "lead").get(
+        reverse("api-learning-dashboard", args=[camp.slug])
+    ).json()
+    assert cli["thresholds"] == page["thresholds"]
+    assert _by_adcode(cli["provinces"]) == _by_adcode(page["provinces"])
+    text = io.StringIO()
+    call_command("stop_status", campaign=camp.slug, stdout=text)
+    line = next(ln for ln in text.getvalue().splitlines() if ln.startswith("420000"))
+    assert "IoU 0.880" in line and "mapbox 85.0%" in line and "converged" in line
+
+
 def test_csv_export(camp, users, client):
     c = _client(client, users, "admin")
     r = c.get(reverse("api-learning-province-status", args=[camp.slug]) + "?format=csv")

@@ -145,6 +145,18 @@ def test_reconciler_fails_a_round_past_its_time_limit(small_campaign):
     assert rnd.failure_reason == "time limit of 60 s exceeded while predicting"
 
 
+def test_round_log_keeps_its_tail(small_campaign, monkeypatch):
+    from learning.models import Round
+    from learning.services import rounds
+
+    monkeypatch.setattr(rounds, "LOG_KEEP_CHARS", 300)
+    rnd = Round.objects.create(campaign=small_campaign, number=1)
+    for k in range(40):
+        rounds.round_log(rnd=rnd.pk, message=f"line {k:02d}")
+    log = Round.objects.get(pk=rnd.pk).log
+    assert len(log) == 300 and log.endswith("line 39\n") and "line 00" not in log
+
+
 def test_selection_ranks_and_spreads():
     w = {"p_incorrect": 0.5, "low_confidence": 0.25, "disagreement": 0.25}
     cands = [
