@@ -52,6 +52,7 @@ from mapping.models import (
     BlockImage,
     BlockImageStatus,
     Campaign,
+    ImagerySource,
     OfficialStatistic,
 )
 from mapping.selectors import campaign_get_for_user
@@ -321,6 +322,24 @@ def labelled_share(*, campaign: Campaign) -> dict[str, Any]:
     }
 
 
+def systematic_summary(*, campaign: Campaign) -> dict[str, Any]:
+    """The systematic validation sample: its blocks, and how many carry verdicts (one per
+    source expected) and an integration decision."""
+    from annotation.models import IntegrationLabel, VerdictLabel
+    from learning.models import SystematicSampleBlock
+
+    blocks = SystematicSampleBlock.objects.filter(campaign=campaign).values("block_id")
+    n = blocks.count()
+    return {
+        "blocks": n,
+        "verdicts": VerdictLabel.objects.filter(block_id__in=blocks).count(),
+        "integration_labels": IntegrationLabel.objects.filter(block_id__in=blocks).count(),
+        "sources": ImagerySource.objects.filter(images__block__campaign=campaign)
+        .distinct()
+        .count(),
+    }
+
+
 def active_learning_curve(*, campaign: Campaign) -> list[dict[str, Any]]:
     """Per finished round: labels it trained on and the IoU it reached over its provinces.
 
@@ -501,6 +520,7 @@ def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
         "history": {str(k): v for k, v in province_history(campaign=campaign).items()},
         "decision_log": decision_log(campaign=campaign),
         "savings": savings_summary(campaign=campaign),
+        "systematic_sample": systematic_summary(campaign=campaign),
     }
 
 

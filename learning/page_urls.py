@@ -9,6 +9,11 @@ urlpatterns = [
     path("campaigns/<slug:slug>/rounds/", views.rounds_page, name="learning-rounds"),
     path("campaigns/<slug:slug>/models/", views.models_page, name="learning-models"),
     path(
+        "campaigns/<slug:slug>/systematic-sample/",
+        views.systematic_sample,
+        name="learning-systematic-sample",
+    ),
+    path(
         "api/campaigns/<slug:slug>/dashboard/",
         views.DashboardApi.as_view(),
         name="api-learning-dashboard",

@@ -13,11 +13,13 @@ import io
 import json
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -106,6 +108,29 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "active_round": active,
         "messages_js": {k: str(v) for k, v in DASHBOARD_MESSAGES.items()},
     })
+
+
+@login_required
+@require_POST
+def systematic_sample(request: HttpRequest, slug: str) -> HttpResponse:
+    """A lead puts the systematic validation sample on the campaign (the paper's 0.5° grid)."""
+    from learning.services import systematic_sample_create
+
+    campaign = _campaign_or_404(request, slug)
+    try:
+        spacing = float(request.POST.get("spacing_deg") or 0.5)
+        rows = systematic_sample_create(
+            campaign=campaign, spacing_deg=spacing, user=request.user  # type: ignore[arg-type]
+        )
+    except ValueError as e:
+        messages.error(request, _("No systematic sample: %(reason)s") % {"reason": e})
+    else:
+        messages.success(
+            request,
+            _("Systematic sample: %(n)d blocks, one every %(s)s°.")
+            % {"n": len(rows), "s": spacing},
+        )
+    return redirect("learning-dashboard", slug=campaign.slug)
 
 
 def _active_states() -> list[str]:

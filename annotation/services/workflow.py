@@ -196,15 +196,21 @@ def agreement_share_assign(
 
 
 def _unassigned_blocks(*, campaign: Campaign) -> Any:
-    # The latest learning round's selection (by rank) first, then the seed order.
+    # The latest learning round's selection (by rank) first, then the blocks of the systematic
+    # validation sample (they need verdicts and an integration decision), then the seed order.
+    from learning.models import SystematicSampleBlock
     from learning.selectors import selection_rank_subquery
 
     return (
         Block.objects.filter(campaign=campaign)
         .exclude(Exists(Assignment.objects.filter(block=OuterRef("pk"))))
-        .annotate(selection_rank=selection_rank_subquery(campaign=campaign))
+        .annotate(
+            selection_rank=selection_rank_subquery(campaign=campaign),
+            systematic=Exists(SystematicSampleBlock.objects.filter(block=OuterRef("pk"))),
+        )
         .order_by(
             F("selection_rank").asc(nulls_last=True),
+            F("systematic").desc(),
             F("seed_order").asc(nulls_last=True),
             "pk",
         )

@@ -49,6 +49,7 @@ from learning.models import (
     Round,
     RoundBatch,
     RoundState,
+    SystematicSampleBlock,
 )
 from learning.selection import Candidate, select_spread
 from learning.services.config import RoundConfig, round_config_parse
@@ -86,6 +87,10 @@ from learning.services.validation import validation_split_ensure
 from mapping.models import Block, OfficialStatistic
 
 log = logging.getLogger(__name__)
+
+
+# Fewer verdicts than this on a province's systematic blocks say too little on their own.
+SYSTEMATIC_MIN_VERDICTS = 10
 
 
 class RoundStopped(Exception):
@@ -1070,8 +1075,28 @@ def round_evaluate_run(*, round_id: int) -> None:
 
 
 def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, str]:
-    """Share of the province's predictions judged correct: by the correctness model over every
-    predicted block when it exists, else by human verdicts on the province's blocks."""
+    """Share of the province's predictions judged correct.
+
+    First choice: the interpreters' verdicts on the province's blocks of the systematic
+    validation sample (an unbiased sample, judged by people: the paper's measure), once it has
+    ``SYSTEMATIC_MIN_VERDICTS``; then the correctness model over every predicted block; then
+    the verdicts on any of the province's blocks (biased towards the blocks chosen to label).
+    """
+    systematic = list(
+        VerdictLabel.objects.filter(
+            block__campaign_id=rnd.campaign_id,
+            block__province_id=province_id,
+            block__in=SystematicSampleBlock.objects.filter(campaign_id=rnd.campaign_id).values(
+                "block_id"
+            ),
+        ).values_list("verdict", flat=True)
+    )
+    if len(systematic) >= SYSTEMATIC_MIN_VERDICTS:
+        return (
+            float(np.mean([v == "tp" for v in systematic])),
+            len(systematic),
+            "systematic sample verdicts",
+        )
     probs = list(
         BlockScore.objects.filter(prediction__round=rnd, prediction__block__province_id=province_id)
         .exclude(p_incorrect=None)

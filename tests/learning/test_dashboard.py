@@ -278,3 +278,53 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():
     assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _csv_cell("@x") == "'@x" and _csv_cell("plain") == "plain"
     assert _csv_cell(-0.5) == -0.5 and _csv_cell(None) == ""
+
+
+def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, client):
+    from learning.models import SystematicSampleBlock
+    from mapping.geo.grid import grid_for
+
+    grid = grid_for(0.05)
+    for b in Block.objects.filter(campaign=camp):  # the fixture's rows/cols are not the grid's
+        x0, y0, x1, y1 = b.geometry.extent
+        at = grid.block_at((x0 + x1) / 2, (y0 + y1) / 2)
+        Block.objects.filter(pk=b.pk).update(row=at.row, col=at.col)
+    url = reverse("learning-systematic-sample", args=[camp.slug])
+    annotator = _client(client, users, "annotator")
+    assert annotator.post(url, {"spacing_deg": "0.05"}).status_code == 404
+    client.logout()
+    lead = _client(client, users, "lead")
+    assert lead.get(url).status_code == 405
+    r = lead.post(url, {"spacing_deg": "0.05"}, follow=True)
+    assert r.status_code == 200
+    assert SystematicSampleBlock.objects.filter(campaign=camp).count() == 8  # one per block
+    page = r.content.decode()
+    assert "Systematic sample: 8 blocks" in page and "8 blocks, 0 verdicts" in page
+    bad = lead.post(url, {"spacing_deg": "0"}, follow=True)
+    assert "No systematic sample: spacing must be more than 0" in bad.content.decode()
+    assert SystematicSampleBlock.objects.filter(campaign=camp).count() == 8
+
+
+def test_correctness_comes_from_systematic_verdicts_when_there_are_enough(camp, users):
+    from annotation.models import VerdictLabel
+    from learning.models import SystematicSampleBlock
+    from learning.services import pipeline
+
+    rnd = Round.objects.get(campaign=camp, number=2)
+    hubei = AdminUnit.objects.get(adcode=420000)
+    src = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic",
+                                       config={"look": "mapbox"})
+    blocks = list(Block.objects.filter(campaign=camp).order_by("pk"))
+    # Verdicts on blocks chosen for labelling, outside the systematic sample: all wrong.
+    for b in blocks[:2]:
+        VerdictLabel.objects.create(block=b, source=src, verdict="fp", user=users["annotator"])
+    assert pipeline._correctness(rnd=rnd, province_id=hubei.pk) == (0.0, 2, "verdicts")
+    src2 = ImagerySource.objects.create(slug="google", name="Google", kind="synthetic",
+                                        config={"look": "google"})
+    for b in blocks[2:8]:
+        SystematicSampleBlock.objects.create(campaign=camp, block=b, spacing_deg=0.5)
+        for s, v in ((src, "tp"), (src2, "tp" if b != blocks[7] else "noise")):
+            VerdictLabel.objects.create(block=b, source=s, verdict=v, user=users["annotator"])
+    # 12 systematic verdicts (>= 10): 11 TP -> 11/12, and the biased ones are left out.
+    rate, n, basis = pipeline._correctness(rnd=rnd, province_id=hubei.pk)
+    assert (n, basis) == (12, "systematic sample verdicts") and rate == pytest.approx(11 / 12)
