@@ -4,7 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+
+def job_visible(*, user: Any, job: str) -> bool:
+    """Who may watch a job: anyone with a role a campaign's imagery fetch (the campaign page
+    shows it to all), leads and admins an export or a product comparison of an existing row."""
+    from croplayer_site.roles import ADMIN, LEAD, has_role, user_roles
+    from mapping.models import ProductComparison, ProductExport
+
+    if not user_roles(user):
+        return False
+    kind, _, pk = job.partition("-")
+    models = {"export": ProductExport, "compare": ProductComparison}
+    if kind not in models:
+        return True
+    return (
+        has_role(user, LEAD, ADMIN)
+        and pk.isdigit()
+        and models[kind].objects.filter(pk=int(pk)).exists()
+    )
 
 
 class JobProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -18,6 +38,9 @@ class JobProgressConsumer(AsyncJsonWebsocketConsumer):
         job = self.scope["url_route"]["kwargs"]["job"]
         if not job.replace("-", "").isalnum() or len(job) > 60:
             await self.close(code=4400)
+            return
+        if not await database_sync_to_async(job_visible)(user=user, job=job):
+            await self.close(code=4404)  # missing or not theirs: the same answer
             return
         self.group = f"job.{job}"
         await self.channel_layer.group_add(self.group, self.channel_name)

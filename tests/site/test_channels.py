@@ -95,3 +95,29 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
         return connected
 
     assert async_to_sync(foreign_origin)() is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_export_progress_is_for_leads_of_an_existing_export(users):
+    """An annotator, or anyone naming an export that does not exist, gets 4404."""
+    from mapping.models import Campaign, ProductExport
+
+    camp = Campaign.objects.create(slug="ws-gate", name="g", region="t", year=2020)
+    export = ProductExport.objects.create(campaign=camp, kind="national_af")
+
+    async def connect(user, job):
+        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), f"/ws/jobs/{job}/")
+        comm.scope["user"] = user
+        comm.scope["url_route"] = {"kwargs": {"job": job}}
+        connected, code = await comm.connect()
+        if connected:
+            await comm.disconnect()
+        return connected, code
+
+    job = f"export-{export.pk}"
+    assert async_to_sync(connect)(users["lead"], job)[0] is True
+    assert async_to_sync(connect)(users["admin"], job)[0] is True
+    assert async_to_sync(connect)(users["annotator"], job) == (False, 4404)
+    assert async_to_sync(connect)(users["lead"], f"export-{export.pk + 99}") == (False, 4404)
+    assert async_to_sync(connect)(users["outsider"], "fetch-1") == (False, 4404)
+    assert async_to_sync(connect)(users["annotator"], "fetch-1")[0] is True
