@@ -95,6 +95,48 @@ def export_decisions(
     )
 
 
+def export_coverage(*, campaign: Campaign, province: AdminUnit | None) -> dict[str, Any]:
+    """What an export leaves out or builds on old work, said in its summary: converged blocks
+    without an integration decision (not in the export), and decisions resting on predictions
+    of an older segmenter than the current one (exported, but worth re-running)."""
+    from django.db.models import Q
+
+    from learning.models import ModelKind, ModelVersion
+
+    blocks = converged_blocks(campaign=campaign)
+    if province is not None:
+        blocks = blocks.filter(province=province)
+    n = blocks.count()
+    decided = BlockIntegration.objects.filter(block__in=blocks)
+    n_decided = decided.count()
+    seg = ModelVersion.objects.filter(
+        campaign=campaign, kind=ModelKind.SEGMENTER, is_current=True
+    ).first()
+    stale = 0
+    if seg is not None:
+        stale = decided.filter(
+            (Q(mapbox_prediction__isnull=False) & ~Q(mapbox_prediction__model_version=seg))
+            | (Q(google_prediction__isnull=False) & ~Q(google_prediction__model_version=seg))
+        ).count()
+    warnings = []
+    if n_decided < n:
+        warnings.append(
+            f"{n - n_decided} of {n} converged blocks have no integration decision and are not "
+            "in the export (run the integration, or decide them on the review map)"
+        )
+    if stale:
+        warnings.append(
+            f"{stale} block decision(s) rest on predictions older than the current segmenter "
+            f"{seg.name if seg else ''}; run the integration again to use the new predictions"
+        )
+    return {
+        "converged_blocks": n,
+        "decided_blocks": n_decided,
+        "stale_decisions": stale,
+        "warnings": warnings,
+    }
+
+
 def product_export_start(
     *,
     campaign: Campaign,
@@ -158,6 +200,7 @@ def product_export_run(*, export_id: int) -> ProductExport:
             summary = _province_files(export, stage, tracker)
         else:
             summary = _national_files(export, stage, tracker)
+        summary["coverage"] = export_coverage(campaign=export.campaign, province=export.province)
         files = {
             p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
             for p in sorted(stage.iterdir())

@@ -268,6 +268,8 @@ def test_province_and_national_export_through_worker(users, celery_worker_proc, 
     assert (arr[:, 3 * w :] == 0).all()  # neither = empty
     summary = province["summary"]
     assert summary["decisions"] == {d: 1 for d in DECISIONS}
+    assert summary["coverage"] == {"converged_blocks": 4, "decided_blocks": 4,
+                                   "stale_decisions": 0, "warnings": []}
     assert summary["cog"]["cropland_pixels"] == int(m.sum() + g.sum() + (m | g).sum())
 
     # The GeoPackage: one polygon per cropland region; areas in m² (equal-area) add up to the
@@ -444,3 +446,21 @@ def test_reconciler_sends_a_lost_queued_export_again(django_capture_on_commit_ca
     with django_capture_on_commit_callbacks() as sent:
         assert product_exports_reconcile() == {"failed": [], "requeued": [lost.pk]}
     assert len(sent) == 1
+
+
+@pytest.mark.django_db
+def test_export_coverage_warns_of_undecided_blocks_and_old_predictions(users):
+    from mapping.services.product import export_coverage
+
+    ctx = build_campaign()
+    set_decisions(ctx, users["lead"])
+    BlockIntegration.objects.filter(block=ctx["blocks"][3]).delete()
+    newer = ModelVersion.objects.create(
+        campaign=ctx["campaign"], kind=ModelKind.SEGMENTER, name="seg-r2", bundle_path="x"
+    )
+    ModelVersion.objects.filter(pk=ctx["segmenter"].pk).update(is_current=False)
+    ModelVersion.objects.filter(pk=newer.pk).update(is_current=True)
+    cov = export_coverage(campaign=ctx["campaign"], province=ctx["province"])
+    assert (cov["converged_blocks"], cov["decided_blocks"], cov["stale_decisions"]) == (4, 3, 3)
+    assert cov["warnings"][0].startswith("1 of 4 converged blocks have no integration decision")
+    assert "older than the current segmenter seg-r2" in cov["warnings"][1]
