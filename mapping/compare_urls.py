@@ -22,6 +22,11 @@ urlpatterns = [
     ),
     path("campaigns/<slug:slug>/comparisons/", v.comparison_index, name="comparison-index"),
     path(
+        "campaigns/<slug:slug>/comparisons/start/",
+        v.comparison_start_page,
+        name="comparison-start",
+    ),
+    path(
         "campaigns/<slug:slug>/comparisons/<int:comparison_id>/",
         v.comparison_report,
         name="comparison-report",

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -23,10 +27,12 @@ from mapping.compare.plots import PLOTS
 from mapping.models import JobStatus, ProductComparison
 from mapping.selectors import campaign_get_for_user
 from mapping.services.compare import (
+    ComparisonError,
     ProductImportError,
     comparison_folder,
     comparison_get_for_user,
     comparison_list,
+    comparison_start,
     product_import,
     product_list,
 )
@@ -117,12 +123,55 @@ class ComparisonOutputSerializer(serializers.Serializer):
     )
 
 
+class ComparisonStartInputSerializer(serializers.Serializer):
+    product = serializers.IntegerField(help_text="the product's id")
+    final = serializers.ChoiceField(
+        choices=["integration", "predictions"],
+        default="integration",
+        help_text="the campaign's integrated final map, or one model's predictions",
+    )
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    source = serializers.SlugField(required=False, allow_blank=True, default="")
+    provinces = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, help_text="adcodes"
+    )
+
+
+def _comparison_start(request: Any, campaign: Any, data: dict[str, Any]) -> ProductComparison:
+    """The one way a request starts a comparison: leads and admins, checked inputs."""
+    if not has_role(request.user, LEAD, ADMIN):
+        raise PermissionDenied("only a lead or an admin starts a comparison")
+    try:
+        return comparison_start(
+            campaign=campaign,
+            product_id=data["product"],
+            final=data["final"],
+            model_version_id=data.get("model_version"),
+            source=data.get("source") or None,
+            province_adcodes=data.get("provinces") or None,
+            user=request.user,
+        )
+    except ComparisonError as e:
+        raise ValidationError({"detail": str(e)}) from e
+
+
 class ComparisonListApi(APIView):
     @extend_schema(responses=ComparisonOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
         runs = comparison_list(campaign=campaign)
         return Response(ComparisonOutputSerializer(runs, many=True).data)
+
+    @extend_schema(
+        request=ComparisonStartInputSerializer, responses={202: ComparisonOutputSerializer}
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        """Queue a comparison of a product with the final map (a worker runs it)."""
+        campaign = campaign_get_for_user(user=request.user, slug=slug)
+        data = ComparisonStartInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = _comparison_start(request, campaign, data.validated_data)
+        return Response(ComparisonOutputSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ComparisonDetailApi(APIView):
@@ -141,13 +190,50 @@ def comparison_index(request: HttpRequest, slug: str) -> HttpResponse:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
     except NotFound as e:
         raise Http404(str(e)) from e
+    from learning.models import ModelKind, ModelVersion
+    from mapping.models import ImagerySource
+
     context = {
         "campaign": campaign,
         "products": product_list(campaign=campaign),
         "runs": comparison_list(campaign=campaign),
         "is_lead": has_role(request.user, LEAD, ADMIN),
+        "segmenters": ModelVersion.objects.filter(
+            campaign=campaign, kind=ModelKind.SEGMENTER
+        ).order_by("-is_current", "-pk"),
+        "sources": ImagerySource.objects.filter(predictions__block__campaign=campaign)
+        .distinct()
+        .order_by("slug"),
     }
     return render(request, "mapping/compare_index.html", context)
+
+
+@login_required
+@require_POST
+def comparison_start_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The index page's form: queue a comparison, then back to the list (with the reason)."""
+    try:
+        campaign = campaign_get_for_user(user=request.user, slug=slug)
+    except NotFound as e:
+        raise Http404(str(e)) from e
+    data = ComparisonStartInputSerializer(data=request.POST)
+    if not data.is_valid():
+        messages.error(
+            request, "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in data.errors.items())
+        )
+        return redirect("comparison-index", slug=campaign.slug)
+    try:
+        run = _comparison_start(request, campaign, data.validated_data)
+    except PermissionDenied as e:
+        raise Http404(str(e)) from e
+    except ValidationError as e:
+        detail = e.detail.get("detail") if isinstance(e.detail, dict) else e.detail
+        messages.error(
+            request, " ".join(map(str, detail if isinstance(detail, list) else [detail]))
+        )
+        return redirect("comparison-index", slug=campaign.slug)
+    messages.success(request, _("Comparison #%(n)d queued.") % {"n": run.pk})
+    return redirect("comparison-index", slug=campaign.slug)
 
 
 def _run_or_404(request: HttpRequest, slug: str, comparison_id: int) -> ProductComparison:
@@ -173,16 +259,18 @@ def comparison_report(request: HttpRequest, slug: str, comparison_id: int) -> Ht
         "plots": PLOTS,
         "slope_tables": [("af", r.get("slope_af")), ("ed", r.get("slope_ed"))],
         "provinces": [
-            {**p, "final_pct": _pct(p.get("final_vs_official")),
-             "product_pct": _pct(p.get("product_vs_official"))}
+            {
+                **p,
+                "final_pct": _pct(p.get("final_vs_official")),
+                "product_pct": _pct(p.get("product_vs_official")),
+            }
             for p in r.get("provinces", [])
         ],
     }
     return render(request, "mapping/compare_report.html", context)
 
 
-def _file(run: ProductComparison, name: str, content_type: str, *, download: bool
-          ) -> FileResponse:
+def _file(run: ProductComparison, name: str, content_type: str, *, download: bool) -> FileResponse:
     if run.status != JobStatus.DONE or not run.folder:
         raise Http404("the comparison has not finished")
     path = comparison_folder(run) / name
@@ -195,8 +283,7 @@ def _file(run: ProductComparison, name: str, content_type: str, *, download: boo
 
 
 @login_required
-def comparison_plot(request: HttpRequest, slug: str, comparison_id: int, plot: str
-                    ) -> FileResponse:
+def comparison_plot(request: HttpRequest, slug: str, comparison_id: int, plot: str) -> FileResponse:
     if plot not in PLOTS:
         raise Http404("no such plot")
     run = _run_or_404(request, slug, comparison_id)
@@ -204,8 +291,7 @@ def comparison_plot(request: HttpRequest, slug: str, comparison_id: int, plot: s
 
 
 @login_required
-def comparison_csv(request: HttpRequest, slug: str, comparison_id: int, table: str
-                   ) -> FileResponse:
+def comparison_csv(request: HttpRequest, slug: str, comparison_id: int, table: str) -> FileResponse:
     if table not in CSV_FILES:
         raise Http404("no such table")
     run = _run_or_404(request, slug, comparison_id)

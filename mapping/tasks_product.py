@@ -28,3 +28,11 @@ def integration_run_task(
 @shared_task(name="mapping.product_exports_reconcile")
 def product_exports_reconcile_task() -> dict[str, list[int]]:
     return product_exports_reconcile()
+
+
+@shared_task(name="mapping.comparison_execute", acks_late=True)
+def comparison_execute_task(comparison_id: int) -> dict[str, Any]:
+    from mapping.services.compare import comparison_execute
+
+    run = comparison_execute(comparison_id=comparison_id)
+    return {"comparison": run.pk, "status": run.status}

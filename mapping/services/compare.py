@@ -256,9 +256,7 @@ def final_map_resolve(*, campaign: Campaign, spec: dict[str, Any]) -> ResolvedFi
             blocks=blocks.filter(pk__in=list(paths)),
             close=lambda: None,
         )
-    raise ComparisonError(
-        f"unknown final map kind {kind!r} (integration, raster or predictions)"
-    )
+    raise ComparisonError(f"unknown final map kind {kind!r} (integration, raster or predictions)")
 
 
 class IntegrationFinalMap:
@@ -273,15 +271,19 @@ class IntegrationFinalMap:
         from mapping.services.product import final_blocks
 
         rows = BlockIntegration.objects.filter(block_id=key).select_related(
-            "block", "mapbox_prediction__model_version__round", "mapbox_prediction__round",
-            "google_prediction__model_version__round", "google_prediction__round",
+            "block",
+            "mapbox_prediction__model_version__round",
+            "mapbox_prediction__round",
+            "google_prediction__model_version__round",
+            "google_prediction__round",
         )
         for fb in final_blocks(rows, zoom=self.campaign.zoom):
             mask = np.asarray(fb.mask)
             t = fb.transform
             h, w = mask.shape
-            raster = BlockRaster(west=t.c, south=t.f + t.e * h, east=t.c + t.a * w, north=t.f,
-                                 width=w, height=h)
+            raster = BlockRaster(
+                west=t.c, south=t.f + t.e * h, east=t.c + t.a * w, north=t.f, width=w, height=h
+            )
             valid = (mask == 0) | (mask == 1)
             return FinalBlock(cropland=mask == 1, valid=valid, raster=raster)
         return None
@@ -320,6 +322,46 @@ def comparison_create(
         total=total,
         requested_by=user,
     )
+
+
+def comparison_start(
+    *,
+    campaign: Campaign,
+    product_id: int,
+    final: str,
+    model_version_id: int | None = None,
+    source: str | None = None,
+    province_adcodes: list[int] | None = None,
+    user: AbstractBaseUser | None = None,
+) -> ProductComparison:
+    """A comparison asked for in the browser, run by a worker. The final map is the campaign's
+    integration (``final="integration"``) or one model's predictions on one source; files on
+    the server (``--final-raster``) stay the command line's, so no path comes from a request."""
+    from mapping.tasks_product import comparison_execute_task
+
+    product = CroplandProduct.objects.filter(campaign=campaign, pk=product_id).first()
+    if product is None:
+        raise ComparisonError(f"campaign {campaign.slug} has no product #{product_id}")
+    if final == "integration":
+        spec: dict[str, Any] = {"kind": "integration"}
+    elif final == "predictions":
+        if model_version_id is None or not source:
+            raise ComparisonError(
+                "a comparison with predictions needs a model version and a source"
+            )
+        spec = {"kind": "predictions", "model_version": model_version_id, "source": source}
+    else:
+        raise ComparisonError(f"unknown final map {final!r}; expected integration or predictions")
+    with transaction.atomic():
+        run = comparison_create(
+            campaign=campaign,
+            product=product,
+            final_map=spec,
+            province_adcodes=province_adcodes,
+            user=user if user is not None and user.is_authenticated else None,
+        )
+        transaction.on_commit(lambda pk=run.pk: comparison_execute_task.delay(pk))
+    return run
 
 
 def _block_slope(*, block: Block, has_dem: bool) -> float:
@@ -410,9 +452,9 @@ def comparison_execute(
     Claimed with a conditional update, so a second worker (or a re-delivered task) does
     nothing. On an error the row is FAILED with the reason and no output folder is left.
     """
-    claimed = ProductComparison.objects.filter(
-        pk=comparison_id, status=JobStatus.QUEUED
-    ).update(status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now())
+    claimed = ProductComparison.objects.filter(pk=comparison_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
     comparison = ProductComparison.objects.select_related("campaign", "product").get(
         pk=comparison_id
     )
@@ -422,8 +464,10 @@ def comparison_execute(
         _execute(comparison, progress)
     except Exception as e:
         log.exception("comparison %s failed", comparison_id)
-        reason = str(e) if isinstance(e, ComparisonError | RasterFileError) else (
-            f"internal error: {type(e).__name__}: {e}"
+        reason = (
+            str(e)
+            if isinstance(e, ComparisonError | RasterFileError)
+            else (f"internal error: {type(e).__name__}: {e}")
         )
         ProductComparison.objects.filter(pk=comparison_id).update(
             status=JobStatus.FAILED, failure_reason=reason[:2000], finished_at=timezone.now()
@@ -483,7 +527,8 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
         resolved.close()
     adcodes = {r.province for r in results if r.province is not None}
     report = build_report(
-        results, _province_inputs(campaign=campaign, adcodes=adcodes),
+        results,
+        _province_inputs(campaign=campaign, adcodes=adcodes),
         blocks_not_covered=not_covered,
     )
     summary = report.to_json()
@@ -534,8 +579,6 @@ def comparison_get_for_user(
     """The run if the user may see its campaign; NotFound whether missing or not visible."""
     campaign = campaign_get_for_user(user=user, slug=slug)
     try:
-        return comparison_list(campaign=campaign).select_related("campaign").get(
-            pk=comparison_id
-        )
+        return comparison_list(campaign=campaign).select_related("campaign").get(pk=comparison_id)
     except ProductComparison.DoesNotExist as e:
         raise NotFound(f"no comparison {comparison_id} in campaign {slug}") from e

@@ -188,3 +188,51 @@ def test_progress_is_broadcast_to_the_job_group(scenario: dict) -> None:
     events = async_to_sync(drain)()
     assert events and all(e["job"] == f"compare-{run.pk}" for e in events)
     assert events[-1]["status"] == "done" and events[-1]["done"] == events[-1]["total"] == 2
+
+
+def test_lead_starts_a_comparison_with_a_models_predictions(scenario: dict, users, client,
+                                                             settings,
+                                                             django_capture_on_commit_callbacks):
+    """From the index page's form (and the API): the worker's task is queued after commit;
+    the run compares the product with one segmenter's masks on one source."""
+    import shutil
+
+    from learning.models import BlockPrediction, ModelKind, ModelVersion
+    from mapping.models import ImagerySource
+
+    c = scenario["campaign"]
+    src = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic",
+                                       config={"look": "mapbox"})
+    seg = ModelVersion.objects.create(campaign=c, kind=ModelKind.SEGMENTER, name="seg-r1",
+                                      bundle_path="x", is_current=True)
+    for blk, final in zip(c.blocks.order_by("col"), scenario["finals"], strict=True):
+        rel = Path("predictions") / f"{blk.code}.tif"
+        (Path(settings.DATA_DIR) / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(final, Path(settings.DATA_DIR) / rel)
+        BlockPrediction.objects.create(block=blk, source=src, model_version=seg,
+                                       mask_path=str(rel))
+    product = c.products.get()
+    client.force_login(users["annotator"])
+    api = "/api/campaigns/rep/comparisons/"
+    assert client.post(api, {"product": product.pk}, "application/json").status_code == 403
+    client.force_login(users["lead"])
+    index = client.get("/campaigns/rep/comparisons/").content.decode()
+    assert 'id="comparison-start"' in index and "seg-r1" in index
+    bad = client.post(api, {"product": product.pk, "final": "predictions"}, "application/json")
+    assert bad.status_code == 400 and "needs a model version and a source" in bad.json()["detail"]
+    assert client.post(api, {"product": 999}, "application/json").status_code == 400
+    before = ProductComparison.objects.count()
+    with django_capture_on_commit_callbacks() as queued:
+        r = client.post("/campaigns/rep/comparisons/start/",
+                        {"product": product.pk, "final": "predictions",
+                         "model_version": seg.pk, "source": "mapbox"}, follow=True)
+    assert r.status_code == 200 and "queued" in r.content.decode()
+    assert len(queued) == 1 and ProductComparison.objects.count() == before + 1
+    run = ProductComparison.objects.latest("pk")
+    assert run.final_map == {"kind": "predictions", "model_version": seg.pk, "source": "mapbox"}
+    run = comparison_execute(comparison_id=run.pk)  # what the worker's task does
+    assert run.status == JobStatus.DONE, run.failure_reason
+    assert run.results["pixel"] == scenario["report"]["pixel"]  # the same masks as the files
+    html = client.post("/campaigns/rep/comparisons/start/", {"product": "x"},
+                       follow=True).content.decode()
+    assert "product" in html and "valid integer" in html
