@@ -96,12 +96,27 @@
     [["mapbox", "left"], ["google", "right"]].forEach(([src, pane]) => {
       layers[src] = L.tileLayer(`/api/blocks/${id}/imagery/${src}/{z}/{x}/{y}.png`,
         {pane, maxZoom: cfg.zoom + 2, maxNativeZoom: cfg.zoom + 2, attribution: src}).addTo(map);
+      showPrediction(id, src, pane);
     });
     map.fitBounds(byId.get(id).getBounds(), {animate: false});
     blocks.setStyle(style);
     byId.get(id).setStyle({weight: 4, color: "#ffeb3b", fillOpacity: 0});
     clip();
     show(f);
+  }
+
+  // Each source's predicted cropland outlined on its side of the swipe, so the lead sees what
+  // each source mapped, not only its imagery.
+  const PREDICTION_COLOURS = {mapbox: COLOURS.only_mapbox, google: COLOURS.only_google};
+  async function showPrediction(id, src, pane) {
+    const resp = await fetch(`/api/blocks/${id}/sources/${src}/prediction/`, {credentials: "same-origin"});
+    if (!resp.ok || order[current] !== id) return;  // none, or the lead has moved on
+    const data = await resp.json();
+    layers[`${src}-prediction`] = L.geoJSON(data, {
+      pane, interactive: false,
+      style: {color: PREDICTION_COLOURS[src], weight: 2, fillColor: PREDICTION_COLOURS[src], fillOpacity: 0.2},
+    }).addTo(map);
+    $("map").dataset[`${src}Polygons`] = String(data.features.length);
   }
 
   async function decide(decision) {

@@ -104,8 +104,17 @@ def test_pages_for_lead_and_annotator(users):
 
 @pytest.mark.browser
 def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser):
+    from django.contrib.gis.geos import MultiPolygon, Polygon
+
     ctx = build_campaign()
     integration_run(campaign=ctx["campaign"])
+    # The first block's predictions as polygons: Mapbox the west half, Google the north half.
+    first = ctx["blocks"][0]
+    w, s, e, n = first.geometry.extent
+    for src, box in (("mapbox", (w, s, (w + e) / 2, n)), ("google", (w, (s + n) / 2, e, n))):
+        pred = ctx["predictions"][(first.pk, src)]
+        pred.geometry = MultiPolygon(Polygon.from_bbox(box), srid=4326)
+        pred.save()
     c = _client(users["lead"])
     context = browser.new_context()
     context.add_cookies(
@@ -120,6 +129,13 @@ def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser):
         f"() => document.getElementById('integ-code').textContent === '{first.code}'"
     )
     assert page.locator(".leaflet-interactive").count() == 4
+    # Each source's predicted cropland on its side of the swipe.
+    page.wait_for_function(
+        "() => document.getElementById('map').dataset.mapboxPolygons === '1'"
+        " && document.getElementById('map').dataset.googlePolygons === '1'"
+    )
+    assert page.locator(".leaflet-left-pane path").count() == 1
+    assert page.locator(".leaflet-right-pane path").count() == 1
     page.keyboard.press("4")  # merge both: saved, then the next block is shown
     page.wait_for_function(
         f"() => document.getElementById('integ-code').textContent === '{second.code}'"
