@@ -88,14 +88,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-@pytest.fixture
-def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``celery worker`` process on the test database and the configured broker."""
-    # Stale messages from an earlier run would name rows this database never had.
-    from croplayer_site.celery import app
-
-    app.control.purge()
-    log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}.log"
+def celery_worker_start(settings, *, queues: str = "cpu,gpu", name: str = "") -> tuple[
+    subprocess.Popen[bytes], Path
+]:
+    """Start a real ``celery worker`` process on ``queues``; returns it and its log file."""
+    log = Path(settings.VAR_DIR) / f"worker-{os.getpid()}{name}.log"
     log.unlink(missing_ok=True)
     proc = _start(
         [
@@ -106,9 +103,11 @@ def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[
             "croplayer_site",
             "worker",
             "-Q",
-            "cpu,gpu",
+            queues,
             "--pool",
             "solo",
+            "--hostname",
+            f"test{name or ''}-{os.getpid()}@%h",
             "--loglevel",
             "INFO",
             "--without-heartbeat",
@@ -117,10 +116,41 @@ def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[
         ],
         log,
         lambda: log.exists() and b"ready." in log.read_bytes(),
-        "celery worker",
+        f"celery worker ({queues})",
     )
+    return proc, log
+
+
+def _purge() -> None:
+    # Stale messages from an earlier run would name rows this database never had.
+    from croplayer_site.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
+def celery_worker_proc(transactional_db, settings) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on the test database and the configured broker."""
+    _purge()
+    proc, _log = celery_worker_start(settings)
     yield proc
     _stop(proc)
+
+
+@pytest.fixture
+def split_workers(transactional_db, settings) -> Iterator[dict[str, Path]]:
+    """Two real workers as a team would run them: one on the ``gpu`` queue (models), one on
+    ``cpu`` (features, bookkeeping); yields their log files by queue."""
+    _purge()
+    gpu, gpu_log = celery_worker_start(settings, queues="gpu", name="-gpu")
+    try:
+        cpu, cpu_log = celery_worker_start(settings, queues="cpu", name="-cpu")
+    except BaseException:
+        _stop(gpu)
+        raise
+    yield {"gpu": gpu_log, "cpu": cpu_log}
+    _stop(cpu)
+    _stop(gpu)
 
 
 @pytest.fixture

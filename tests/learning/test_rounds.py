@@ -181,3 +181,26 @@ def test_round_runs_every_stage_in_a_worker(celery_worker_proc):
     assert {"training", "predicting", "scoring"} & {e["state"] for e in events}
     assert set(rnd.timings) >= {"training", "predicting", "scoring", "evaluating"}
 
+
+
+def test_a_round_runs_on_separate_gpu_and_cpu_workers(split_workers):
+    """The team set-up: model work on a gpu-queue worker, features and bookkeeping on a
+    cpu-queue worker; each takes only its queue's tasks and the round finishes."""
+    import re
+
+    users = role_users()
+    tiny = tiny_campaign_create(user=users["lead"])
+    rnd = round_start(campaign=tiny.campaign, provinces=None, user=users["admin"],
+                      config=TINY_CONFIG)
+    rnd = wait_for_round(rnd, states=("done", "failed", "cancelled"))
+    assert rnd.state == RoundState.DONE, rnd.failure_reason + "\n" + rnd.log
+    received = {
+        q: set(re.findall(r"Task (learning\.\w+\.\w+)\[", log.read_text(errors="replace")))
+        for q, log in split_workers.items()
+    }
+    assert {"learning.gpu.round_train", "learning.gpu.round_predict_batch"} <= received["gpu"]
+    assert {"learning.cpu.round_advance", "learning.cpu.round_features_batch",
+            "learning.cpu.round_score"} <= received["cpu"]
+    assert all(t.startswith("learning.gpu.") for t in received["gpu"])
+    assert all(t.startswith("learning.cpu.") for t in received["cpu"])
+    assert BlockPrediction.objects.filter(round=rnd).count() == 16
