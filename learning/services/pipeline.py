@@ -215,11 +215,18 @@ def round_advance_run(*, round_id: int) -> dict[str, Any]:
             _dispatch_batches(rnd, RoundState.SCORING, tasks.round_features_batch)
         else:
             tasks.round_score.delay(round_id)
-    elif state == RoundState.EVALUATING:
-        round_evaluate_run(round_id=round_id)
-        round_select_run(round_id=round_id)
-    elif state == RoundState.SELECTING:
-        round_select_run(round_id=round_id)
+    elif state in (RoundState.EVALUATING, RoundState.SELECTING):
+        # Inline and single-flight: a second delivery of this task (or the reconciler's
+        # re-drive) finds the lease taken and leaves the writing to the first.
+        token = lease_claim(round_id=round_id, state=state, stale_after_s=cfg.stale_after_s)
+        if token is None:
+            return {"state": state, "busy": True}
+        try:
+            if state == RoundState.EVALUATING:
+                round_evaluate_run(round_id=round_id)
+            round_select_run(round_id=round_id)
+        finally:
+            lease_release(round_id=round_id, token=token)
     return {"state": Round.objects.get(pk=round_id).state}
 
 

@@ -145,6 +145,20 @@ def test_reconciler_fails_a_round_past_its_time_limit(small_campaign):
     assert rnd.failure_reason == "time limit of 60 s exceeded while predicting"
 
 
+def test_evaluation_delivered_twice_runs_once(small_campaign):
+    """A second copy of the advance task while the first evaluates writes nothing."""
+    from learning.models import ProvinceRoundResult, Round, RoundState
+    from learning.services.rounds import lease_claim
+
+    rnd = Round.objects.create(campaign=small_campaign, number=1, state=RoundState.EVALUATING,
+                               heartbeat_at=timezone.now(), started_at=timezone.now())
+    first = lease_claim(round_id=rnd.pk, state=RoundState.EVALUATING, stale_after_s=300)
+    assert first is not None
+    assert round_advance_run(round_id=rnd.pk) == {"state": "evaluating", "busy": True}
+    assert not ProvinceRoundResult.objects.filter(round=rnd).exists()
+    assert Round.objects.get(pk=rnd.pk).lease == first  # the first copy keeps its lease
+
+
 def test_round_log_keeps_its_tail(small_campaign, monkeypatch):
     from learning.models import Round
     from learning.services import rounds
