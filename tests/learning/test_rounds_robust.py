@@ -89,6 +89,55 @@ def test_ten_concurrent_triggers_start_exactly_one_round(transactional_db, small
         (1, "queued")]
 
 
+def test_ten_simultaneous_http_triggers_get_one_201_and_nine_409s(small_campaign, asgi_server):
+    """The same through the real ASGI server: ten admins' clicks at once, one round."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from django.test import Client
+
+    users = role_users()
+    c = Client()
+    c.force_login(users["admin"])
+    session = c.cookies["sessionid"].value
+    url = f"{asgi_server}/api/campaigns/{small_campaign.slug}/rounds/"
+    # A CSRF token for the session: the API checks it like the page's fetch does.
+    page = urllib.request.Request(f"{asgi_server}/campaigns/{small_campaign.slug}/rounds/",
+                                  headers={"Cookie": f"sessionid={session}"})
+    with urllib.request.urlopen(page, timeout=30) as resp:
+        cookies = resp.headers.get_all("Set-Cookie") or []
+    csrf = next(v.split(";")[0].split("=", 1)[1] for v in cookies if v.startswith("csrftoken="))
+    barrier = threading.Barrier(10)
+    answers: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def click() -> None:
+        req = urllib.request.Request(
+            url, data=b"{}", method="POST",
+            headers={"Cookie": f"sessionid={session}; csrftoken={csrf}", "X-CSRFToken": csrf,
+                     "Content-Type": "application/json", "Origin": asgi_server,
+                     "Referer": asgi_server + "/"})
+        barrier.wait()
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                got = (resp.status, json.loads(resp.read()))
+        except urllib.error.HTTPError as e:
+            got = (e.code, json.loads(e.read() or b"{}"))
+        with lock:
+            answers.append(got)
+
+    threads = [threading.Thread(target=click) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert sorted(code for code, _ in answers) == [201] + [409] * 9, answers
+    detail = f"/api/campaigns/{small_campaign.slug}/rounds/1/"
+    assert all(body["url"] == detail for code, body in answers if code == 409)
+    assert Round.objects.filter(campaign=small_campaign).count() == 1
+
+
 def test_start_validates_input_and_cancel_frees_the_campaign(small_campaign):
     with pytest.raises(RoundInputError, match="epochs"):
         round_start(campaign=small_campaign, provinces=None, user=None, config={"epochs": 0})
