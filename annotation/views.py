@@ -42,6 +42,7 @@ CONFLICT = gettext_noop(
     "%(k)s change(s) not saved."
 )
 WORKSPACE_MESSAGES = [
+    gettext_noop("Their version is outlined in orange dashes."),
     gettext_noop("saving…"),
     gettext_noop("saved v%(v)s"),
     gettext_noop("not saved yet"),

@@ -849,12 +849,22 @@
   }
 
   // ---- conflict banner -----------------------------------------------------------------------------
+  // Their version drawn beside ours while the banner is up, so the annotator sees both before
+  // choosing (orange dashes, not editable, no snapping).
+  let theirsLayer = null;
+  function hideTheirs() { if (theirsLayer) { map.removeLayer(theirsLayer); theirsLayer = null; } }
   async function showConflict(op, data) {
     const ops = (await outboxAll()).filter(o => o.source === op.source);
     conflict = { source: op.source, version: data.version, polygons: data.polygons };
+    hideTheirs();
+    theirsLayer = L.geoJSON(data.polygons, {
+      interactive: false, pmIgnore: true, snapIgnore: true,
+      style: { className: "ws-theirs", color: "#ff8f00", weight: 3, dashArray: "6 4", fillOpacity: 0.05 },
+    }).addTo(map);
     document.getElementById("ws-conflict-detail").textContent = fmt(M[
       "Theirs: version %(v)s with %(n)s polygon(s). Yours: %(m)s polygon(s) on screen, %(k)s change(s) not saved."
-    ], { v: data.version, n: data.polygons.features.length, m: drawn.getLayers().length, k: ops.length });
+    ], { v: data.version, n: data.polygons.features.length, m: drawn.getLayers().length, k: ops.length })
+      + " " + M["Their version is outlined in orange dashes."];
     document.getElementById("ws-conflict").hidden = false;
     setStatus("error", fmt(M["error: %(reason)s"], { reason: data.detail }));
   }
@@ -862,6 +872,7 @@
     const c = conflict;
     for (const op of (await outboxAll()).filter(o => o.source === c.source)) { await outboxDelete(op.seq); settle(op); }
     conflict = null;
+    hideTheirs();
     undoStack.length = 0;
     redoStack.length = 0;
     document.getElementById("ws-conflict").hidden = true;
@@ -880,6 +891,7 @@
     }
     versions[c.source] = { server: c.version, expected: next };
     conflict = null;
+    hideTheirs();
     resyncAfterFlush = true; // then show their polygons and ours together
     document.getElementById("ws-conflict").hidden = true;
     flush();

@@ -221,16 +221,53 @@ def test_stale_version_shows_conflict_banner(users, asgi_server, browser, imaged
     text = page.inner_text("#ws-conflict")
     assert "Someone else changed this block" in text
     assert "version 2 with 2 polygon(s)" in text and "Yours: 1 polygon(s)" in text
+    assert "outlined in orange" in text
+    assert page.locator("#ws-map path.ws-theirs").count() == 2  # both versions on the map
     assert SamplePolygon.objects.count() == 2
 
     page.click("#ws-reapply-mine")
     _wait_saved(page, 3)
     assert SamplePolygon.objects.count() == 3
+    assert page.locator("#ws-map path.ws-theirs").count() == 0
     # Their polygons and ours are all on the map now.
     page.wait_for_function(
         "() => document.querySelectorAll('#ws-map path.leaflet-interactive').length === 3"
     )
     assert errors == []
+
+
+@pytest.mark.browser
+def test_two_browsers_on_one_block_then_load_theirs(users, asgi_server, browser, imaged_block):
+    """Two sessions (two browsers of the annotator) open the block; the first saves a polygon,
+    the second, still on version 0, draws one too: it gets the conflict with both versions
+    shown, takes theirs, and its own unsaved polygon is gone from screen and server."""
+    errors: list[str] = []
+    one_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    two_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    one, two = _new_page(one_ctx, errors), _new_page(two_ctx, errors)
+    for page in (one, two):
+        _login(page, asgi_server, "annotator")
+        _open(page, asgi_server, imaged_block)
+    _draw_polygon(one, [(0.1, 0.1), (0.4, 0.1), (0.4, 0.4), (0.1, 0.4)])
+    _wait_saved(one, 1)
+    _draw_polygon(two, [(0.6, 0.6), (0.9, 0.6), (0.9, 0.9), (0.6, 0.9)])
+    two.wait_for_selector("#ws-conflict:not([hidden])", timeout=15_000)
+    assert "version 1 with 1 polygon(s)" in two.inner_text("#ws-conflict")
+    assert two.locator("#ws-map path.ws-theirs").count() == 1
+    two.click("#ws-load-theirs")
+    two.wait_for_function(
+        "() => document.getElementById('ws-conflict').hidden"
+        " && document.querySelectorAll('#ws-map path.leaflet-interactive').length === 1"
+    )
+    assert two.locator("#ws-map path.ws-theirs").count() == 0
+    assert SamplePolygon.objects.count() == 1
+    # The second browser can go on from their version: its next polygon is saved as v2.
+    _draw_polygon(two, [(0.6, 0.6), (0.9, 0.6), (0.9, 0.9), (0.6, 0.9)])
+    _wait_saved(two, 2)
+    assert SamplePolygon.objects.count() == 2
+    assert errors == []
+    one_ctx.close()
+    two_ctx.close()
 
 
 @pytest.mark.browser
