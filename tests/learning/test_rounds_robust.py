@@ -138,6 +138,31 @@ def test_ten_simultaneous_http_triggers_get_one_201_and_nine_409s(small_campaign
     assert Round.objects.filter(campaign=small_campaign).count() == 1
 
 
+def test_round_start_command(small_campaign):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("round_start", "--campaign", small_campaign.slug, "--provinces", "420000",
+                 "--config", '{"epochs": 2}', "--json", stdout=out)
+    body = json.loads(out.getvalue())
+    assert (body["number"], body["state"], body["provinces"]) == (1, "queued", [420000])
+    assert body["config"]["epochs"] == 2
+    with pytest.raises(CommandError, match="cancel it or wait"):
+        call_command("round_start", "--campaign", small_campaign.slug, stdout=StringIO())
+    with pytest.raises(CommandError, match="config: .*no_such"):
+        call_command("round_start", "--campaign", small_campaign.slug,
+                     "--config", '{"no_such": 1}', stdout=StringIO())
+    with pytest.raises(CommandError, match="comma-separated adcodes"):
+        call_command("round_start", "--campaign", small_campaign.slug, "--provinces", "hubei",
+                     stdout=StringIO())
+    with pytest.raises(CommandError, match="no campaign"):
+        call_command("round_start", "--campaign", "nope", stdout=StringIO())
+    assert Round.objects.filter(campaign=small_campaign).count() == 1
+
+
 def test_start_validates_input_and_cancel_frees_the_campaign(small_campaign):
     with pytest.raises(RoundInputError, match="epochs"):
         round_start(campaign=small_campaign, provinces=None, user=None, config={"epochs": 0})
