@@ -64,6 +64,7 @@ from annotation.services import (
     LabelWrite,
     OperationIdReused,
     PolygonNotFound,
+    PredictionChanged,
     SampleWrite,
     StaleVersion,
     TransitionRefused,
@@ -461,7 +462,8 @@ LABEL_ERRORS = {
     403: OpenApiResponse(description="Not logged in, block not assigned to you, or not a lead"),
     404: OpenApiResponse(description="No such block or source (or not visible to you)"),
     409: OpenApiResponse(
-        description="Your assignment is submitted or accepted, or op_id reused for another request"
+        description="Your assignment is submitted or accepted, op_id reused for another request, "
+        "or the verdict names another model version than the block's current prediction"
     ),
 }
 
@@ -496,6 +498,8 @@ def _label_write(call: Callable[[], LabelWrite], output: type[serializers.Serial
         result = call()
     except OperationIdReused as e:
         return Response({"op_id": [str(e)]}, status=status.HTTP_409_CONFLICT)
+    except PredictionChanged as e:
+        return Response({"model_version": [str(e)]}, status=status.HTTP_409_CONFLICT)
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return Response(output(result.label).data, headers=headers)
 

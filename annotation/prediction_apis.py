@@ -7,7 +7,6 @@ may read the polygons drawn on a block may see what the model predicted there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -21,60 +20,8 @@ from rest_framework.views import APIView
 from annotation.access import sample_target_get_for_user
 from annotation.apis import GeoJsonFeatureField
 from annotation.geometry import polygon_to_geojson
-from learning.models import BlockPrediction, ModelKind, ModelVersion
-from mapping.models import Block, ImagerySource
-
-
-class PredictionMissing(Exception):
-    """There is nothing to show; the message says why, in words an interpreter understands."""
-
-
-@dataclass(frozen=True)
-class CurrentPrediction:
-    prediction: BlockPrediction
-    model_version: ModelVersion
-    round_number: int | None
-
-
-def block_prediction_current(*, block: Block, source: ImagerySource) -> CurrentPrediction:
-    """The prediction of the campaign's current segmenter for the block on the source.
-
-    A selector kept beside its only endpoint (the annotation app's selectors module has other
-    owners); it reads, it never writes.
-    """
-    current = (
-        ModelVersion.objects.filter(
-            campaign_id=block.campaign_id, kind=ModelKind.SEGMENTER, is_current=True
-        )
-        .select_related("round")
-        .first()
-    )
-    if current is None:
-        raise PredictionMissing(
-            "no current segmenter model in this campaign yet: "
-            "predictions appear after the first learning round"
-        )
-    prediction = (
-        BlockPrediction.objects.filter(block=block, source=source, model_version=current)
-        .select_related("round")
-        .first()
-    )
-    if prediction is None:
-        raise PredictionMissing(
-            f"the current segmenter ({current.name}) has no prediction for this block "
-            f"on {source.slug}"
-        )
-    if prediction.geometry is None and prediction.cropland_fraction > 0:
-        raise PredictionMissing(
-            f"the prediction of {current.name} on {source.slug} has no polygons yet "
-            "(its mask was not turned into polygons)"
-        )
-    made_in = prediction.round or current.round
-    return CurrentPrediction(
-        prediction=prediction,
-        model_version=current,
-        round_number=made_in.number if made_in is not None else None,
-    )
+from annotation.selectors import CurrentPrediction, PredictionMissing, block_prediction_current
+from mapping.models import ImagerySource
 
 
 def prediction_features(*, current: CurrentPrediction, source: ImagerySource) -> list[dict]:

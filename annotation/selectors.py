@@ -24,6 +24,7 @@ from annotation.models import (
     SamplePolygon,
     VerdictLabel,
 )
+from learning.models import BlockPrediction, ModelKind, ModelVersion
 from mapping.models import Block, Campaign, ImagerySource
 
 
@@ -518,3 +519,57 @@ def campaign_overview_blocks(*, campaign: Campaign, f: OverviewFilter) -> dict[s
             }
         )
     return {"type": "FeatureCollection", "features": features, "truncated": truncated}
+
+
+# --- the current prediction of a block -------------------------------------------------
+
+
+class PredictionMissing(Exception):
+    """There is nothing to show; the message says why, in words an interpreter understands."""
+
+
+@dataclass(frozen=True)
+class CurrentPrediction:
+    prediction: BlockPrediction
+    model_version: ModelVersion
+    round_number: int | None
+
+
+def block_prediction_current(*, block: Block, source: ImagerySource) -> CurrentPrediction:
+    """The prediction of the campaign's current segmenter for the block on the source.
+
+    Read by the prediction endpoint and by verdicts (their provenance).
+    """
+    current = (
+        ModelVersion.objects.filter(
+            campaign_id=block.campaign_id, kind=ModelKind.SEGMENTER, is_current=True
+        )
+        .select_related("round")
+        .first()
+    )
+    if current is None:
+        raise PredictionMissing(
+            "no current segmenter model in this campaign yet: "
+            "predictions appear after the first learning round"
+        )
+    prediction = (
+        BlockPrediction.objects.filter(block=block, source=source, model_version=current)
+        .select_related("round")
+        .first()
+    )
+    if prediction is None:
+        raise PredictionMissing(
+            f"the current segmenter ({current.name}) has no prediction for this block "
+            f"on {source.slug}"
+        )
+    if prediction.geometry is None and prediction.cropland_fraction > 0:
+        raise PredictionMissing(
+            f"the prediction of {current.name} on {source.slug} has no polygons yet "
+            "(its mask was not turned into polygons)"
+        )
+    made_in = prediction.round or current.round
+    return CurrentPrediction(
+        prediction=prediction,
+        model_version=current,
+        round_number=made_in.number if made_in is not None else None,
+    )

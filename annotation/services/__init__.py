@@ -6,6 +6,7 @@ the helpers other modules share) keeps working.
 
 from annotation.services.labels import (
     LabelWrite,
+    PredictionChanged,
     coverage_label_set,
     integration_label_set,
     verdict_label_set,
@@ -45,6 +46,7 @@ __all__ = [
     "AssignmentRefused",
     "LabelWrite",
     "OperationIdReused",
+    "PredictionChanged",
     "PolygonNotFound",
     "SampleWrite",
     "StaleVersion",

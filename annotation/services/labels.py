@@ -106,6 +106,10 @@ def _label_set(
     return LabelWrite(label=after)
 
 
+class PredictionChanged(Exception):
+    """The verdict names another model version than the block's current prediction."""
+
+
 def verdict_label_set(
     *,
     user: AbstractBaseUser,
@@ -116,7 +120,26 @@ def verdict_label_set(
     round_number: int | None = None,
     op_id: uuid.UUID | None = None,
 ) -> LabelWrite:
-    """The user's verdict on the block's prediction shown on ``source``."""
+    """The user's verdict on the block's prediction shown on ``source``.
+
+    When the block has a current prediction on the source, the verdict's provenance (model
+    version, round) is that prediction's, whatever the browser sent; a browser that names an
+    older version judged a prediction no longer shown, and is refused (PredictionChanged) so
+    that its verdict is not filed against the new one.
+    """
+    from annotation.selectors import PredictionMissing, block_prediction_current
+
+    try:
+        current = block_prediction_current(block=block, source=source)
+    except PredictionMissing:
+        current = None
+    if current is not None:
+        if model_version and model_version != current.model_version.name:
+            raise PredictionChanged(
+                f"you judged the prediction of {model_version}, but the block now shows "
+                f"{current.model_version.name}'s: reload the block and judge again"
+            )
+        model_version, round_number = current.model_version.name, current.round_number
     return _label_set(
         user=user,
         block=block,

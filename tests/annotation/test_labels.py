@@ -203,3 +203,24 @@ def test_bad_label_requests(users, block, sources):
         assert put(c, block, kind).status_code == 404
     assert c.get(f"/api/blocks/{block.pk}/labels/").status_code == 404
     assert stored() == before
+
+
+def test_verdict_provenance_comes_from_the_current_prediction(users, block, sources):
+    """With a current segmenter prediction on the block, the verdict is filed against it,
+    whatever the browser says; a browser still showing an older model's prediction gets 409."""
+    from learning.models import BlockPrediction, ModelKind, ModelVersion, Round
+
+    rnd = Round.objects.create(campaign=block.campaign, number=4, state="done")
+    seg = ModelVersion.objects.create(campaign=block.campaign, kind=ModelKind.SEGMENTER,
+                                      name="seg-r4", bundle_path="x", round=rnd, is_current=True)
+    BlockPrediction.objects.create(block=block, source=sources["mapbox"], model_version=seg,
+                                   round=rnd, mask_path="m.tif", cropland_fraction=0.0)
+    c = client_for(users, "annotator")
+    r = put(c, block, "verdict", {"verdict": "tp", "model_version": "", "round_number": 99})
+    assert r.status_code == 200
+    assert (r.json()["model_version"], r.json()["round_number"]) == ("seg-r4", 4)
+    stale = put(c, block, "verdict", {"verdict": "fp", "model_version": "seg-r3"})
+    assert stale.status_code == 409 and "seg-r4" in stale.json()["model_version"][0]
+    assert VerdictLabel.objects.get(block=block).verdict == "tp"  # nothing overwritten
+    ok = put(c, block, "verdict", {"verdict": "fp", "model_version": "seg-r4"})
+    assert ok.status_code == 200 and ok.json()["value"] == "fp"
