@@ -209,47 +209,40 @@ def _summary(metrics: dict[str, Any], importance: dict[str, dict[str, float]],
 
 
 
-def run_train_correctness(args: argparse.Namespace) -> dict[str, Any]:
-    from learning.core.features.block import FEATURE_NAMES
-    from learning.core.tabular.correctness import correctness_train
-
-    bar = Progress(args, total=3, desc="train-correctness", unit="stage")
+def _train_table(args: argparse.Namespace, *, columns: tuple[str, ...], label: str,
+                 train: Any, desc: str) -> Any:
+    """Read the table, train and save, with a progress bar by stage; returns the model."""
+    bar = Progress(args, total=3, desc=desc, unit="stage")
     try:
-        rows, labels = _read_table(args.table, FEATURE_NAMES, "verdict")
+        rows, labels = _read_table(args.table, columns, label)
         bar.step("fit, evaluate, permutation importance")
-        model = correctness_train(_matrix(rows, FEATURE_NAMES),
-                                  _labels(labels),  # type: ignore[arg-type]
-                                  seed=args.seed, test_size=args.test_size)
+        model = train(_matrix(rows, columns), _labels(labels), seed=args.seed,
+                      test_size=args.test_size)
         bar.step("save")
         model.save(args.out, overwrite=args.overwrite)
         bar.step()
     finally:
         bar.close()
+    return model
+
+
+def run_train_correctness(args: argparse.Namespace) -> dict[str, Any]:
+    from learning.core.features.block import FEATURE_NAMES
+    from learning.core.tabular.correctness import correctness_train
+
+    model = _train_table(args, columns=FEATURE_NAMES, label="verdict", train=correctness_train,
+                         desc="train-correctness")
     out = _summary(model.metrics, model.importance, args.out)
     out["correctness_rate_test"] = round(model.metrics["correctness_rate_test"], 4)
     return out
 
 
-
-
 def run_train_integration(args: argparse.Namespace) -> dict[str, Any]:
     from learning.core.tabular.integration import INTEGRATION_FEATURE_NAMES, integration_train
 
-    bar = Progress(args, total=3, desc="train-integration", unit="stage")
-    try:
-        rows, labels = _read_table(args.table, INTEGRATION_FEATURE_NAMES, "decision")
-        bar.step("fit, evaluate, permutation importance")
-        model = integration_train(_matrix(rows, INTEGRATION_FEATURE_NAMES),
-                                  _labels(labels),  # type: ignore[arg-type]
-                                  seed=args.seed, test_size=args.test_size)
-        bar.step("save")
-        model.save(args.out, overwrite=args.overwrite)
-        bar.step()
-    finally:
-        bar.close()
+    model = _train_table(args, columns=INTEGRATION_FEATURE_NAMES, label="decision",
+                         train=integration_train, desc="train-integration")
     return _summary(model.metrics, model.clf.importance, args.out)
-
-
 
 
 def run_predict_correctness(args: argparse.Namespace) -> dict[str, Any]:
