@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,11 @@ def sample_pair(*, sample: Sample) -> ImagePair | None:
     polygons = [shapely.from_wkb(bytes(p.geometry.wkb)) for p in sample.polygons.all()]
     mask = rasterize_polygons(polygons, transform=img.transform, shape=img.image.shape[:2])
     return img.image, mask
+
+
+def labels_fingerprint(items: Sequence[Any]) -> str:
+    """A short hash of the labels a model was trained on: equal labels, equal fingerprint."""
+    return hashlib.sha256(json.dumps(list(items), default=str).encode()).hexdigest()[:16]
 
 
 def reviewed(samples: QuerySet[Sample]) -> QuerySet[Sample]:

@@ -16,14 +16,13 @@ and heartbeat from a thread; a cancel or a lost lease stops them at the next tra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,7 @@ from learning.services.data import (
     block_image_get,
     data_path,
     json_safe,
+    labels_fingerprint,
     pixel_size_m,
     read_prediction,
     round_block_ids,
@@ -141,10 +141,6 @@ def _check_active(round_id: int, state: str) -> Round:
     if rnd.state != state:
         raise RoundStopped(f"round is {rnd.state}, not {state}")
     return rnd
-
-
-def _fingerprint(items: Sequence[Any]) -> str:
-    return hashlib.sha256(json.dumps(list(items), default=str).encode()).hexdigest()[:16]
 
 
 class _Heartbeat(threading.Thread):
@@ -423,7 +419,7 @@ def _train_iqa(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat) -> int | None:
     ):
         latest[(label.block_id, label.source_id)] = label  # the latest label per image wins
     labels = sorted(latest.values(), key=lambda lb: lb.pk)
-    fp = _fingerprint([(lb.pk, lb.coverage_type, lb.updated_at) for lb in labels])
+    fp = labels_fingerprint([(lb.pk, lb.coverage_type, lb.updated_at) for lb in labels])
     if current is not None and current.config.get("labels_fingerprint") == fp:
         round_log(rnd=rnd.pk, message=f"coverage classifier {current.name}: no new labels")
         return current.pk
@@ -896,7 +892,7 @@ def _train_correctness(*, rnd: Round, cfg: RoundConfig) -> ModelVersion | None:
     ):
         latest[(v.block_id, v.source_id)] = v
     labels = sorted(latest.values(), key=lambda v: v.pk)
-    fp = _fingerprint([(v.pk, v.verdict, v.updated_at) for v in labels])
+    fp = labels_fingerprint([(v.pk, v.verdict, v.updated_at) for v in labels])
     if current is not None and current.config.get("labels_fingerprint") == fp:
         round_log(rnd=rnd.pk, message=f"correctness model {current.name}: no new verdicts")
         return current

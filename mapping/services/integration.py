@@ -274,13 +274,11 @@ def integration_model_train(
     than ``min_labels`` usable rows, or when the decisions cannot be split (a decision seen
     once): the current model, if any, stays. Idempotent by ``name``.
     """
-    import hashlib
-    import json
     import time
 
     from annotation.models import IntegrationLabel
     from learning.core.tabular.integration import integration_train
-    from learning.services.data import data_path, json_safe
+    from learning.services.data import data_path, json_safe, labels_fingerprint
     from learning.services.registry import (
         bundle_relpath,
         model_version_current,
@@ -290,9 +288,7 @@ def integration_model_train(
 
     current = model_version_current(campaign=campaign, kind=ModelKind.INTEGRATION)
     labels = list(IntegrationLabel.objects.filter(block__campaign=campaign).order_by("pk"))
-    fp = hashlib.sha256(
-        json.dumps([(v.pk, v.decision, str(v.updated_at)) for v in labels]).encode()
-    ).hexdigest()[:16]
+    fp = labels_fingerprint([(v.pk, v.decision, v.updated_at) for v in labels])
     if current is not None and current.config.get("labels_fingerprint") == fp:
         return IntegrationTraining(
             current, False, f"integration model {current.name}: no new labels"
