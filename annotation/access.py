@@ -2,6 +2,16 @@
 
 The rule:
 
+* Campaigns: admins see every campaign; leads only the campaigns they are members of
+  (``mapping.models.CampaignMember``, kept with ``manage.py campaign_member`` or the Django
+  admin); annotators every campaign. Everything below holds inside the campaigns a person sees
+  (``mapping.selectors.campaigns_visible_to``). A lead who is not a member of a campaign gets 404
+  for it, its blocks, their samples, labels and audit, its assignments, rounds, exports and
+  comparisons, exactly as for one that does not exist: the lead learns nothing about other
+  teams' campaigns. The rule lives in ``campaigns_visible_to``, which ``campaign_get_for_user``,
+  ``campaign_list_for_user`` and ``block_get_for_user`` apply, so every gate built on them
+  (these functions, the learning dashboard, rounds, exports, comparisons, integration review,
+  websockets) follows it.
 * Reading samples, labels and the audit log of a block: leads and admins on every block;
   annotators only on blocks given to them (any status; 403 "not assigned to you" otherwise: the
   block itself is not secret, the work on it is). Labels: annotators read their own verdicts
@@ -25,7 +35,7 @@ The rule:
   DRF's ``IsAuthenticated`` (403).
 * A user with a role that may read but not write gets 403 on writes.
 
-Leads see every campaign: there is no campaign membership yet.
+"Leads and admins on every block" above means every block of a campaign they see.
 """
 
 from __future__ import annotations
@@ -34,14 +44,15 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 
 from annotation.models import EDITABLE_STATUSES, Assignment, AssignmentStatus
-from annotation.selectors import PRIMARY, AuditFilter, SampleCopy
+from annotation.selectors import PRIMARY, AuditFilter, SampleCopy, assignment_list
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role, user_roles
 from mapping.models import Block, Campaign, ImagerySource
-from mapping.selectors import block_get_for_user, campaign_get_for_user
+from mapping.selectors import block_get_for_user, campaign_get_for_user, campaigns_visible_to
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -202,7 +213,7 @@ def campaign_get_for_worker(*, user: User, slug: str) -> Campaign:
 
 def assignment_scope_for_user(*, user: User) -> AbstractBaseUser | None | bool:
     """Whose assignments the user may list: everyone's (None), their own (the user), or nobody's
-    (False: no role)."""
+    (False: no role); always only in the campaigns the user sees."""
     if not user_roles(user):
         return False
     if has_role(user, *UNRESTRICTED_ROLES):
@@ -216,7 +227,9 @@ def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assi
     scope = assignment_scope_for_user(user=user)
     if scope is False:
         raise NotFound("no such assignment")
-    qs = Assignment.objects.select_related("block", "block__campaign", "user")
+    qs = Assignment.objects.select_related("block", "block__campaign", "user").filter(
+        block__campaign__in=campaigns_visible_to(user=user)
+    )
     if scope is not None:
         qs = qs.filter(user=scope)
     try:
@@ -231,6 +244,26 @@ def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assi
         if assignment.user_id == user.pk:
             raise PermissionDenied("nobody reviews their own work")
     return assignment
+
+
+def assignment_list_for_user(
+    *,
+    user: User,
+    campaign_slug: str | None = None,
+    status: str | None = None,
+    username: str | None = None,
+) -> QuerySet[Assignment]:
+    """The assignments the user may list, in queue order: annotators their own, leads those
+    in their campaigns, admins all; none without a role."""
+    scope = assignment_scope_for_user(user=user)
+    if scope is False:
+        return Assignment.objects.none()
+    return assignment_list(
+        only_user=scope or None,  # type: ignore[arg-type]  # False was handled above
+        campaign_slug=campaign_slug,
+        status=status,
+        username=username,
+    ).filter(block__campaign__in=campaigns_visible_to(user=user))
 
 
 def assignees_resolve(*, usernames: list[str]) -> list[AbstractBaseUser]:

@@ -55,7 +55,7 @@ from mapping.models import (
     ImagerySource,
     OfficialStatistic,
 )
-from mapping.selectors import campaign_get_for_user
+from mapping.selectors import campaign_get_for_user, campaigns_visible_to
 
 User = AbstractBaseUser | AnonymousUser
 CRITERIA = ("iou", "correctness", "area")
@@ -79,7 +79,8 @@ CSV_COLUMNS = (
 
 
 def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
-    """The dashboard's access gate: leads and admins; NotFound for anyone else or no campaign."""
+    """The dashboard's access gate: leads (of the campaign) and admins; NotFound for anyone
+    else or no campaign."""
     if not has_role(user, LEAD, ADMIN):
         raise NotFound(f"no campaign {slug!r}")
     return campaign_get_for_user(user=user, slug=slug)
@@ -537,11 +538,14 @@ LOG_TAIL = 15
 
 
 def round_get_for_watcher(*, user: User, round_id: int) -> Round:
-    """The access gate for watching a round: leads and admins; NotFound otherwise."""
+    """The access gate for watching a round: leads (of its campaign) and admins; NotFound
+    otherwise."""
     if not has_role(user, LEAD, ADMIN):
         raise NotFound("no such round")
     try:
-        return Round.objects.select_related("campaign").get(pk=round_id)
+        return Round.objects.select_related("campaign").get(
+            pk=round_id, campaign__in=campaigns_visible_to(user=user)
+        )
     except Round.DoesNotExist as e:
         raise NotFound("no such round") from e
 

@@ -13,6 +13,7 @@ from mapping.models import (
     BlockIntegration,
     Campaign,
     CampaignDem,
+    CampaignMember,
     CroplandProduct,
     FetchRun,
     ImagerySource,
@@ -29,11 +30,27 @@ class CampaignDemInline(admin.TabularInline):
     extra = 0
 
 
+class CampaignMemberInline(admin.TabularInline):
+    """The campaign's leads: a lead sees and manages only the campaigns they are a member of."""
+
+    model = CampaignMember
+    extra = 0
+    readonly_fields = ["added_at"]
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "region", "year", "block_size_deg", "zoom"]
     filter_horizontal = ["provinces"]
-    inlines = [CampaignDemInline]
+    inlines = [CampaignMemberInline, CampaignDemInline]
+
+
+@admin.register(CampaignMember)
+class CampaignMemberAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "user", "added_at"]
+    list_filter = ["campaign"]
+    search_fields = ["user__username", "campaign__slug"]
+    list_select_related = ["campaign", "user"]
 
 
 @admin.register(AdminUnit)

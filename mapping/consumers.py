@@ -10,20 +10,27 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 def job_visible(*, user: Any, job: str) -> bool:
     """Who may watch a job: anyone with a role a campaign's imagery fetch (the campaign page
-    shows it to all), leads and admins an export or a product comparison of an existing row."""
+    shows it to all), leads and admins an export or a product comparison of an existing row;
+    never a job of a campaign the user does not see (a lead of another campaign)."""
     from croplayer_site.roles import ADMIN, LEAD, has_role, user_roles
-    from mapping.models import ProductComparison, ProductExport
+    from mapping.models import FetchRun, ProductComparison, ProductExport
+    from mapping.selectors import campaigns_visible_to
 
     if not user_roles(user):
         return False
     kind, _, pk = job.partition("-")
+    visible = campaigns_visible_to(user=user)
+    if kind == "fetch" and pk.isdigit():
+        # A fetch run not (yet) in the database has nothing to tell; one of a campaign the
+        # user does not see is refused.
+        return not FetchRun.objects.filter(pk=int(pk)).exclude(campaign__in=visible).exists()
     models = {"export": ProductExport, "compare": ProductComparison}
     if kind not in models:
         return True
     return (
         has_role(user, LEAD, ADMIN)
         and pk.isdigit()
-        and models[kind].objects.filter(pk=int(pk)).exists()
+        and models[kind].objects.filter(pk=int(pk), campaign__in=visible).exists()
     )
 
 

@@ -10,6 +10,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from croplayer_site.roles import LEAD
+
 
 class Campaign(models.Model):
     """One mapping effort: a region, a year, a block grid and an imagery zoom."""
@@ -49,6 +51,29 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CampaignMember(models.Model):
+    """A lead who runs a campaign: leads see and manage only the campaigns they are members of
+    (admins see every campaign; annotators work on the blocks given to them)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="campaign_memberships",
+        limit_choices_to={"groups__name": LEAD},
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "user"], name="campaignmember_unique"),
+        ]
+        ordering = ["campaign", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.campaign}"
 
 
 class AdminLevel(models.TextChoices):

@@ -6,17 +6,43 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
-from croplayer_site.roles import user_roles
-from mapping.models import Block, BlockImage, BlockImageStatus, Campaign, FetchRun, ImagerySource
+from croplayer_site.roles import ADMIN, LEAD, user_roles
+from mapping.models import (
+    Block,
+    BlockImage,
+    BlockImageStatus,
+    Campaign,
+    CampaignMember,
+    FetchRun,
+    ImagerySource,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
 
-def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
-    """Users with a role see the campaigns (blocks are not secret; work items are)."""
-    if not user_roles(user):
+def campaigns_visible_to(*, user: User) -> QuerySet[Campaign]:
+    """The campaigns a user may see at all, and with them their blocks and everything on them.
+
+    Nobody without a role; admins every campaign; leads only the campaigns they are members of
+    (``CampaignMember``), also when they are annotators too; annotators every campaign (blocks
+    are not secret; the work on them is, and ``annotation.access`` guards it). A campaign
+    outside this set is answered like one that does not exist (404).
+    """
+    roles = user_roles(user)
+    if not roles:
         return Campaign.objects.none()
-    return Campaign.objects.annotate(n_blocks=Count("blocks")).order_by("-year", "name")
+    if ADMIN in roles or LEAD not in roles:
+        return Campaign.objects.all()
+    return Campaign.objects.filter(
+        pk__in=CampaignMember.objects.filter(user=user).values("campaign_id")
+    )
+
+
+def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
+    """The campaigns the user sees (``campaigns_visible_to``), newest first, with block counts."""
+    return (
+        campaigns_visible_to(user=user).annotate(n_blocks=Count("blocks")).order_by("-year", "name")
+    )
 
 
 def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
@@ -31,7 +57,9 @@ def block_get_for_user(*, user: User, block_id: int) -> Block:
     if not user_roles(user):
         raise NotFound("no such block")
     try:
-        return Block.objects.select_related("campaign", "province", "county").get(pk=block_id)
+        return Block.objects.select_related("campaign", "province", "county").get(
+            pk=block_id, campaign__in=campaigns_visible_to(user=user)
+        )
     except Block.DoesNotExist as e:
         raise NotFound("no such block") from e
 

@@ -39,6 +39,7 @@ from mapping.models import (
 from mapping.services.admin_units import admin_units_load_default
 from mapping.services.grid import grid_build
 from mapping.services.imagery import block_image_fetch
+from mapping.services.members import campaign_members_add
 from mapping.services.statistics import DEFAULT_STATISTICS, statistics_import
 
 DEMO_SLUG = "demo-2020"
@@ -113,6 +114,8 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
             "zoom": DEMO_ZOOM,
         },
     )
+    # The demo lead runs the demo campaign (a lead sees only the campaigns they are in).
+    campaign_members_add(campaign=campaign, users=[User.objects.get(username="lead")])
     provinces = list(AdminUnit.objects.filter(level=AdminLevel.PROVINCE, adcode__in=WINDOWS))
     campaign.provinces.set(provinces)
     statistics_import(campaign=campaign, path=DEFAULT_STATISTICS)

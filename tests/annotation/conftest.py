@@ -7,6 +7,7 @@ from django.contrib.gis.geos import Polygon
 
 from annotation.models import Assignment, AssignmentStatus
 from mapping.models import Block, Campaign, ImagerySource
+from mapping.services.members import campaign_members_add
 
 BOUNDS = (112.5, 30.3, 112.55, 30.35)
 
@@ -25,8 +26,10 @@ def fast_password_hashing(settings):
 @pytest.fixture
 def blocks(db, users):
     """The block under test (``blocks[0]``, BOUNDS) and its eastern neighbour, both assigned to
-    the annotator and in progress (annotators write only on blocks assigned to them)."""
+    the annotator and in progress (annotators write only on blocks assigned to them); the lead
+    is a member of the campaign."""
     c = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     made = [
         Block.objects.create(
             campaign=c,
@@ -62,10 +65,12 @@ def source(sources):
 
 
 @pytest.fixture
-def queue(db, blocks):
-    """A second campaign, "queue": six blocks nobody is assigned to, seed order 6..1 from west to
-    east (so the seed order, not the id, decides), the last one without a seed order."""
+def queue(db, users, blocks):
+    """A second campaign, "queue" (the lead a member): six blocks nobody is assigned to, seed
+    order 6..1 from west to east (so the seed order, not the id, decides), the last one without
+    a seed order."""
     c = Campaign.objects.create(slug="queue", name="Queue", region="Hubei", year=2020)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     out = []
     for i in range(6):
         x = 112.6 + 0.05 * i

@@ -15,6 +15,7 @@ from annotation.models import Assignment, AssignmentStatus, SamplePolygon
 from annotation.services import polygon_create
 from learning.models import BlockPrediction, ModelKind, ModelVersion, Round, RoundState
 from mapping.models import Block, Campaign, ImagerySource
+from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
 
 W, S, E, N = 112.5, 30.3, 112.55, 30.35
@@ -44,6 +45,7 @@ def edit_block(db, users):
     """A block assigned to the annotator (in progress) with two imagery sources and no images:
     the editing tools need no imagery, and the tests stay fast."""
     camp = Campaign.objects.create(slug="ed", name="Editing", region="Hubei", year=2020, zoom=13)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     blk = Block.objects.create(
         campaign=camp, row=2386, col=5850, geometry=Polygon.from_bbox((W, S, E, N))
     )

@@ -24,6 +24,7 @@ from learning.dashboard import (
 )
 from learning.models import ProvinceRoundResult, ProvinceStatus, Round, RoundState
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource, OfficialStatistic
+from mapping.services.members import campaign_members_add
 
 RULES = StoppingRules()
 
@@ -62,11 +63,12 @@ def _result(rnd, province, *, iou, iou_n, corr, corr_n, mapbox, google, official
 
 
 @pytest.fixture
-def camp(db):
+def camp(db, users):
     hubei = _province(420000, "湖北省", "Hubei", 112.0)
     hunan = _province(430000, "湖南省", "Hunan", 114.0)
     jiangxi = _province(360000, "江西省", "Jiangxi", 116.0)
     c = Campaign.objects.create(slug="dash", name="Dash", region="test", year=2020, zoom=12)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     c.provinces.set([hubei, hunan, jiangxi])
     for i in range(8):
         Block.objects.create(campaign=c, row=i, col=0, province=hubei,

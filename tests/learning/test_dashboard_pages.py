@@ -11,11 +11,13 @@ from django.utils import timezone
 
 from learning.models import ModelVersion, ProvinceStatus, Round, RoundState
 from mapping.models import AdminLevel, AdminUnit, Campaign
+from mapping.services.members import campaign_members_add
 
 
 @pytest.fixture
-def camp(db):
+def camp(db, users):
     c = Campaign.objects.create(slug="pg", name="Pages", region="t", year=2020, zoom=12)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     units = []
     for adcode, zh, en, x in [(420000, "湖北省", "Hubei", 112), (430000, "湖南省", "Hunan", 114)]:
         units.append(AdminUnit.objects.create(
@@ -136,3 +138,61 @@ def test_campaign_pages_link_the_dashboard_for_leads_and_admins_only(camp, users
         html = _get(client, users, who, reverse("campaign-overview", args=[camp.slug])
                     ).content.decode()
         assert html.count(link) == expected, who
+
+
+# --- a lead of another campaign --------------------------------------------------------------
+
+
+@pytest.fixture
+def other_lead(db, users):
+    """A lead who runs campaign "elsewhere", not "pg"."""
+    from django.contrib.auth.models import User
+
+    from croplayer_site.roles import roles_ensure
+
+    u = User.objects.create(username="other_lead")
+    u.groups.add(roles_ensure()["lead"])
+    elsewhere = Campaign.objects.create(slug="elsewhere", name="E", region="t", year=2020)
+    campaign_members_add(campaign=elsewhere, users=[u])
+    return u
+
+
+def _learning_calls(slug: str, round_id: int) -> list[tuple[str, str, int]]:
+    """(method, url, what the campaign's own lead gets) for every campaign-scoped learning
+    page and endpoint: rounds are started and cancelled by admins only (403 for a lead)."""
+    return [
+        ("get", reverse("learning-dashboard", args=[slug]), 200),
+        ("get", reverse("learning-rounds", args=[slug]), 200),
+        ("get", reverse("learning-rounds", args=[slug]) + f"?round={round_id}", 200),
+        ("get", reverse("learning-models", args=[slug]), 200),
+        ("post", reverse("learning-systematic-sample", args=[slug]), 302),
+        ("get", reverse("api-learning-dashboard", args=[slug]), 200),
+        ("get", reverse("api-learning-province-status", args=[slug]), 200),
+        ("get", reverse("api-learning-provinces-geojson", args=[slug]), 200),
+        ("get", reverse("api-learning-round-progress", args=[round_id]), 200),
+        ("get", reverse("api-stop-status", args=[slug]), 200),
+        ("get", reverse("api-round-list", args=[slug]), 200),
+        ("post", reverse("api-round-list", args=[slug]), 403),  # round start
+        ("get", reverse("api-round-detail", args=[slug, 3]), 200),
+        ("post", reverse("api-round-cancel", args=[slug, 3]), 403),
+        ("get", reverse("api-model-version-list", args=[slug]), 200),
+        ("post", reverse("api-systematic-sample", args=[slug]), 201),
+    ]
+
+
+def test_a_lead_of_another_campaign_gets_404_for_its_learning_pages(
+    camp, running, users, other_lead, client
+):
+    """Dashboard, rounds, round start, progress, stop status, models, systematic sample: the
+    campaign's lead gets them; a lead of another campaign gets 404, as for no campaign."""
+    calls = _learning_calls(camp.slug, running.pk)
+    for method, url, expected in calls:
+        client.force_login(users["lead"])
+        r = getattr(client, method)(url, {}, content_type="application/json")
+        assert r.status_code == expected, (url, method, r.content[:200])
+        client.force_login(other_lead)
+        r = getattr(client, method)(url, {}, content_type="application/json")
+        assert r.status_code == 404, (url, method, r.content[:200])
+    running.refresh_from_db()
+    assert running.state == RoundState.PREDICTING and not running.cancel_requested
+    assert Round.objects.filter(campaign=camp).count() == 1

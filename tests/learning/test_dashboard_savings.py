@@ -13,6 +13,7 @@ from learning.dashboard import savings_simulation
 from mapping.geo.grid import BlockRaster
 from mapping.geo.raster import write_block_image
 from mapping.models import Block, BlockImage, Campaign, ImagerySource
+from mapping.services.members import campaign_members_add
 
 GREEN, BROWN = (40, 160, 50), (150, 110, 70)
 
@@ -46,6 +47,7 @@ def labelled(db, users, settings, tmp_path):
     settings.DATA_DIR = tmp_path
     cache.clear()
     camp = Campaign.objects.create(slug="sav", name="Sav", region="t", year=2020, zoom=12)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     src = ImagerySource.objects.create(slug="mapbox", name="M", kind="synthetic")
     # Labelling order: the informative (mixed) block first, then three negatives.
     for col, kind in enumerate(["mixed", "bare", "bare", "bare"]):

@@ -21,6 +21,7 @@ from croplayer_site.asgi import application
 from learning.consumers import RoundProgressConsumer
 from learning.models import Round, RoundState
 from mapping.models import Campaign
+from mapping.services.members import campaign_members_add
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,8 +75,9 @@ def _advance(round_id: int) -> None:
 
 
 @pytest.fixture
-def rnd(db):
+def rnd(db, users):
     camp = Campaign.objects.create(slug="ws", name="WS", region="t", year=2020, zoom=12)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     return Round.objects.create(
         campaign=camp, number=1, state=RoundState.TRAINING, stage_done=2, stage_total=10,
         started_at=timezone.now() - dt.timedelta(seconds=60),
@@ -130,6 +132,27 @@ def test_others_cannot_watch(users, rnd, who):
         return await _communicator(users[who], rnd.pk).connect()
 
     assert async_to_sync(scenario)() == (False, 4404)
+
+
+def test_a_lead_of_another_campaign_cannot_watch(users, rnd):
+    """Refused like a missing round; the campaign's own lead is let in."""
+    from django.contrib.auth.models import User
+
+    from croplayer_site.roles import roles_ensure
+
+    other_lead = User.objects.create(username="other_lead")
+    other_lead.groups.add(roles_ensure()["lead"])
+    elsewhere = Campaign.objects.create(slug="elsewhere", name="E", region="t", year=2020)
+    campaign_members_add(campaign=elsewhere, users=[other_lead])
+
+    async def connect(user):
+        comm = _communicator(user, rnd.pk)
+        result = await comm.connect()
+        await comm.disconnect()
+        return result
+
+    assert async_to_sync(connect)(other_lead) == (False, 4404)
+    assert async_to_sync(connect)(users["lead"])[0] is True
 
 
 def test_anonymous_and_missing_round(users, rnd):

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from learning.models import ModelKind, ModelVersion, Round
 from mapping.geo.grid import grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
+from mapping.services.members import campaign_members_add
 from tests.learning.test_rounds_fixtures import role_users
 
 
@@ -38,6 +39,7 @@ def _client(user=None) -> APIClient:
 
 def test_round_endpoints(campaign):
     users = role_users()
+    campaign_members_add(campaign=campaign, users=[users["lead"]])
     url = f"/api/campaigns/{campaign.slug}/rounds/"
     admin, lead = _client(users["admin"]), _client(users["lead"])
     assert _client().post(url, {}, format="json").status_code in (401, 403)
@@ -88,6 +90,7 @@ def test_round_endpoints(campaign):
 
 def test_model_version_endpoints(campaign):
     users = role_users()
+    campaign_members_add(campaign=campaign, users=[users["lead"]])
     from learning.core.bundle import bundle_writer
 
     url = f"/api/campaigns/{campaign.slug}/model-versions/"

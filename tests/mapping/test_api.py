@@ -14,12 +14,13 @@ from mapping.geo.grid import BlockId, block_raster, tile_range
 from mapping.models import AdminLevel, AdminUnit, Block, BlockImage, Campaign, ImagerySource
 from mapping.services.grid import grid_build
 from mapping.services.imagery import block_image_fetch
+from mapping.services.members import campaign_members_add
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def campaign(db, settings, tmp_path):
+def campaign(db, settings, tmp_path, users):
     settings.DATA_DIR = tmp_path
     p = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE,
@@ -29,6 +30,7 @@ def campaign(db, settings, tmp_path):
         geometry=MultiPolygon(Polygon.from_bbox((112.5, 30.3, 112.65, 30.4)), srid=4326),
     )
     c = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020, zoom=13)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     c.provinces.add(p)
     grid_build(campaign=c)
     return c

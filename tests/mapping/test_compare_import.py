@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from rasterio.transform import from_origin
 
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, CroplandProduct
+from mapping.services.members import campaign_members_add
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +27,9 @@ def data_dir(tmp_path: Path, settings) -> Path:
 
 
 @pytest.fixture
-def campaign(data_dir: Path) -> Campaign:
+def campaign(data_dir: Path, users) -> Campaign:
     c = Campaign.objects.create(slug="imp", name="Import", region="China", year=2020, zoom=12)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     unit = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE, adcode=320000, name_zh="江苏", name_en="Jiangsu",
         geometry=MultiPolygon(Polygon.from_bbox((118.9, 31.9, 119.2, 32.2)), srid=4326))

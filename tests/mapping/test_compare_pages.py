@@ -27,17 +27,19 @@ from mapping.models import (
     ProductComparison,
 )
 from mapping.services.compare import comparison_create, comparison_execute
+from mapping.services.members import campaign_members_add
 
 pytestmark = pytest.mark.django_db
 BOUNDS = [(119.0, 32.0, 119.05, 32.05), (119.05, 32.0, 119.1, 32.05)]
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, settings) -> dict:
+def scenario(tmp_path: Path, settings, users) -> dict:
     """Two blocks; final map: west half of each block cropland; product (Web Mercator, 40 m):
     cropland west of 119.02 E and 119.07 E, i.e. less cropland than the final map."""
     settings.DATA_DIR = tmp_path / "data"
     c = Campaign.objects.create(slug="rep", name="Report", region="China", year=2020, zoom=12)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     unit = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE, adcode=320000, name_zh="江苏", name_en="Jiangsu",
         geometry=MultiPolygon(Polygon.from_bbox((119.0, 32.0, 119.1, 32.05)), srid=4326))

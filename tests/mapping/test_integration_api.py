@@ -20,7 +20,7 @@ def _client(user) -> Client:
 
 @pytest.mark.django_db
 def test_review_geojson_and_override_permissions(users):
-    ctx = build_campaign()
+    ctx = build_campaign(lead=users["lead"])
     integration_run(campaign=ctx["campaign"])
     slug, blk = ctx["campaign"].slug, ctx["blocks"][1]
     url = f"/api/campaigns/{slug}/integration/blocks.geojson"
@@ -60,7 +60,7 @@ def test_review_geojson_and_override_permissions(users):
 
 @pytest.mark.django_db
 def test_run_and_export_refusals_give_reasons(users):
-    ctx = build_campaign(converged=False)
+    ctx = build_campaign(converged=False, lead=users["lead"])
     slug = ctx["campaign"].slug
     lead = _client(users["lead"])
     r = lead.post(f"/api/campaigns/{slug}/integration/run/", {}, "application/json")
@@ -83,7 +83,7 @@ def test_run_and_export_refusals_give_reasons(users):
 
 @pytest.mark.django_db
 def test_pages_for_lead_and_annotator(users):
-    ctx = build_campaign()
+    ctx = build_campaign(lead=users["lead"])
     slug = ctx["campaign"].slug
     page = _client(users["lead"]).get(f"/campaigns/{slug}/integration/")
     assert page.status_code == 200
@@ -106,7 +106,7 @@ def test_pages_for_lead_and_annotator(users):
 def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser):
     from django.contrib.gis.geos import MultiPolygon, Polygon
 
-    ctx = build_campaign()
+    ctx = build_campaign(lead=users["lead"])
     integration_run(campaign=ctx["campaign"])
     # The first block's predictions as polygons: Mapbox the west half, Google the north half.
     first = ctx["blocks"][0]

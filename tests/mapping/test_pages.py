@@ -8,16 +8,18 @@ from django.test import Client
 
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, OfficialStatistic
 from mapping.services.grid import grid_build
+from mapping.services.members import campaign_members_add
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def campaign(db):
+def campaign(db, users):
     p = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE, adcode=110000, name_zh="北京市", name_en="Beijing",
         geometry=MultiPolygon(Polygon.from_bbox((116.3, 39.9, 116.4, 40.0)), srid=4326))
     c = Campaign.objects.create(slug="bj", name="Beijing 2020", region="Beijing", year=2020)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     c.provinces.add(p)
     grid_build(campaign=c)
     OfficialStatistic.objects.create(campaign=c, province=p, value="9.35", unit="10k_ha",

@@ -46,6 +46,7 @@ from mapping.models import (
     ProductExport,
 )
 from mapping.product.raster import cog_check
+from mapping.services.members import campaign_members_add
 
 ZOOM = 12
 ROW, COL0 = 2494, 5872  # 34.70-34.75 N, 113.60-113.80 E (Zhengzhou)
@@ -79,13 +80,16 @@ def _integration_model():
     return _MODEL[0]
 
 
-def build_campaign(*, converged: bool = True) -> dict:
+def build_campaign(*, converged: bool = True, lead=None) -> dict:
     """A campaign with a converged province, 4 blocks, predictions and scores on both sources,
-    a current segmenter and a current integration model trained on random rows."""
+    a current segmenter and a current integration model trained on random rows; ``lead``, if
+    given, is a member."""
     slug = f"prod-{uuid.uuid4().hex[:8]}"
     camp = Campaign.objects.create(
         slug=slug, name="Product test", region="Henan", year=2020, zoom=ZOOM
     )
+    if lead is not None:
+        campaign_members_add(campaign=camp, users=[lead])
     prov = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE,
         adcode=410000,
@@ -226,7 +230,7 @@ def _run_export(ctx, *args: str) -> dict:
 
 @pytest.mark.django_db(transaction=True)
 def test_province_and_national_export_through_worker(users, celery_worker_proc, tmp_path):
-    ctx = build_campaign()
+    ctx = build_campaign(lead=users["lead"])
     lead = Client()
     lead.force_login(users["lead"])
     # The integration model decides every block in the worker, queued from the review page.

@@ -8,6 +8,7 @@ from django.contrib.gis.geos import MultiPolygon, Polygon
 from mapping.models import AdminLevel, AdminUnit, Campaign, ImagerySource
 from mapping.services.grid import grid_build
 from mapping.services.imagery import fetch_run_start
+from mapping.services.members import campaign_members_add
 from mapping.tasks import fetch_batch
 
 pytestmark = pytest.mark.browser
@@ -28,6 +29,7 @@ def test_live_fetch_progress_reaches_the_browser(
         level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省", name_en="Hubei",
         geometry=MultiPolygon(Polygon.from_bbox((112.5, 30.3, 112.65, 30.35)), srid=4326))
     camp = Campaign.objects.create(slug="live", name="Live", region="Hubei", year=2020, zoom=12)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     camp.provinces.add(p)
     grid_build(campaign=camp)
     source = ImagerySource.objects.create(slug="mapbox", name="Mapbox (synthetic)",

@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 
 from croplayer_site.asgi import application
 from mapping.consumers import JobProgressConsumer
+from mapping.services.members import campaign_members_add
 from tests.conftest import ROOT
 
 
@@ -103,6 +104,7 @@ def test_export_progress_is_for_leads_of_an_existing_export(users):
     from mapping.models import Campaign, ProductExport
 
     camp = Campaign.objects.create(slug="ws-gate", name="g", region="t", year=2020)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     export = ProductExport.objects.create(campaign=camp, kind="national_af")
 
     async def connect(user, job):
