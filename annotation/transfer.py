@@ -16,7 +16,8 @@ that holds its representative point and, if it crosses block edges, clipped to e
 overlaps. A feature that breaks a rule is listed with the reason; the import is all or nothing
 unless the lead chooses to skip those features.
 
-A preview lives as two files under ``VAR_DIR/imports``: the upload and ``<import id>.json``
+A preview lives as two files under ``VAR_DIR/imports``: the upload
+(``<import id>.upload<suffix>``) and ``<import id>.json``
 (owner, campaign, source, expiry). Committing reads the upload again, so the rows written are
 checked against the blocks as they are at commit time.
 """
@@ -633,7 +634,7 @@ def _imports_dir() -> Path:
 
 def _imports_expire(now: datetime) -> None:
     """Remove expired previews, and commits that died half-way (claimed long after expiry)."""
-    metas = [(m, now) for m in _imports_dir().glob("*.json")]
+    metas = [(m, now) for m in _imports_dir().glob("*.json") if ".upload." not in m.name]
     metas += [(m, now - IMPORT_TTL) for m in _imports_dir().glob("*.claimed")]
     for meta, limit in metas:
         try:
@@ -642,6 +643,11 @@ def _imports_expire(now: datetime) -> None:
             continue
         if expires < limit:
             _import_delete(meta.stem)
+
+
+def _upload_path(import_id: uuid.UUID | str, suffix: str) -> Path:
+    # Not "<id><suffix>": a .json upload would then be overwritten by the preview's meta file.
+    return _imports_dir() / f"{import_id}.upload{suffix}"
 
 
 def _import_delete(import_id: str) -> None:
@@ -684,7 +690,7 @@ def samples_import_preview(
     _imports_expire(now)
     suffix, _driver = upload_driver(filename)
     import_id = uuid.uuid4()
-    upload = _imports_dir() / f"{import_id}{suffix}"
+    upload = _upload_path(import_id, suffix)
     try:
         _upload_store(file, upload)
         plan = import_plan(campaign=campaign, source=source, path=upload, suffix=suffix)
@@ -704,6 +710,23 @@ def samples_import_preview(
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, _imports_dir() / f"{import_id}.json")
     return preview
+
+
+def samples_import_preview_get(
+    *, user: AbstractBaseUser, campaign: Campaign, import_id: uuid.UUID
+) -> dict[str, Any]:
+    """A stored preview as ``samples_import_preview`` returned it (for the lead's page, which
+    shows it again after the upload); NotFound if it is missing, expired, someone else's or for
+    another campaign."""
+    try:
+        data = json.loads((_imports_dir() / f"{import_id}.json").read_text())
+    except (OSError, ValueError) as e:
+        raise NotFound("no such import (it was committed, expired or never previewed)") from e
+    if data.get("user_id") != user.pk or data.get("campaign") != campaign.slug:
+        raise NotFound("no such import (it was committed, expired or never previewed)")
+    if datetime.fromisoformat(data["expires_at"]) < datetime.now(UTC):
+        raise NotFound("the import expired: upload the file again")
+    return {k: v for k, v in data.items() if k not in ("user_id", "suffix", "created_at")}
 
 
 def _import_claim(*, user: AbstractBaseUser, campaign: Campaign, import_id: uuid.UUID) -> Path:
@@ -739,7 +762,7 @@ def samples_import_commit(
     meta = json.loads(claimed.read_text())
     try:
         source = source_get(slug=meta["source"])
-        upload = _imports_dir() / f"{import_id}{meta['suffix']}"
+        upload = _upload_path(import_id, meta["suffix"])
         plan = import_plan(campaign=campaign, source=source, path=upload, suffix=meta["suffix"])
         result = import_write(
             user=user,
