@@ -47,6 +47,10 @@ WORKSPACE_MESSAGES = [
     gettext_noop("saved v%(v)s"),
     gettext_noop("not saved yet"),
     gettext_noop("offline: %(n)s change(s) waiting"),
+    gettext_noop(
+        "your session has ended: log in again (e.g. in another tab); "
+        "%(n)s change(s) are kept and sent then"
+    ),
     gettext_noop("error: %(reason)s"),
     CONFLICT,
     gettext_noop("Mark this block negative on this source? Its polygons are deleted."),

@@ -2,9 +2,10 @@
  * decision (leads), the block's assignment (start, submit, accept, reject), the "next block"
  * queue and the block's change log. Strings arrive translated in the page config (C.panel).
  *
- * Labels are last-writer-wins values (PUT with an op_id), so a label that cannot be sent waits
- * in localStorage under its target (block, kind, source): only the newest value per target
- * matters, it survives a reload, and it is resent with the same op_id when the network returns. */
+ * Labels are last-writer-wins values (PUT with an op_id). They go through the workspace's
+ * IndexedDB outbox (workspace.js), the same ordered queue as the polygon edits: a label chosen
+ * offline waits there, survives a reload, and is sent in its place once the network returns,
+ * with its op_id, so the server applies it once. */
 (function () {
   "use strict";
   const C = JSON.parse(document.getElementById("ws-config").textContent);
@@ -45,29 +46,33 @@
     el.dataset.state = state || "";
   }
 
-  // ---- labels: the pending store -----------------------------------------------------------------
-  const PENDING = `croplayer-labels:${P.user}:${C.block}`;
-  const pendingGet = () => { try { return JSON.parse(localStorage.getItem(PENDING) || "{}"); } catch (_) { return {}; } };
-  const pendingPut = all => localStorage.setItem(PENDING, JSON.stringify(all));
-  const targetOf = (kind, source) => (kind === "integration" ? "integration" : `${kind}:${source}`);
+  // ---- labels: through the outbox ------------------------------------------------------------------
   const urlOf = (kind, source) => `/api/blocks/${C.block}/labels/${kind}/${kind === "integration" ? "" : `${source}/`}`;
+  const KIND_OF_URL = /\/labels\/(verdict|coverage|integration)\/(?:([\w-]+)\/)?$/;
+  const opLabel = op => {
+    const [, kind, source] = op.url.match(KIND_OF_URL) || [];
+    return kind ? { kind, source: source || null, value: op.body[FIELD[kind]] } : null;
+  };
 
   function provenanceFor(source) {
     // The prediction a verdict judges; for the integration decision, the first source's.
     const p = P.predictions[source] || Object.values(P.predictions)[0] || {};
     return { model_version: p.model_version || "", round_number: p.round_number ?? null };
   }
-  function setLabel(kind, value) {
+  function pendingLabel(kind, source, value, body) {
+    return { kind, source, value, user: P.user, updated_at: null, model_version: body.model_version,
+      round_number: body.round_number, pending: true };
+  }
+  async function setLabel(kind, value) {
     const source = kind === "integration" ? null : current();
     if (kind !== "integration" && !source) return;
-    const all = pendingGet();
-    const body = { op_id: crypto.randomUUID(), [FIELD[kind]]: value, ...provenanceFor(source) };
-    all[targetOf(kind, source)] = { kind, source, body };
-    pendingPut(all);
-    applyLocal({ kind, source, value, user: P.user, updated_at: new Date().toISOString(),
-      model_version: body.model_version, round_number: body.round_number, pending: true });
+    if (kind === "verdict" && !P.predictions[source]) { say("pn-label-msg", M.noModel, "error"); return; }
+    const body = { [FIELD[kind]]: value, ...provenanceFor(source) };
+    applyLocal(pendingLabel(kind, source, value, body));
     say("pn-label-msg", M.saving, "saving");
-    sendPending();
+    const op = await WS.enqueueLabel({ url: urlOf(kind, source), body });
+    await WS.flush();
+    if ((await WS.queuedLabels()).some(o => o.op_id === op.op_id)) say("pn-label-msg", M.queued, "offline");
   }
   function applyLocal(label) {
     if (label.kind === "integration") { labels.integration = label; render(); return; }
@@ -76,39 +81,29 @@
     if (i >= 0) list[i] = { ...list[i], ...label }; else list.push(label);
     render();
   }
-
-  let sending = null;
-  let retry = null;
-  function sendPending() {
-    if (sending) return sending.then(() => sendPending()); // after the send in flight
-    sending = (async () => {
-      for (const [target, item] of Object.entries(pendingGet())) {
-        let out;
-        try { out = await api("PUT", urlOf(item.kind, item.source), item.body); }
-        catch (_) {
-          say("pn-label-msg", M.queued, "offline");
-          return;
-        }
-        const { res, data } = out;
-        if (res.status >= 500 || res.status === 429) {
-          say("pn-label-msg", fmt(M.error, { reason: `HTTP ${res.status}` }), "error");
-          if (!retry) retry = setTimeout(() => { retry = null; sendPending(); }, 5000);
-          return;
-        }
-        const all = pendingGet();
-        // A newer value for the same target may have been queued meanwhile: keep that one.
-        if (all[target] && all[target].body.op_id === item.body.op_id) { delete all[target]; pendingPut(all); }
-        if (res.ok) {
-          applyLocal({ ...data, pending: false });
-          say("pn-label-msg", M.saved, "saved");
-        } else {
-          say("pn-label-msg", fmt(M.error, { reason: reasonOf(data, res.status) }), "error");
-          await loadLabels(); // show what the server holds, not the refused value
-        }
-      }
-      refreshAudit();
-    })().finally(() => { sending = null; });
-    return sending;
+  async function onLabelResult(op, result) {
+    if (result.ok) {
+      // A newer value for the same label may wait behind it: keep showing that one.
+      const mineNext = (await WS.queuedLabels()).some(o => o.url === op.url);
+      if (!mineNext) applyLocal({ ...result.data, pending: false });
+      say("pn-label-msg", M.saved, "saved");
+    } else {
+      say("pn-label-msg", fmt(M.error, { reason: result.reason }), "error");
+      await loadLabels(); // show what the server holds, not the refused value
+    }
+    refreshAudit();
+  }
+  async function adoptOldPending() {
+    // Labels an older version of this page left waiting in localStorage join the outbox (same
+    // op_id: if one did reach the server, it is not applied twice).
+    const key = `croplayer-labels:${P.user}:${C.block}`;
+    let old = {};
+    try { old = JSON.parse(localStorage.getItem(key) || "{}"); } catch (_) { /* unreadable: none */ }
+    for (const item of Object.values(old)) {
+      const { op_id: opId, ...body } = item.body;
+      await WS.enqueueLabel({ url: urlOf(item.kind, item.source), body, opId });
+    }
+    localStorage.removeItem(key);
   }
 
   async function loadLabels() {
@@ -119,12 +114,12 @@
     } catch (err) {
       say("pn-label-msg", fmt(M.error, { reason: err.message }), "error");
     }
-    // Values still waiting to be sent are what this person last chose: show them.
-    for (const item of Object.values(pendingGet())) {
-      applyLocal({ kind: item.kind, source: item.source, value: item.body[FIELD[item.kind]],
-        user: P.user, updated_at: null, model_version: item.body.model_version,
-        round_number: item.body.round_number, pending: true });
+    // Values still waiting in the outbox are what this person last chose, in order: show them.
+    for (const op of await WS.queuedLabels()) {
+      const l = opLabel(op);
+      if (l) applyLocal(pendingLabel(l.kind, l.source, l.value, op.body));
     }
+    if ((await WS.queuedLabels()).length && !navigator.onLine) say("pn-label-msg", M.queued, "offline");
     render();
   }
 
@@ -152,6 +147,8 @@
     const v = mine(labels.verdicts, src);
     const c = mine(labels.coverage, src);
     mark("pn-verdicts", v && v.value);
+    // A verdict judges a prediction: none on this source, nothing to judge (the server says so too).
+    document.querySelectorAll("#pn-verdicts button").forEach(b => { b.disabled = !pred; });
     mark("pn-coverage", c && c.value);
     $("pn-verdict-prov").textContent = provText(v);
     $("pn-coverage-prov").textContent = provText(c);
@@ -246,7 +243,7 @@
   $("pn-submit").addEventListener("click", async () => {
     const a = own();
     if (a.status === "todo" && !(await transition(a, "start"))) return;
-    await sendPending(); // labels chosen just now go in with the submitted work
+    await WS.flush(); // labels (and edits) chosen just now go in with the submitted work
     transition(own(), "submit");
   });
   function review(decision) {
@@ -364,10 +361,11 @@
   }, true);
 
   // ---- start --------------------------------------------------------------------------------------
-  if (WS) WS.onSourceChange(() => render());
-  window.addEventListener("online", () => sendPending());
-  window.croplayerPanel = { sendPending, loadLabels, refreshAudit };
+  WS.onSourceChange(() => render());
+  WS.onLabelResult(onLabelResult); // the workspace sends the outbox (also when the network returns)
+  window.croplayerPanel = { loadLabels, refreshAudit };
   renderWork();
   render();
-  loadLabels().then(() => sendPending()).then(() => { document.getElementById("ws").dataset.panelReady = "1"; });
+  adoptOldPending().then(loadLabels).then(() => WS.flush())
+    .then(() => { document.getElementById("ws").dataset.panelReady = "1"; performance.mark("ws-panel-ready"); });
 })();

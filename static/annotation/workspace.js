@@ -1,5 +1,7 @@
 /* The annotation workspace: draw and label a block's cropland polygons; every change goes
  * through an IndexedDB outbox to the REST API (If-Match + op_id), so nothing is lost offline.
+ * The panel's labels (panel.js) queue in the same outbox, and a service worker (/annotate/sw.js)
+ * lets the page reload without network.
  *
  * Editing tools: polygon, rectangle, freehand (simplified with Douglas-Peucker in screen pixels),
  * vertex editing, move, cut hole, split along a drawn line, merge (union) of shift-clicked
@@ -11,7 +13,10 @@
   const C = JSON.parse(document.getElementById("ws-config").textContent);
   const M = C.messages;
   const fmt = (s, args) => s.replace(/%\((\w+)\)s/g, (_, k) => String(args[k]));
-  const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const pageCsrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  // The cookie's token, read at each send: logging in again (another tab) changes it, and the
+  // queue waiting for that must then be sent with the new one.
+  const csrfToken = () => (document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/) || [])[1] || pageCsrf;
   const user = document.querySelector(".topbar .user span")?.textContent || "";
   const API = `/api/blocks/${C.block}/samples/`;
   const PREDICTION_API = slug => `/api/blocks/${C.block}/sources/${slug}/prediction/`;
@@ -40,8 +45,12 @@
   // ---- state -----------------------------------------------------------------------------------
   let source = C.sources.length ? C.sources[0].slug : null;
   // The first sample is asked for before anything else is set up (map, IndexedDB): on a busy
-  // block the server's answer is most of the time to open the page.
-  let firstFetch = source ? { source, res: fetch(`${API}${source}/`, { credentials: "same-origin" }) } : null;
+  // block the server's answer is most of the time to open the page. The page's head has asked
+  // already (window.croplayerFirstSample); failing that, ask now.
+  let firstFetch = window.croplayerFirstSample && window.croplayerFirstSample.source === source
+    ? window.croplayerFirstSample
+    : (source ? { source, res: fetch(`${API}${source}/`, { credentials: "same-origin" }) } : null);
+  window.croplayerFirstSample = null;
   if (firstFetch) firstFetch.res.catch(() => {}); // handled where it is awaited (loadSample)
   const versions = {};   // source -> {server: last version confirmed, expected: next op's If-Match}
   let sampleKind = null;
@@ -87,12 +96,18 @@
   window.wsMap = map; // for tests and the console
   // A small public hook for the other scripts of the page (the labelling panel, panel.js).
   const sourceListeners = [];
+  const labelListeners = []; // fn(op, {ok, data} | {ok: false, reason}) once a label op is settled
   window.croplayerWorkspace = {
     blockId: C.block,
     map,
     source: () => source,
     onSourceChange(fn) { sourceListeners.push(fn); },
     refresh: () => loadSample(),
+    // Labels (panel.js) share the outbox, so they and the polygon edits replay in order, once.
+    enqueueLabel: (...args) => enqueueLabel(...args),
+    queuedLabels: async () => (await outboxAll()).filter(op => op.kind === "label"),
+    onLabelResult(fn) { labelListeners.push(fn); },
+    flush: () => flush(),
   };
   map.fitBounds([[s, w], [n, e]]);
   L.rectangle([[s, w], [n, e]], {
@@ -704,7 +719,25 @@
     updateStatus();
     flush();
   }
+  async function enqueueLabel({ url, body, opId = uuid() }) {
+    // A label is a last-writer-wins value, not part of a sample's versions: it takes no If-Match
+    // (source null keeps it out of every per-source version count), only its place in the queue.
+    performance.mark("ws-edit");
+    const op = {
+      op_id: opId, kind: "label", method: "PUT", block: C.block, source: null, user, url, body,
+      created: Date.now(),
+    };
+    pendingLocal.push(op.op_id);
+    await outboxPut(op);
+    updateStatus();
+    flush();
+    return op;
+  }
+  const labelSettled = (op, result) => labelListeners.forEach(fn => {
+    try { fn(op, result); } catch (err) { console.error(err); }
+  });
   async function urlFor(op) {
+    if (op.kind === "label") return op.url;
     const base = `${API}${op.source}/`;
     if (op.kind === "create") return `${base}polygons/`;
     if (op.kind === "negative") return `${base}negative/`;
@@ -724,6 +757,7 @@
   }
   let flushing = null;
   let flushAgain = false;
+  let sessionEnded = false; // the server said "log in again": the queue waits, it is not refused
   let resyncAfterFlush = false;
   function flush() {
     if (flushing) { flushAgain = true; return flushing; }
@@ -751,7 +785,10 @@
         performance.mark("ws-sending");
         res = await fetch(url, {
           method: op.method, credentials: "same-origin", body,
-          headers: { "Content-Type": "application/json", "If-Match": `"${op.expected_version}"`, "X-CSRFToken": csrf },
+          headers: {
+            "Content-Type": "application/json", "X-CSRFToken": csrfToken(),
+            ...(op.kind === "label" ? {} : { "If-Match": `"${op.expected_version}"` }),
+          },
         });
       } catch (err) {
         // Network down (or the answer was lost): the op stays queued; its op_id makes a resend safe.
@@ -767,7 +804,10 @@
         await outboxDelete(op.seq);
         settle(op);
         lastError = null;
+        sessionEnded = false;
+        delete document.getElementById("ws").dataset.sessionEnded;
         retryDelay = 2000;
+        swSaved(op, data, url);
         onSaved(op, data);
       } else if (res.status === 412) {
         showConflict(op, data);
@@ -775,6 +815,14 @@
       } else if (res.status >= 500 || res.status === 429) {
         setStatus("error", fmt(M["error: %(reason)s"], { reason: `HTTP ${res.status}` }));
         resyncAfterFlush = true;
+        retryLater(); // passing trouble (labels used to retry on their own): the queue waits
+        return;
+      } else if (data && (data.code === "not_authenticated" || data.code === "csrf_failed")) {
+        // The session ended (logged out, expired while offline): not a refusal of the work. The
+        // queue is kept, and sent once the person has logged in again.
+        sessionEnded = true;
+        document.getElementById("ws").dataset.sessionEnded = "1";
+        retryLater();
         return;
       } else {
         await dropOp(op, ops, reasonOf(data, res.status));
@@ -792,6 +840,13 @@
     if (i >= 0) pendingLocal.splice(i, 1);
   }
   async function dropOp(op, ops, reason) {
+    if (op.kind === "label") {
+      // Refused for good (e.g. the prediction changed): the panel shows why and what is stored.
+      await outboxDelete(op.seq);
+      settle(op);
+      labelSettled(op, { ok: false, reason });
+      return;
+    }
     // The server refused it for good. The rest of its group (a split or a merge) goes with it, so
     // a half-done split or merge never deletes or shrinks a field; later ops of the same source
     // expected each dropped op to bump the version.
@@ -817,6 +872,7 @@
     setStatus("error", lastError);
   }
   function onSaved(op, data) {
+    if (op.kind === "label") { labelSettled(op, { ok: true, data }); updateStatus(); return; }
     const v = versions[op.source];
     if (v) {
       v.server = data.version;
@@ -956,6 +1012,7 @@
     const v = versions[source];
     const waiting = (await outboxAll()).length;
     if (!navigator.onLine && waiting) setStatus("offline", fmt(M["offline: %(n)s change(s) waiting"], { n: waiting }));
+    else if (waiting && sessionEnded) setStatus("error", fmt(M["your session has ended: log in again (e.g. in another tab); %(n)s change(s) are kept and sent then"], { n: waiting }));
     else if (waiting) setStatus("saving", M["saving…"]);
     else if (lastError) setStatus("error", lastError);
     else if (v && v.server > 0) setStatus("saved", fmt(M["saved v%(v)s"], { v: v.server }));
@@ -983,6 +1040,8 @@
     Object.values(tiles).forEach(tl => map.removeLayer(tl));
     if (slug !== source) { undoStack.length = 0; redoStack.length = 0; } // history is per sample
     source = slug;
+    // When every tile on screen has arrived (bench/bench_workspace.py reads the mark).
+    tiles[slug].once("load", () => performance.mark("ws-imagery-loaded"));
     tiles[slug].addTo(map);
     document.querySelectorAll("#ws-sources [data-source]").forEach(b =>
       b.classList.toggle("active", b.dataset.source === slug));
@@ -1100,17 +1159,59 @@
     else if (k === "c") toggleCompare();
   });
 
+  // ---- offline: the service worker --------------------------------------------------------------
+  // /annotate/sw.js (templates/annotation/service_worker.js) keeps this page, its scripts and the
+  // block's data, so that a reload without network shows the block and the outbox's changes on
+  // top. It hears of every write the server confirmed, so its copy stays what the server holds;
+  // logging out forgets the copies (the outbox stays: it is unsent work, filtered by user).
+  const swUrl = document.getElementById("ws").dataset.serviceWorker;
+  const sw = swUrl && "serviceWorker" in navigator ? navigator.serviceWorker : null;
+  const servedByWorker = !!(sw && sw.controller);
+  const offlineReady = () => { document.getElementById("ws").dataset.offlineReady = "1"; };
+  function swSaved(op, data, url) {
+    if (!sw || !sw.controller || !data) return;
+    const polygonId = Number((url.match(/\/polygons\/(\d+)\//) || [])[1]) || null;
+    sw.controller.postMessage(op.kind === "label"
+      ? { type: "saved", op: "label", block: op.block, answer: data }
+      : { type: "saved", op: op.kind, block: op.block, source: op.source, polygonId, answer: data });
+  }
+  async function swStart() {
+    if (!sw) return;
+    sw.addEventListener("message", ev => { if (ev.data && ev.data.type === "warmed") offlineReady(); });
+    let reg;
+    try { reg = await sw.register(swUrl); await sw.ready; } catch (err) { console.warn(err); return; }
+    if (servedByWorker) { offlineReady(); return; }
+    // This page did not come through the worker (a first visit, or the worker is new): hand it
+    // the page and what the page read, for a reload offline.
+    const tilesSeen = performance.getEntriesByType("resource").map(r => r.name)
+      .filter(u => u.includes(`/api/blocks/${C.block}/imagery/`));
+    const urls = [window.location.href, `/api/blocks/${C.block}/labels/`,
+      ...Object.keys(versions).map(slug => `${API}${slug}/`),
+      ...Object.keys(predictions).map(PREDICTION_API), ...tilesSeen];
+    (reg.active || sw.controller).postMessage({ type: "warm", urls });
+  }
+  const logoutForm = document.querySelector(".topbar form.user");
+  if (logoutForm && window.caches) {
+    logoutForm.addEventListener("submit", ev => {
+      ev.preventDefault();
+      const mine = name => name.startsWith("croplayer-data") || name.startsWith("croplayer-tiles");
+      caches.keys().then(names => Promise.all(names.filter(mine).map(name => caches.delete(name))))
+        .catch(() => {}).finally(() => logoutForm.submit());
+    }, { once: true });
+  }
+
   // ---- start -------------------------------------------------------------------------------------
   window.addEventListener("online", () => { updateStatus(); flush(); });
   window.addEventListener("offline", updateStatus);
   window.wsFlush = flush;
   (async () => {
-    if (!source) return;
+    if (!source) { await flush(); swStart(); return; } // labels may still wait in the outbox
     if ((await outboxAll()).length) resyncAfterFlush = true;
     await setSource(source);
     await flush(); // changes queued before a reload, in order; op_ids make any resend harmless
     document.getElementById("ws").dataset.ready = "1";
     performance.mark("ws-ready");
     requestAnimationFrame(() => requestAnimationFrame(() => performance.mark("ws-painted")));
+    swStart();
   })();
 })();

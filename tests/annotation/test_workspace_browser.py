@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gettext
 import io
+import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -11,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from django.contrib.gis.geos import Polygon
+from django.contrib.staticfiles import finders
 
 from annotation.models import AuditEntry, Sample, SamplePolygon
 from annotation.services import polygon_create
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.imagery import block_image_fetch
+from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
 
 W, S, E, N = 112.5, 30.3, 112.55, 30.35
@@ -32,6 +36,7 @@ def imaged_block(users):
     """A block with synthetic Mapbox and Google images (zoom 13 keeps the mosaic small),
     assigned to the annotator where assignments exist."""
     camp = Campaign.objects.create(slug="ws", name="Workspace", region="Hubei", year=2020, zoom=13)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
     blk = Block.objects.create(
         campaign=camp, row=2386, col=5850, geometry=Polygon.from_bbox((W, S, E, N))
     )
@@ -112,6 +117,23 @@ def test_workspace_needs_login_and_a_role(client, users, imaged_block):
     client.post("/i18n/setlang/", {"language": "zh-hans", "next": url})
     body = client.get(url).content.decode()
     assert "零星林木耕地" in body and "果园" in body
+
+
+def test_service_worker_is_served_from_annotate_to_anyone(client, users):
+    """Its scope must cover /annotate/blocks/…; it holds no data, so no login is needed (the
+    browser checks it for updates logged in or not); never HTTP-cached, so updates arrive."""
+    res = client.get("/annotate/sw.js")
+    assert res.status_code == 200
+    assert res["Content-Type"].startswith("text/javascript")
+    assert res["Cache-Control"] == "no-cache" and res["Service-Worker-Allowed"] == "/annotate/"
+    body = res.content.decode()
+    precache = json.loads(re.search(r"^const PRECACHE = (.*);$", body, re.M).group(1))
+    assert {"/static/leaflet/leaflet.js", "/static/annotation/workspace.js"} <= set(precache)
+    # One missing file and the worker never installs (the install caches all or nothing).
+    for url in precache:
+        assert finders.find(url.removeprefix("/static/")), url
+    assert 'const LOGIN_PATH = "/accounts/login/";' in body
+    assert client.post("/annotate/sw.js").status_code == 405
 
 
 @pytest.mark.browser
@@ -318,6 +340,109 @@ def test_offline_edits_survive_a_reload_and_arrive_once(users, asgi_server, brow
     _wait_saved(page, 2)
     assert SamplePolygon.objects.count() == 2
     assert Sample.objects.get().version == 2
+    assert errors == []
+    context.close()
+
+
+TILES_SHOWN = """() => [...document.querySelectorAll('#ws-map img.leaflet-tile')]
+    .filter(img => img.complete && img.naturalWidth > 0).length >= 4"""
+
+
+def _cache_names(page) -> list[str]:
+    return page.evaluate("caches.keys()")
+
+
+@pytest.mark.browser
+def test_offline_reload_keeps_edits_and_labels_then_saves_each_once(
+    users, asgi_server, browser, queued_blocks
+):
+    """Offline: draw, label, draw; reload (the service worker serves the page, its scripts,
+    the imagery seen and the block as last saved); the outbox's edits and label are on screen;
+    online again, they reach the server once each, in the order they were made."""
+    from annotation.models import ClientOperation, VerdictLabel
+
+    block = queued_blocks[0]  # with a current prediction, which a verdict judges
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = _new_page(context, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, block)
+    page.wait_for_selector("#ws[data-offline-ready='1']")  # the worker holds page and block
+    # Saved online after the block was read: the worker's copy must follow, or the reload
+    # offline would show the block without it and send stale versions.
+    _draw_polygon(page, [(0.1, 0.1), (0.3, 0.1), (0.3, 0.3), (0.1, 0.3)])
+    _wait_saved(page, 1)
+
+    context.set_offline(True)
+    _draw_polygon(page, [(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)])
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+F")  # verdict: false positive, on Mapbox
+    page.wait_for_function(
+        "() => document.getElementById('pn-label-msg').dataset.state === 'offline'"
+    )
+    _draw_polygon(page, [(0.7, 0.7), (0.9, 0.7), (0.9, 0.9), (0.7, 0.9)])
+    page.wait_for_function("() => document.getElementById('ws-status').textContent.includes('3')")
+    assert SamplePolygon.objects.count() == 1 and not VerdictLabel.objects.exists()
+
+    page.reload()  # still offline: without the service worker the browser has no page to show
+    _panel_ready(page)
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 3
+    assert _pressed(page, "pn-verdicts") == ["fp"]
+    page.wait_for_function(TILES_SHOWN)  # the imagery seen before, from the worker's cache
+    assert page.get_attribute("#ws-status", "data-state") == "offline"
+    assert "3 change" in _status(page)
+    assert page.get_attribute("#pn-label-msg", "data-state") == "offline"
+    assert SamplePolygon.objects.count() == 1 and not VerdictLabel.objects.exists()
+
+    context.set_offline(False)  # the `online` event sends the outbox
+    _wait_saved(page, 3)
+    page.wait_for_function(
+        "() => ['saved', 'error'].includes(document.getElementById('pn-label-msg').dataset.state)"
+    )
+    assert page.get_attribute("#pn-label-msg", "data-state") == "saved", page.inner_text(
+        "#pn-label-msg"
+    )
+    assert SamplePolygon.objects.count() == 3
+    assert Sample.objects.get(source__slug="mapbox").version == 3
+    assert VerdictLabel.objects.get().verdict == "fp"
+    entries = list(AuditEntry.objects.order_by("pk").values_list("action", "op_id"))
+    actions = ["polygon_create", "polygon_create", "verdict_set", "polygon_create"]
+    assert [a for a, _ in entries] == actions
+    op_ids = [o for _, o in entries]
+    assert len(set(op_ids)) == 4 and None not in op_ids
+    assert set(ClientOperation.objects.values_list("op_id", flat=True)) == set(op_ids)
+    assert page.evaluate("window.croplayerWorkspace.queuedLabels()") == []
+    assert errors == []
+
+    # Nothing is sent twice by another reload, and the page shows what the server holds.
+    page.reload()
+    _panel_ready(page)
+    assert page.locator("#ws-map path.leaflet-interactive").count() == 3
+    assert AuditEntry.objects.count() == 4 and ClientOperation.objects.count() == 4
+    context.close()
+
+
+@pytest.mark.browser
+def test_logout_forgets_the_offline_copies(users, asgi_server, browser, imaged_block):
+    """The worker's copies are the logged-in person's: logging out drops them, so the next
+    person at this browser cannot open the block offline; the shell (scripts) stays."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = _new_page(context, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+    page.wait_for_selector("#ws[data-offline-ready='1']")
+    assert {"croplayer-shell-v1", "croplayer-data-v1"} <= set(_cache_names(page))
+    with page.expect_navigation():
+        page.click(".topbar form.user button[type=submit]")
+    page.wait_for_url(f"{asgi_server}/accounts/login/")
+    page.wait_for_function("async () => !(await caches.keys()).includes('croplayer-data-v1')")
+    assert "croplayer-shell-v1" in _cache_names(page)
+    page.goto(f"{asgi_server}/annotate/blocks/{imaged_block.pk}/")  # through the worker
+    assert page.url.startswith(f"{asgi_server}/accounts/login/?next=")
+    context.set_offline(True)
+    with pytest.raises(Exception, match="ERR_INTERNET_DISCONNECTED|ERR_FAILED"):
+        page.goto(f"{asgi_server}/annotate/blocks/{imaged_block.pk}/")
     assert errors == []
     context.close()
 
