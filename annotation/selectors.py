@@ -7,8 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from annotation.geometry import polygon_to_geojson
@@ -66,26 +68,74 @@ class SampleCopy:
 PRIMARY = SampleCopy()
 
 
+def _feature(
+    *, pk: int, geometry: dict[str, Any], source_slug: str, row: dict[str, Any]
+) -> dict[str, Any]:
+    """A GeoJSON Feature whose properties carry the polygon's provenance (``row`` holds the
+    names ``FEATURE_FIELDS`` reads)."""
+    return {
+        "type": "Feature",
+        "id": pk,
+        "geometry": geometry,
+        "properties": {
+            "subtype": row["subtype"],
+            "source": source_slug,
+            "created_by": row["created_by__username"],
+            "created_at": _iso(row["created_at"]),
+            "updated_by": row["updated_by__username"],
+            "updated_at": _iso(row["updated_at"]),
+            "model_version": row["model_version"],
+            "round_number": row["round_number"],
+        },
+    }
+
+
+FEATURE_FIELDS = (
+    "pk",
+    "subtype",
+    "created_by__username",
+    "created_at",
+    "updated_by__username",
+    "updated_at",
+    "model_version",
+    "round_number",
+)
+
+
 def polygon_feature(
     *, polygon: SamplePolygon | AgreementPolygon, source: ImagerySource
 ) -> dict[str, Any]:
     """A polygon as a GeoJSON Feature whose properties carry its provenance."""
-    geometry = shapely.from_wkb(bytes(polygon.geometry.wkb))
-    return {
-        "type": "Feature",
-        "id": polygon.pk,
-        "geometry": polygon_to_geojson(geometry),
-        "properties": {
-            "subtype": polygon.subtype,
-            "source": source.slug,
-            "created_by": polygon.created_by.get_username() if polygon.created_by else None,
-            "created_at": _iso(polygon.created_at),
-            "updated_by": polygon.updated_by.get_username() if polygon.updated_by else None,
-            "updated_at": _iso(polygon.updated_at),
-            "model_version": polygon.model_version,
-            "round_number": polygon.round_number,
-        },
+    row = {
+        "subtype": polygon.subtype,
+        "created_by__username": polygon.created_by.get_username() if polygon.created_by else None,
+        "created_at": polygon.created_at,
+        "updated_by__username": polygon.updated_by.get_username() if polygon.updated_by else None,
+        "updated_at": polygon.updated_at,
+        "model_version": polygon.model_version,
+        "round_number": polygon.round_number,
     }
+    geometry = polygon_to_geojson(shapely.from_wkb(bytes(polygon.geometry.wkb)))
+    return _feature(pk=polygon.pk, geometry=geometry, source_slug=source.slug, row=row)
+
+
+def polygons_to_geojson(wkbs: list[bytes]) -> list[dict[str, Any]]:
+    """Many WKB polygons as GeoJSON Polygons, the same as ``polygon_to_geojson`` on each, in a
+    few vectorised shapely calls: no model instance and no GEOS object per polygon (a block
+    with 2,000 polygons is read in tens of milliseconds, not hundreds; see
+    ``bench/bench_workspace.py``)."""
+    if not wkbs:
+        return []
+    geoms = shapely.from_wkb(wkbs)
+    rings, owner = shapely.get_rings(geoms, return_index=True)
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    coords = shapely.get_coordinates(rings).tolist()
+    out: list[dict[str, Any]] = [{"type": "Polygon", "coordinates": []} for _ in wkbs]
+    start = 0
+    for end, i in zip(ends, owner.tolist(), strict=True):
+        out[i]["coordinates"].append(coords[start:end])
+        start = end
+    return out
 
 
 def sample_get(
@@ -108,12 +158,16 @@ def sample_polygon_features(
     *, block: Block, source: ImagerySource, copy: SampleCopy = PRIMARY
 ) -> list[dict[str, Any]]:
     lookup = {f"sample__{k}": v for k, v in copy.lookup().items()}
-    polygons = (
+    rows = list(
         copy.polygon_model.objects.filter(sample__block=block, sample__source=source, **lookup)
-        .select_related("created_by", "updated_by")
         .order_by("pk")
+        .values(*FEATURE_FIELDS, wkb=AsWKB("geometry"))
     )
-    return [polygon_feature(polygon=p, source=source) for p in polygons]
+    geometries = polygons_to_geojson([bytes(r["wkb"]) for r in rows])
+    return [
+        _feature(pk=r["pk"], geometry=g, source_slug=source.slug, row=r)
+        for r, g in zip(rows, geometries, strict=True)
+    ]
 
 
 def sample_feature_collection(
@@ -573,3 +627,53 @@ def block_prediction_current(*, block: Block, source: ImagerySource) -> CurrentP
         model_version=current,
         round_number=made_in.number if made_in is not None else None,
     )
+
+
+class ProvenanceUnknown(ValueError):
+    """The browser names a model version that made no prediction of the block (on the source)."""
+
+
+def prediction_provenance(
+    *, block: Block, source: ImagerySource | None, claimed: str = ""
+) -> tuple[str, int | None]:
+    """The model version and round a polygon or label was made against, decided here and not
+    taken on the browser's word.
+
+    ``claimed`` is the version whose prediction the browser says it showed (e.g. polygons made
+    with "start from the prediction", or queued offline before a new round): it must have made
+    a prediction of this block (on ``source``; on any source when None), else ProvenanceUnknown.
+    Without a claim: the block's current prediction on the source (the first source that has
+    one when None); ("", None) when the block has none.
+    """
+    if claimed:
+        found = (
+            BlockPrediction.objects.filter(
+                block=block,
+                model_version__campaign_id=block.campaign_id,
+                model_version__kind=ModelKind.SEGMENTER,
+                model_version__name=claimed,
+                **({"source": source} if source is not None else {}),
+            )
+            .select_related("round", "model_version__round")
+            .first()
+        )
+        if found is None:
+            where = f" on {source.slug}" if source is not None else ""
+            raise ProvenanceUnknown(
+                f"model {claimed!r} made no prediction of this block{where}: "
+                "reload the block to see its current prediction"
+            )
+        made_in = found.round or found.model_version.round
+        return claimed, made_in.number if made_in is not None else None
+    sources = (
+        [source]
+        if source is not None
+        else list(ImagerySource.objects.filter(predictions__block=block).distinct().order_by("pk"))
+    )
+    for s in sources:
+        try:
+            current = block_prediction_current(block=block, source=s)
+        except PredictionMissing:
+            continue
+        return current.model_version.name, current.round_number
+    return "", None
