@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpResponseNotModified
 from django.urls import reverse
+from django.utils.translation import gettext
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -30,7 +31,7 @@ from annotation.access import (
     StateConflict,
     assignees_resolve,
     assignment_get_for_user,
-    assignment_scope_for_user,
+    assignment_list_for_user,
     block_audit_get_for_user,
     block_labels_get_for_user,
     campaign_get_for_lead,
@@ -52,16 +53,18 @@ from annotation.models import (
 from annotation.selectors import (
     UNASSIGNED,
     OverviewFilter,
-    assignment_list,
+    ProvenanceUnknown,
     audit_list_for_block,
     block_labels,
     campaign_agreement,
     campaign_overview_blocks,
     sample_feature_collection,
+    sample_version,
 )
 from annotation.services import (
     AssignmentRefused,
     LabelWrite,
+    NothingToJudge,
     OperationIdReused,
     PolygonNotFound,
     PredictionChanged,
@@ -202,7 +205,10 @@ def _write(
     try:
         result = call()
     except GeometryRejected as e:
-        raise ValidationError({"geometry": [e.reason]}) from e
+        # In the reader's language: the rules (a pure core) keep the message and its parts apart.
+        raise ValidationError({"geometry": [e.phrase.render(gettext)]}) from e
+    except ProvenanceUnknown as e:
+        raise ValidationError({"model_version": [str(e)]}) from e
     except PolygonNotFound as e:
         raise NotFound(str(e)) from e
     except OperationIdReused as e:
@@ -246,13 +252,16 @@ class SampleDetailApi(APIView):
         target = sample_target_get_for_user(
             user=request.user, block_id=block_id, source_slug=source
         )
-        data = sample_feature_collection(block=target.block, source=target.source, copy=target.copy)
-        etag = _etag(data["version"])
+        # The version first: a client whose copy is current gets its 304 without the polygons
+        # being read at all.
+        etag = _etag(sample_version(block=target.block, source=target.source, copy=target.copy))
         if request.headers.get("If-None-Match") == etag:
             # A plain Django response: DRF passes it through, and 304 has no body to render.
             return HttpResponseNotModified(headers={"ETag": etag})  # type: ignore[return-value]
+        data = sample_feature_collection(block=target.block, source=target.source, copy=target.copy)
         return Response(
-            self.SampleFeatureCollectionOutputSerializer(data).data, headers={"ETag": etag}
+            self.SampleFeatureCollectionOutputSerializer(data).data,
+            headers={"ETag": _etag(data["version"])},
         )
 
 
@@ -463,7 +472,8 @@ LABEL_ERRORS = {
     404: OpenApiResponse(description="No such block or source (or not visible to you)"),
     409: OpenApiResponse(
         description="Your assignment is submitted or accepted, op_id reused for another request, "
-        "or the verdict names another model version than the block's current prediction"
+        "the verdict names another model version than the block's current prediction, "
+        "or the block has no current prediction on the source to judge"
     ),
 }
 
@@ -500,6 +510,10 @@ def _label_write(call: Callable[[], LabelWrite], output: type[serializers.Serial
         return Response({"op_id": [str(e)]}, status=status.HTTP_409_CONFLICT)
     except PredictionChanged as e:
         return Response({"model_version": [str(e)]}, status=status.HTTP_409_CONFLICT)
+    except NothingToJudge as e:
+        return Response({"detail": str(e)}, status=status.HTTP_409_CONFLICT)
+    except ProvenanceUnknown as e:
+        raise ValidationError({"model_version": [str(e)]}) from e
     headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
     return Response(output(result.label).data, headers=headers)
 
@@ -721,7 +735,8 @@ class CampaignAssignmentCreateApi(APIView):
 
 
 class AssignmentListApi(generics.ListAPIView):
-    """Annotators: their own assignments; leads and admins: everyone's. In queue order."""
+    """Annotators: their own assignments; leads: everyone's in their campaigns; admins: all.
+    In queue order."""
 
     class AssignmentListOutputSerializer(AssignmentOutputBase):
         class Meta(AssignmentOutputBase.Meta):
@@ -740,12 +755,9 @@ class AssignmentListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Assignment]:
-        scope = assignment_scope_for_user(user=self.request.user)
-        if scope is False:
-            return Assignment.objects.none()
         q = self.request.query_params
-        return assignment_list(
-            only_user=scope or None,
+        return assignment_list_for_user(
+            user=self.request.user,
             campaign_slug=q.get("campaign"),
             status=q.get("status"),
             username=q.get("user"),

@@ -18,6 +18,16 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHARED_DATA = Path(os.environ.get("CROPLAYER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    """A request in Chinese leaves Chinese active in the thread (LocaleMiddleware activates,
+    nothing deactivates): the next test would read its strings in Chinese."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real imagery, boundaries, statistics, DEM), or skip with a reason."""

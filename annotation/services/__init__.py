@@ -6,6 +6,7 @@ the helpers other modules share) keeps working.
 
 from annotation.services.labels import (
     LabelWrite,
+    NothingToJudge,
     PredictionChanged,
     coverage_label_set,
     integration_label_set,
@@ -45,6 +46,7 @@ from annotation.services.workflow import (
 __all__ = [
     "AssignmentRefused",
     "LabelWrite",
+    "NothingToJudge",
     "OperationIdReused",
     "PredictionChanged",
     "PolygonNotFound",

@@ -24,10 +24,15 @@ from annotation.models import (
     LabelProvenance,
     VerdictLabel,
 )
-from annotation.selectors import label_data
+from annotation.selectors import (
+    PredictionMissing,
+    block_prediction_current,
+    label_data,
+    prediction_provenance,
+)
 from annotation.services.audit import block_audit_record, operation_remember, operation_replay
 from annotation.services.samples import _fingerprint
-from mapping.models import Block, ImagerySource
+from mapping.models import Block, BlockIntegration, ImagerySource
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,12 @@ def _label_set(
     action: str,
     object_type: str,
     op_id: uuid.UUID | None,
+    claim: dict[str, Any],
 ) -> LabelWrite:
+    # The request as the browser sent it (its claimed provenance included), not as it is stored:
+    # a retry of an operation queued before a new round is the same operation.
     fingerprint = _fingerprint(
-        action=action, block=block.pk, source=source.slug if source else None, **values
+        action=action, block=block.pk, source=source.slug if source else None, **claim
     )
     with transaction.atomic():
         if op_id is not None:
@@ -110,6 +118,10 @@ class PredictionChanged(Exception):
     """The verdict names another model version than the block's current prediction."""
 
 
+class NothingToJudge(Exception):
+    """A verdict on a block that shows no prediction on the source."""
+
+
 def verdict_label_set(
     *,
     user: AbstractBaseUser,
@@ -120,36 +132,37 @@ def verdict_label_set(
     round_number: int | None = None,
     op_id: uuid.UUID | None = None,
 ) -> LabelWrite:
-    """The user's verdict on the block's prediction shown on ``source``.
+    """The user's verdict on the block's current prediction shown on ``source``.
 
-    When the block has a current prediction on the source, the verdict's provenance (model
-    version, round) is that prediction's, whatever the browser sent; a browser that names an
-    older version judged a prediction no longer shown, and is refused (PredictionChanged) so
-    that its verdict is not filed against the new one.
+    A verdict judges a prediction: without a current prediction on the source it is refused
+    (NothingToJudge). Its provenance (model version, round) is that prediction's, whatever the
+    browser sent; a browser that names an older version judged a prediction no longer shown,
+    and is refused (PredictionChanged) so that its verdict is not filed against the new one.
     """
-    from annotation.selectors import PredictionMissing, block_prediction_current
-
     try:
         current = block_prediction_current(block=block, source=source)
-    except PredictionMissing:
-        current = None
-    if current is not None:
-        if model_version and model_version != current.model_version.name:
-            raise PredictionChanged(
-                f"you judged the prediction of {model_version}, but the block now shows "
-                f"{current.model_version.name}'s: reload the block and judge again"
-            )
-        model_version, round_number = current.model_version.name, current.round_number
+    except PredictionMissing as e:
+        raise NothingToJudge(f"there is no prediction to judge on {source.slug}: {e}") from e
+    if model_version and model_version != current.model_version.name:
+        raise PredictionChanged(
+            f"you judged the prediction of {model_version}, but the block now shows "
+            f"{current.model_version.name}'s: reload the block and judge again"
+        )
     return _label_set(
         user=user,
         block=block,
         source=source,
         model=VerdictLabel,
         lookup={"block": block, "source": source, "user": user},
-        values={"verdict": verdict, "model_version": model_version, "round_number": round_number},
+        values={
+            "verdict": verdict,
+            "model_version": current.model_version.name,
+            "round_number": current.round_number,
+        },
         action=AuditAction.VERDICT_SET,
         object_type="verdict_label",
         op_id=op_id,
+        claim={"verdict": verdict, "model_version": model_version, "round_number": round_number},
     )
 
 
@@ -163,22 +176,38 @@ def coverage_label_set(
     round_number: int | None = None,
     op_id: uuid.UUID | None = None,
 ) -> LabelWrite:
-    """The user's coverage type of the block's image on ``source``."""
+    """The user's coverage type of the block's image on ``source``. Its provenance is the
+    prediction the browser names, if this block has one of it, else the current one (see
+    ``prediction_provenance``; ProvenanceUnknown for a version that never predicted it)."""
+    version, made_in = prediction_provenance(block=block, source=source, claimed=model_version)
     return _label_set(
         user=user,
         block=block,
         source=source,
         model=CoverageLabel,
         lookup={"block": block, "source": source, "user": user},
-        values={
+        values={"coverage_type": coverage_type, "model_version": version, "round_number": made_in},
+        action=AuditAction.COVERAGE_SET,
+        object_type="coverage_label",
+        op_id=op_id,
+        claim={
             "coverage_type": coverage_type,
             "model_version": model_version,
             "round_number": round_number,
         },
-        action=AuditAction.COVERAGE_SET,
-        object_type="coverage_label",
-        op_id=op_id,
     )
+
+
+def _integration_provenance(*, block: Block) -> tuple[str, int | None]:
+    row = (
+        BlockIntegration.objects.filter(block=block, model_version__isnull=False)
+        .select_related("model_version__round")
+        .first()
+    )
+    if row is not None and row.model_version is not None:
+        mv = row.model_version
+        return mv.name, mv.round.number if mv.round is not None else None
+    return prediction_provenance(block=block, source=None)
 
 
 def integration_label_set(
@@ -190,15 +219,19 @@ def integration_label_set(
     round_number: int | None = None,
     op_id: uuid.UUID | None = None,
 ) -> LabelWrite:
-    """The block's integration decision; replaces the previous one, whoever made it."""
+    """The block's integration decision; replaces the previous one, whoever made it. Its
+    provenance is decided here: the integration model whose decision is in force on the block,
+    else the block's current prediction (what the browser sends is not taken)."""
+    version, made_in = _integration_provenance(block=block)
     return _label_set(
         user=user,
         block=block,
         source=None,
         model=IntegrationLabel,
         lookup={"block": block},
-        values={"decision": decision, "model_version": model_version, "round_number": round_number},
+        values={"decision": decision, "model_version": version, "round_number": made_in},
         action=AuditAction.INTEGRATION_SET,
         object_type="integration_label",
         op_id=op_id,
+        claim={"decision": decision, "model_version": model_version, "round_number": round_number},
     )

@@ -49,6 +49,7 @@ from annotation.selectors import (
     PRIMARY,
     SampleCopy,
     polygon_feature,
+    prediction_provenance,
     sample_polygon_features,
     sample_version,
 )
@@ -252,17 +253,24 @@ def polygon_create(
     max_vertices: int = MAX_VERTICES,
     copy: SampleCopy = PRIMARY,
 ) -> SampleWrite:
-    """Draw a cropland polygon on the block (clipped to it); a negative sample turns positive."""
+    """Draw a cropland polygon on the block (clipped to it); a negative sample turns positive.
+
+    The polygon's provenance (model version, round) is decided here: the prediction the browser
+    names (``model_version``, e.g. "start from the prediction"), if it is one of this block on
+    the source (ProvenanceUnknown if not), else the block's current prediction, else none.
+    ``round_number`` as sent is not taken; it only identifies a retried operation.
+    """
     poly = polygon_clean(geometry, bounds=block.geometry.extent, max_vertices=max_vertices)
 
     def apply(sample: AnySample, _previous_kind: str | None) -> dict[str, Any]:
+        version, made_in = prediction_provenance(block=block, source=source, claimed=model_version)
         p = copy.polygon_model.objects.create(  # type: ignore[attr-defined]  # both have it
             sample=sample,
             geometry=_geos(poly),
             subtype=subtype,
             created_by=user,
-            model_version=model_version,
-            round_number=round_number,
+            model_version=version,
+            round_number=made_in,
         )
         after = polygon_feature(polygon=p, source=source)
         _audit(

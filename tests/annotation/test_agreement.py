@@ -29,9 +29,21 @@ from annotation.services import (
 )
 from croplayer_site.roles import roles_ensure
 from mapping.models import Block, Campaign
+from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _predictions(request):
+    """A current prediction of the test's blocks on both sources: what verdicts judge."""
+    if "blocks" in request.fixturenames and "sources" in request.fixturenames:
+        current_prediction_make(
+            blocks=request.getfixturevalue("blocks"),
+            sources=request.getfixturevalue("sources").values(),
+        )
 
 ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 A = square(112.51, 30.31, 112.53, 30.33)  # 0.02 x 0.02 degrees
@@ -262,8 +274,10 @@ def test_polygon_iou_by_hand():
 
 @pytest.fixture
 def ten(users):
-    """Ten blocks of campaign "share", given to the annotator in seed order 1..10 (to do)."""
+    """Ten blocks of campaign "share" (the lead a member), given to the annotator in seed order
+    1..10 (to do)."""
     c = Campaign.objects.create(slug="share", name="Share", region="Hubei", year=2020)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     out = []
     for i in range(10):
         x = 113.0 + 0.05 * i

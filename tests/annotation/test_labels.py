@@ -16,8 +16,23 @@ from annotation.models import (
     IntegrationLabel,
     VerdictLabel,
 )
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _predictions(request):
+    """A current prediction of the test's blocks on both sources: what verdicts judge."""
+    if "blocks" in request.fixturenames and "sources" in request.fixturenames:
+        blocks = list(request.getfixturevalue("blocks"))
+        current_prediction_make(blocks=blocks, sources=request.getfixturevalue("sources").values())
+        if "queue" in request.fixturenames:  # another campaign's blocks
+            current_prediction_make(
+                blocks=request.getfixturevalue("queue"),
+                sources=request.getfixturevalue("sources").values(),
+            )
+
 
 ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 BODIES = {
@@ -100,6 +115,7 @@ def test_labels_are_locked_while_submitted_or_accepted(users, block, sources, st
 
 
 def test_label_carries_provenance_and_each_change_is_audited(users, block, sources):
+    current_prediction_make(blocks=[block], sources=sources.values(), name="m2f-r3", round_number=3)
     c = client_for(users, "annotator")
     body = {"verdict": "fp", "model_version": "m2f-r3", "round_number": 3}
     r = put(c, block, "verdict", body, source="google")
@@ -208,13 +224,9 @@ def test_bad_label_requests(users, block, sources):
 def test_verdict_provenance_comes_from_the_current_prediction(users, block, sources):
     """With a current segmenter prediction on the block, the verdict is filed against it,
     whatever the browser says; a browser still showing an older model's prediction gets 409."""
-    from learning.models import BlockPrediction, ModelKind, ModelVersion, Round
-
-    rnd = Round.objects.create(campaign=block.campaign, number=4, state="done")
-    seg = ModelVersion.objects.create(campaign=block.campaign, kind=ModelKind.SEGMENTER,
-                                      name="seg-r4", bundle_path="x", round=rnd, is_current=True)
-    BlockPrediction.objects.create(block=block, source=sources["mapbox"], model_version=seg,
-                                   round=rnd, mask_path="m.tif", cropland_fraction=0.0)
+    current_prediction_make(
+        blocks=[block], sources=[sources["mapbox"]], name="seg-r4", round_number=4
+    )
     c = client_for(users, "annotator")
     r = put(c, block, "verdict", {"verdict": "tp", "model_version": "", "round_number": 99})
     assert r.status_code == 200
@@ -224,3 +236,62 @@ def test_verdict_provenance_comes_from_the_current_prediction(users, block, sour
     assert VerdictLabel.objects.get(block=block).verdict == "tp"  # nothing overwritten
     ok = put(c, block, "verdict", {"verdict": "fp", "model_version": "seg-r4"})
     assert ok.status_code == 200 and ok.json()["value"] == "fp"
+
+
+def test_a_verdict_needs_a_prediction_to_judge(users, block, sources):
+    """No current segmenter, or one without a prediction of the block on the source: 409 with
+    the reason, nothing written. Coverage types label the image and need none."""
+    from learning.models import BlockPrediction, ModelVersion
+
+    c = client_for(users, "annotator")
+    BlockPrediction.objects.filter(source=sources["google"]).delete()
+    before = stored()
+    r = put(c, block, "verdict", source="google")
+    assert r.status_code == 409, r.content
+    assert "no prediction to judge on google" in r.json()["detail"]
+    assert "no prediction for this block on google" in r.json()["detail"]
+    ModelVersion.objects.update(is_current=False)
+    r = put(c, block, "verdict")
+    assert r.status_code == 409 and "no current segmenter" in r.json()["detail"]
+    assert stored() == before
+    r = put(c, block, "coverage")
+    assert r.status_code == 200
+    assert (r.json()["model_version"], r.json()["round_number"]) == ("", None)
+
+
+def test_label_provenance_is_checked_not_taken(users, block, sources):
+    """Coverage types and polygons carry the prediction the browser names only if that model
+    predicted this block on the source; else 400. Without a name: the current prediction."""
+    from annotation.models import SamplePolygon
+
+    c = client_for(users, "annotator")
+    r = put(c, block, "coverage", {"coverage_type": "cloudy", "model_version": "seg-r9"})
+    assert r.status_code == 400 and "seg-r9" in r.json()["model_version"][0]
+    assert not CoverageLabel.objects.exists()
+    r = put(c, block, "coverage", {"coverage_type": "cloudy", "round_number": 7})
+    assert r.status_code == 200
+    assert (r.json()["model_version"], r.json()["round_number"]) == ("seg-r1", 1)
+    ring = [[112.51, 30.31], [112.52, 30.31], [112.52, 30.32], [112.51, 30.31]]
+    poly = {
+        "op_id": str(uuid.uuid4()),
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "model_version": "seg-r9",
+        "round_number": 9,
+    }
+    polygons = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
+    r = c.post(polygons, poly, content_type="application/json", headers={"If-Match": '"0"'})
+    assert r.status_code == 400 and "seg-r9" in r.json()["model_version"][0]
+    assert not SamplePolygon.objects.exists()
+    poly = {**poly, "op_id": str(uuid.uuid4()), "model_version": "seg-r1", "round_number": 9}
+    r = c.post(polygons, poly, content_type="application/json", headers={"If-Match": '"0"'})
+    assert r.status_code == 201, r.content
+    assert SamplePolygon.objects.values_list("model_version", "round_number").get() == ("seg-r1", 1)
+    # Decided by the server for integration decisions too (lead only).
+    r = put(
+        client_for(users, "lead"),
+        block,
+        "integration",
+        {"decision": "only_mapbox", "model_version": "made-up", "round_number": 5},
+    )
+    assert r.status_code == 200
+    assert (r.json()["model_version"], r.json()["round_number"]) == ("seg-r1", 1)

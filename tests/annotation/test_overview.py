@@ -13,6 +13,8 @@ from annotation.services import assignment_create, verdict_label_set
 from croplayer_site.roles import roles_ensure
 from mapping.geo.grid import BlockId, grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource
+from mapping.services.members import campaign_members_add
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +47,7 @@ def field(users):
     hubei = province(420000, "湖北省", "Hubei", (112.0, 30.0, 112.25, 30.2))
     hunan = province(430000, "湖南省", "Hunan", (112.25, 30.0, 112.5, 30.2))
     c = Campaign.objects.create(slug="map", name="Map", region="Hubei", year=2020)
+    campaign_members_add(campaign=c, users=[users["lead"]])
     first = grid.block_at(112.01, 30.01)
     blocks = []
     for r in range(4):
@@ -73,6 +76,7 @@ def field(users):
         Assignment.objects.filter(block=blocks[i]).update(status=status)
     mapbox = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
     google = ImagerySource.objects.create(slug="google", name="Google", kind="synthetic")
+    current_prediction_make(blocks=blocks, sources=[mapbox, google])  # what verdicts judge
     verdict_label_set(user=users["annotator"], block=blocks[1], source=mapbox, verdict="fp")
     verdict_label_set(user=users["lead"], block=blocks[1], source=mapbox, verdict="tp")  # newer
     verdict_label_set(user=users["annotator"], block=blocks[2], source=google, verdict="noise")

@@ -9,6 +9,11 @@ a campaign they work in. "Foreign" belongs to bob, another annotator (or, for im
 other lead/admin; for campaign-wide endpoints, a campaign the requester has nothing in). Users
 without a role (outsider) and anonymous requests have nothing of their own: for them "own" is
 the annotator's object.
+
+Campaigns: "lead" is a member of campaign "demo", where every block below lies; "other_lead"
+is a lead of campaign "other" only, where their own block, assignment and import are. For
+other_lead, "own" is in "other" and "foreign" in "demo" (bob's block and assignment, the demo
+lead's import, the campaign "demo"): a lead of another campaign gets 404 for all of it.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from annotation.models import Assignment, AuditEntry, ClientOperation
 from annotation.services import polygon_create
 from croplayer_site.roles import roles_ensure
 from mapping.models import Block, Campaign, ImagerySource
+from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("annotator", "lead", "admin", "outsider", "anonymous")
-OWNERS = ("annotator", "lead", "admin")  # roles that can own blocks, assignments, imports
+ROLES = ("annotator", "lead", "admin", "outsider", "anonymous", "other_lead")
+# roles that can own blocks, assignments, imports
+OWNERS = ("annotator", "lead", "admin", "other_lead")
 OBJECTS = ("own", "foreign")
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
@@ -68,7 +76,7 @@ def annotation_endpoints() -> list[tuple[str, str]]:
 @dataclass
 class World:
     users: dict[str, User]
-    block: dict[str, Block]  # owner -> their block (annotator, lead, admin, bob)
+    block: dict[str, Block]  # owner -> their block (annotator, lead, admin, bob, other_lead)
     polygon: dict[str, int]  # owner -> the polygon on their block
     assignment: dict[str, Assignment]  # owner -> their assignment
     free: dict[str, Block]  # campaign slug -> a block nobody has
@@ -92,14 +100,23 @@ def _box(i: int) -> tuple[float, float, float, float]:
 def world(users, settings) -> World:
     bob = User.objects.create_user("bob", password="pw-123!-pw")
     bob.groups.add(roles_ensure()["annotator"])
-    people = {**users, "bob": bob}
+    other_lead = User.objects.create_user("other_lead", password="pw-123!-pw")
+    other_lead.groups.add(roles_ensure()["lead"])
+    people = {**users, "bob": bob, "other_lead": other_lead}
     source = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
     demo = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
     other = Campaign.objects.create(slug="other", name="Other", region="Hubei", year=2020)
+    campaign_members_add(campaign=demo, users=[users["lead"]])
+    campaign_members_add(campaign=other, users=[other_lead])
     block, polygon, assignment = {}, {}, {}
-    for i, owner in enumerate(("annotator", "lead", "admin", "bob")):
+    owners = [("annotator", demo, 0), ("lead", demo, 1), ("admin", demo, 2), ("bob", demo, 3)]
+    for owner, campaign, i in [*owners, ("other_lead", other, 6)]:
         b = Block.objects.create(
-            campaign=demo, row=2406, col=5850 + i, geometry=Polygon.from_bbox(_box(i)), seed_order=i
+            campaign=campaign,
+            row=2406,
+            col=5850 + i,
+            geometry=Polygon.from_bbox(_box(i)),
+            seed_order=i,
         )
         block[owner] = b
         assignment[owner] = Assignment.objects.create(block=b, user=people[owner], priority=1)
@@ -120,6 +137,10 @@ def world(users, settings) -> World:
             campaign=other, row=2406, col=5855, geometry=Polygon.from_bbox(_box(5)), seed_order=5
         ),
     }
+    # What verdicts judge: a current prediction of every block (each campaign its own model).
+    for campaign in (demo, other):
+        blocks = [b for b in [*block.values(), *free.values()] if b.campaign_id == campaign.pk]
+        current_prediction_make(blocks=blocks, sources=[source])
     return World(users=people, block=block, polygon=polygon, assignment=assignment, free=free)
 
 
@@ -147,8 +168,10 @@ def _block_url(w: World, role: str, obj: str, rest: str) -> str:
     return f"/api/blocks/{w.block[w.owner(role, obj)].pk}/{rest}"
 
 
-def _campaign(obj: str) -> str:
-    return "demo" if obj == "own" else "other"
+def _campaign(role: str, obj: str) -> str:
+    """The requester's campaign ("other" for other_lead, else "demo"), or the other one."""
+    home, away = ("other", "demo") if role == "other_lead" else ("demo", "other")
+    return home if obj == "own" else away
 
 
 IF_MATCH = {"If-Match": '"1"'}
@@ -158,8 +181,8 @@ def _op() -> dict:
     return {"op_id": str(uuid.uuid4())}
 
 
-def _geojson_upload(w: World, obj: str) -> SimpleUploadedFile:
-    x0, y0, _x1, _y1 = w.free[_campaign(obj)].geometry.extent
+def _geojson_upload(w: World, campaign: str) -> SimpleUploadedFile:
+    x0, y0, _x1, _y1 = w.free[campaign].geometry.extent
     feature = {
         "type": "Feature",
         "properties": {"subtype": "paddy"},
@@ -170,20 +193,22 @@ def _geojson_upload(w: World, obj: str) -> SimpleUploadedFile:
 
 
 def _preview(w: World, uploader: str) -> str:
+    """An import previewed by ``uploader`` in their campaign; its id."""
     c = client(w, uploader)
+    campaign = _campaign(uploader, "own")
     r = c.post(
-        "/api/campaigns/demo/samples/import/preview",
-        {"file": _geojson_upload(w, "own"), "source": "mapbox"},
+        f"/api/campaigns/{campaign}/samples/import/preview",
+        {"file": _geojson_upload(w, campaign), "source": "mapbox"},
     )
     assert r.status_code == 200, r.content
     return r.json()["import_id"]
 
 
 def _commit(w: World, c: Client, role: str, obj: str):
-    mine = role if role in ("lead", "admin") else "lead"
+    mine = role if role in ("lead", "admin", "other_lead") else "lead"
     uploader = mine if obj == "own" else w.owner(mine, "foreign", others="leads")
     import_id = _preview(w, uploader)
-    return c.post(f"/api/campaigns/demo/samples/import/{import_id}/commit")
+    return c.post(f"/api/campaigns/{_campaign(uploader, 'own')}/samples/import/{import_id}/commit")
 
 
 def _set_status(w: World, role: str, obj: str, status: str) -> Assignment:
@@ -232,23 +257,23 @@ CALLS: dict[tuple[str, str], Callable] = {
     ("api-campaign-assignments", "POST"): lambda w, c, r, o: _json(
         c,
         "POST",
-        f"/api/campaigns/{_campaign(o)}/assignments/",
-        {"blocks": [w.free[_campaign(o)].pk], "users": ["bob"]},
+        f"/api/campaigns/{_campaign(r, o)}/assignments/",
+        {"blocks": [w.free[_campaign(r, o)].pk], "users": ["bob"]},
     ),
     ("api-campaign-next-block", "POST"): lambda w, c, r, o: c.post(
-        f"/api/campaigns/{_campaign(o)}/next-block/"
+        f"/api/campaigns/{_campaign(r, o)}/next-block/"
     ),
     ("api-campaign-agreement", "GET"): lambda w, c, r, o: c.get(
-        f"/api/campaigns/{_campaign(o)}/agreement/"
+        f"/api/campaigns/{_campaign(r, o)}/agreement/"
     ),
     ("api-campaign-agreement-assign", "POST"): lambda w, c, r, o: _json(
         c,
         "POST",
-        f"/api/campaigns/{_campaign(o)}/agreement/assign/",
-        {"users": ["annotator", "bob"], "blocks": [w.free[_campaign(o)].pk]},
+        f"/api/campaigns/{_campaign(r, o)}/agreement/assign/",
+        {"users": ["annotator", "bob"], "blocks": [w.free[_campaign(r, o)].pk]},
     ),
     ("api-campaign-overview", "GET"): lambda w, c, r, o: c.get(
-        f"/api/campaigns/{_campaign(o)}/overview.geojson"
+        f"/api/campaigns/{_campaign(r, o)}/overview.geojson"
     ),
     ("api-assignment-list", "GET"): lambda w, c, r, o: c.get(
         "/api/assignments/" + ("" if o == "own" else "?user=bob")
@@ -266,56 +291,108 @@ CALLS: dict[tuple[str, str], Callable] = {
         {"decision": "accept"},
     ),
     ("api-samples-import-preview", "POST"): lambda w, c, r, o: c.post(
-        f"/api/campaigns/{_campaign(o)}/samples/import/preview",
-        {"file": _geojson_upload(w, o), "source": "mapbox"},
+        f"/api/campaigns/{_campaign(r, o)}/samples/import/preview",
+        {"file": _geojson_upload(w, _campaign(r, o)), "source": "mapbox"},
     ),
     ("api-samples-import-commit", "POST"): _commit,
     ("api-samples-export", "GET"): lambda w, c, r, o: c.get(
-        f"/api/campaigns/{_campaign(o)}/samples/export?format=gpkg"
+        f"/api/campaigns/{_campaign(r, o)}/samples/export?format=gpkg"
     ),
 }
 
 
-def E(annotator: int, lead: int, admin: int, outsider: int = 404, anonymous: int = 403) -> dict:
-    """Expected status per role (an outsider learns nothing: 404; anonymous: 403)."""
-    return dict(zip(ROLES, (annotator, lead, admin, outsider, anonymous), strict=True))
+def E(
+    annotator: int,
+    lead: int,
+    admin: int,
+    outsider: int = 404,
+    anonymous: int = 403,
+    *,
+    other_lead: int,
+) -> dict:
+    """Expected status per role (an outsider learns nothing: 404; anonymous: 403; other_lead is
+    a lead of another campaign)."""
+    return dict(zip(ROLES, (annotator, lead, admin, outsider, anonymous, other_lead), strict=True))
 
 
-def same(e: dict) -> dict:
-    return {"own": e, "foreign": e}
-
-
-# Annotators: their own blocks only (403 "not assigned to you" on others'); leads and admins:
-# every block; integration, assigning, agreement and imports: leads and admins; assignments:
-# the assignee starts and submits, someone else reviews; others' assignments are invisible to
-# annotators (404).
-WORK_READ = {"own": E(200, 200, 200), "foreign": E(403, 200, 200)}
+# Annotators: their own blocks only (403 "not assigned to you" on others'); leads: every block
+# of the campaigns they are members of, admins: every block; integration, assigning, agreement
+# and imports: leads and admins; assignments: the assignee starts and submits, someone else
+# reviews; others' assignments are invisible to annotators (404). A campaign a lead is not a
+# member of is answered as if it did not exist (404), with its blocks, assignments and imports:
+# "lead" on the campaign "other", other_lead on everything in "demo".
+WORK_READ = {
+    "own": E(200, 200, 200, other_lead=200),
+    "foreign": E(403, 200, 200, other_lead=404),
+}
 EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("api-sample-detail", "GET"): WORK_READ,
-    ("api-polygon-create", "POST"): {"own": E(201, 201, 201), "foreign": E(403, 201, 201)},
+    ("api-polygon-create", "POST"): {
+        "own": E(201, 201, 201, other_lead=201),
+        "foreign": E(403, 201, 201, other_lead=404),
+    },
     ("api-polygon-detail", "PATCH"): WORK_READ,
     ("api-polygon-detail", "DELETE"): WORK_READ,
     ("api-sample-negative", "POST"): WORK_READ,
     ("api-block-audit", "GET"): WORK_READ,
-    # no segmenter yet: 404 with the reason for whoever may read the block's work
-    ("api-block-prediction", "GET"): {"own": E(404, 404, 404), "foreign": E(403, 404, 404)},
+    # the block's current prediction: read as the block's work is
+    ("api-block-prediction", "GET"): WORK_READ,
     ("api-block-labels", "GET"): WORK_READ,
     ("api-label-verdict", "PUT"): WORK_READ,
     ("api-label-coverage", "PUT"): WORK_READ,
-    ("api-label-integration", "PUT"): same(E(403, 200, 200)),
-    ("api-campaign-assignments", "POST"): same(E(403, 201, 201)),
-    ("api-campaign-next-block", "POST"): same(E(200, 200, 200)),
-    ("api-campaign-agreement", "GET"): same(E(403, 200, 200)),
-    ("api-campaign-agreement-assign", "POST"): same(E(403, 201, 201)),
-    ("api-campaign-overview", "GET"): same(E(200, 200, 200)),
-    # a list: without a role it is empty, not an error
-    ("api-assignment-list", "GET"): same(E(200, 200, 200, outsider=200)),
-    ("api-assignment-start", "POST"): {"own": E(200, 200, 200), "foreign": E(404, 403, 403)},
-    ("api-assignment-submit", "POST"): {"own": E(200, 200, 200), "foreign": E(404, 403, 403)},
-    ("api-assignment-review", "POST"): {"own": E(403, 403, 403), "foreign": E(404, 200, 200)},
-    ("api-samples-import-preview", "POST"): same(E(403, 200, 200)),
-    ("api-samples-import-commit", "POST"): {"own": E(403, 201, 201), "foreign": E(403, 404, 404)},
-    ("api-samples-export", "GET"): same(E(403, 200, 200)),
+    ("api-label-integration", "PUT"): {
+        "own": E(403, 200, 200, other_lead=200),
+        "foreign": E(403, 200, 200, other_lead=404),
+    },
+    ("api-campaign-assignments", "POST"): {
+        "own": E(403, 201, 201, other_lead=201),
+        "foreign": E(403, 404, 201, other_lead=404),
+    },
+    ("api-campaign-next-block", "POST"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(200, 404, 200, other_lead=404),
+    },
+    ("api-campaign-agreement", "GET"): {
+        "own": E(403, 200, 200, other_lead=200),
+        "foreign": E(403, 404, 200, other_lead=404),
+    },
+    ("api-campaign-agreement-assign", "POST"): {
+        "own": E(403, 201, 201, other_lead=201),
+        "foreign": E(403, 404, 201, other_lead=404),
+    },
+    ("api-campaign-overview", "GET"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(200, 404, 200, other_lead=404),
+    },
+    # a list: without a role, or of a campaign not yours, it is empty, not an error
+    ("api-assignment-list", "GET"): {
+        "own": E(200, 200, 200, outsider=200, other_lead=200),
+        "foreign": E(200, 200, 200, outsider=200, other_lead=200),
+    },
+    ("api-assignment-start", "POST"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(404, 403, 403, other_lead=404),
+    },
+    ("api-assignment-submit", "POST"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(404, 403, 403, other_lead=404),
+    },
+    ("api-assignment-review", "POST"): {
+        "own": E(403, 403, 403, other_lead=403),
+        "foreign": E(404, 200, 200, other_lead=404),
+    },
+    ("api-samples-import-preview", "POST"): {
+        "own": E(403, 200, 200, other_lead=200),
+        "foreign": E(403, 404, 200, other_lead=404),
+    },
+    ("api-samples-import-commit", "POST"): {
+        "own": E(403, 201, 201, other_lead=201),
+        "foreign": E(403, 404, 404, other_lead=404),
+    },
+    ("api-samples-export", "GET"): {
+        "own": E(403, 200, 200, other_lead=200),
+        "foreign": E(403, 404, 200, other_lead=404),
+    },
 }
 
 ENDPOINTS = annotation_endpoints()
@@ -359,3 +436,18 @@ def test_matrix(world, endpoint, role, obj):
         assert r2.status_code == r.status_code
         assert _state() == before
     assert r.status_code == expected, (endpoint, role, obj, r.content[:300])
+
+
+def test_a_lead_lists_only_the_assignments_of_their_campaigns(world):
+    """The list is 200 for everyone with a role; what is in it depends on the campaign."""
+
+    def listed(role: str, query: str = "") -> set[str]:
+        r = client(world, role).get("/api/assignments/" + query)
+        assert r.status_code == 200
+        return {a["user"] for a in r.json()["results"]}
+
+    assert listed("lead") == {"annotator", "lead", "admin", "bob"}
+    assert listed("other_lead") == {"other_lead"}
+    assert listed("other_lead", "?user=bob") == set()
+    assert listed("admin") == {"annotator", "lead", "admin", "bob", "other_lead"}
+    assert listed("annotator") == {"annotator"}

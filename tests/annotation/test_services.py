@@ -26,6 +26,7 @@ from annotation.services import (
     sample_mark_negative,
 )
 from tests.annotation.conftest import square
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +56,7 @@ def create(user, block, source, *, version, geometry=INSIDE, op_id=None, **kw):
 
 
 def test_first_polygon_creates_the_sample_and_audits(users, block, source):
+    current_prediction_make(blocks=[block], sources=[source], name="m2f-r3", round_number=3)
     r = create(
         users["annotator"], block, source, version=0, subtype="paddy", model_version="m2f-r3",
         round_number=3,

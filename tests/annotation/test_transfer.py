@@ -27,6 +27,7 @@ from annotation.models import AuditEntry, Sample, SampleKind, SamplePolygon, Sam
 from annotation.services import polygon_create, sample_mark_negative
 from mapping.models import AdminLevel, AdminUnit
 from tests.annotation.conftest import square
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
@@ -149,6 +150,9 @@ def test_round_trip_export_import_keeps_every_feature_and_attribute(
         (b0, "google", square(112.52, 30.32, 112.53, 30.33), "greenhouse"),
         (b1, "google", square(112.56, 30.31, 112.57, 30.32), "scattered_trees"),
     ]
+    current_prediction_make(
+        blocks=named_blocks, sources=sources.values(), name="m-3", round_number=3
+    )
     versions: dict[tuple[int, str], int] = {}
     for block, src, geom, subtype in drawn:
         key = (block.pk, src)

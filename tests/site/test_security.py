@@ -22,6 +22,7 @@ from django.test import Client
 
 from annotation.models import Assignment, AssignmentStatus, VerdictLabel
 from mapping.models import Block, Campaign, ImagerySource
+from tests.predictions import current_prediction_make
 
 
 @pytest.fixture(autouse=True)
@@ -137,8 +138,9 @@ def labelled_block(db, users):
     b = Block.objects.create(
         campaign=c, row=2406, col=5850, geometry=Polygon.from_bbox((112.5, 30.3, 112.55, 30.35))
     )
-    ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
+    src = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
     Assignment.objects.create(block=b, user=users["annotator"], status=AssignmentStatus.TODO)
+    current_prediction_make(blocks=[b], sources=[src])  # a verdict judges a prediction
     return b
 
 
