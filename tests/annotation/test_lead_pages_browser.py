@@ -8,24 +8,14 @@ import pytest
 import shapely
 
 from annotation.models import SamplePolygon
+from tests.annotation.test_workspace_browser import (  # noqa: F401  # a fixture
+    _login,
+    fast_password_hashing,
+)
 
 B0, B1 = "R2386C5850", "R2386C5851"
 INSIDE = shapely.box(112.51, 30.33, 112.52, 30.34)
 ACROSS = shapely.box(112.54, 30.31, 112.56, 30.32)  # crosses the edge between B0 and B1
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing():
-    """Overrides the package's MD5 hasher: the daphne process checks passwords with the real
-    settings, which do not list MD5."""
-
-
-def _login(page, base: str, user: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.mark.browser
