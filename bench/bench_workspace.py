@@ -193,8 +193,11 @@ def _edit_once(page, block_id: int) -> tuple[dict[str, float], float]:
     then the same PATCH sent bare from the page (the baseline)."""
     version = int(page.get_attribute("#ws-status", "data-version") or "0")
     # Zoomed in as an interpreter edits (the whole block at once shows fields of ~20 px).
+    # Three levels above the block's own view, the same for every edit: adding 3 each time
+    # zoomed past the polygons of a quick run (bigger fields), whose centre then fell off the map.
     page.evaluate(
-        "() => { wsMap.setView(wsMap.getCenter(), wsMap.getZoom() + 3, { animate: false }); }"
+        "() => { if (window.benchZoom === undefined) window.benchZoom = wsMap.getZoom() + 3;"
+        " wsMap.setView(wsMap.getCenter(), window.benchZoom, { animate: false }); }"
     )
     page.wait_for_timeout(100)
     box = page.locator("#ws-map").bounding_box()
@@ -216,7 +219,11 @@ def _edit_once(page, block_id: int) -> tuple[dict[str, float], float]:
     page.keyboard.press("Escape")
     page.mouse.click(box["x"] + target["c"][0], box["y"] + target["c"][1])
     page.keyboard.press("e")
-    page.wait_for_selector(".marker-icon:not(.marker-icon-middle)")
+    try:
+        page.wait_for_selector(".marker-icon:not(.marker-icon-middle)", timeout=15_000)
+    except Exception as e:
+        page.screenshot(path=str(ROOT / "var" / "bench-workspace-select-failed.png"))
+        raise RuntimeError(f"no vertex handles on polygon {target['id']}") from e
     vx, vy = box["x"] + target["v"][0], box["y"] + target["v"][1]
     page.mouse.move(vx, vy)
     page.mouse.down()
