@@ -51,6 +51,10 @@ WORKSPACE_MESSAGES = [
         "your session has ended: log in again (e.g. in another tab); "
         "%(n)s change(s) are kept and sent then"
     ),
+    gettext_noop(
+        "%(n)s change(s) made by %(user)s are kept: log in as %(user)s (e.g. in another tab) "
+        "to send them"
+    ),
     gettext_noop("error: %(reason)s"),
     CONFLICT,
     gettext_noop("Mark this block negative on this source? Its polygons are deleted."),

@@ -787,6 +787,8 @@
           method: op.method, credentials: "same-origin", body,
           headers: {
             "Content-Type": "application/json", "X-CSRFToken": csrfToken(),
+            // Who made it: sent under someone else's session, the server keeps it out (409).
+            "X-Croplayer-User": encodeURIComponent(op.user || user),
             ...(op.kind === "label" ? {} : { "If-Match": `"${op.expected_version}"` }),
           },
         });
@@ -817,10 +819,11 @@
         resyncAfterFlush = true;
         retryLater(); // passing trouble (labels used to retry on their own): the queue waits
         return;
-      } else if (data && (data.code === "not_authenticated" || data.code === "csrf_failed")) {
-        // The session ended (logged out, expired while offline): not a refusal of the work. The
-        // queue is kept, and sent once the person has logged in again.
-        sessionEnded = true;
+      } else if (data && (data.code === "not_authenticated" || data.code === "csrf_failed" || data.code === "other_user")) {
+        // The session ended (logged out, expired while offline), or someone else logged in in
+        // this browser: not a refusal of the work. The queue is kept, and sent once its author
+        // is logged in again.
+        sessionEnded = data.code === "other_user" ? (op.user || user) : true;
         document.getElementById("ws").dataset.sessionEnded = "1";
         retryLater();
         return;
@@ -1012,6 +1015,7 @@
     const v = versions[source];
     const waiting = (await outboxAll()).length;
     if (!navigator.onLine && waiting) setStatus("offline", fmt(M["offline: %(n)s change(s) waiting"], { n: waiting }));
+    else if (waiting && typeof sessionEnded === "string") setStatus("error", fmt(M["%(n)s change(s) made by %(user)s are kept: log in as %(user)s (e.g. in another tab) to send them"], { n: waiting, user: sessionEnded }));
     else if (waiting && sessionEnded) setStatus("error", fmt(M["your session has ended: log in again (e.g. in another tab); %(n)s change(s) are kept and sent then"], { n: waiting }));
     else if (waiting) setStatus("saving", M["saving…"]);
     else if (lastError) setStatus("error", lastError);

@@ -17,7 +17,10 @@ from tests.annotation.test_workspace_browser import (  # noqa: F401, F811  # fix
 
 
 def test_ended_session_keeps_the_queue_until_logged_in_again(
-    users, asgi_server, browser, imaged_block  # noqa: F811  # the imported fixture
+    users,
+    asgi_server,
+    browser,
+    imaged_block,  # noqa: F811  # the imported fixture
 ):
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -49,5 +52,36 @@ def test_ended_session_keeps_the_queue_until_logged_in_again(
     }
     assert AuditEntry.objects.filter(action="polygon_create").count() == 2
     assert page.get_attribute("#ws", "data-session-ended") is None
+    assert errors == []
+    context.close()
+
+
+def test_someone_elses_session_keeps_the_queue_for_its_author(
+    users,
+    asgi_server,
+    browser,
+    imaged_block,  # noqa: F811  # the imported fixture
+):
+    """The lead logs in in another tab of the annotator's browser: the annotator's page does not
+    send its changes as the lead's; they wait until the annotator is logged in again."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = _new_page(context, errors)
+    _login(page, asgi_server, "annotator")
+    _open(page, asgi_server, imaged_block)
+
+    context.clear_cookies()
+    other = _new_page(context, errors)
+    _login(other, asgi_server, "lead")  # a lead may write every block: the server would take it
+    _draw_polygon(page, [(0.2, 0.2), (0.5, 0.2), (0.5, 0.5), (0.2, 0.5)])
+    page.wait_for_selector("#ws[data-session-ended='1']", timeout=15_000)
+    assert "log in as annotator" in _status(page)
+    assert not SamplePolygon.objects.exists()
+
+    context.clear_cookies()
+    _login(other, asgi_server, "annotator")
+    page.evaluate("wsFlush()")
+    _wait_saved(page, 1)
+    assert SamplePolygon.objects.get().created_by == users["annotator"]
     assert errors == []
     context.close()
