@@ -1042,7 +1042,13 @@
     if (slug === source && map.hasLayer(tiles[slug])) return;
     stopTools();
     Object.values(tiles).forEach(tl => map.removeLayer(tl));
-    if (slug !== source) { undoStack.length = 0; redoStack.length = 0; } // history is per sample
+    if (slug !== source) {
+      undoStack.length = 0; redoStack.length = 0; // history is per sample
+      // Never shown under the new source's name while its sample loads (the status line may be
+      // redrawn meanwhile): the old source's polygons go at once.
+      select(null);
+      drawn.clearLayers();
+    }
     source = slug;
     // When every tile on screen has arrived (bench/bench_workspace.py reads the mark).
     tiles[slug].once("load", () => performance.mark("ws-imagery-loaded"));
