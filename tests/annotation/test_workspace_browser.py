@@ -301,6 +301,7 @@ def test_offline_edits_survive_a_reload_and_arrive_once(users, asgi_server, brow
     _open(page, asgi_server, imaged_block)
 
     context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")  # offline reached the page
     _draw_polygon(page, [(0.2, 0.2), (0.5, 0.2), (0.5, 0.5), (0.2, 0.5)])
     page.wait_for_function("() => document.getElementById('ws-status').dataset.state === 'offline'")
     assert "1 change" in _status(page)
@@ -334,6 +335,7 @@ def test_offline_edits_survive_a_reload_and_arrive_once(users, asgi_server, brow
 
     # Offline again, draw, come back: the `online` event sends it.
     context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")  # offline reached the page
     _draw_polygon(page, [(0.6, 0.6), (0.9, 0.6), (0.9, 0.9), (0.6, 0.9)])
     page.wait_for_function("() => document.getElementById('ws-status').dataset.state === 'offline'")
     context.set_offline(False)
@@ -374,6 +376,7 @@ def test_offline_reload_keeps_edits_and_labels_then_saves_each_once(
     _wait_saved(page, 1)
 
     context.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")  # offline reached the page
     _draw_polygon(page, [(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)])
     page.keyboard.press("Escape")
     page.keyboard.press("Shift+F")  # verdict: false positive, on Mapbox
@@ -628,6 +631,7 @@ def test_queue_label_keys_review_and_chinese(users, asgi_server, browser, queued
     assert _pressed(page, "pn-verdicts") == []
     # Offline, a label waits in the browser and is sent when the network returns.
     ann.set_offline(True)
+    page.wait_for_function("() => !navigator.onLine")  # offline reached the page
     page.keyboard.press("Shift+O")  # noise, on Google
     page.wait_for_function(
         "() => document.getElementById('pn-label-msg').dataset.state === 'offline'"
