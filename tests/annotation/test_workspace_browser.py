@@ -21,6 +21,7 @@ from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.imagery import block_image_fetch
 from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
+from tests.predictions import current_prediction_make
 
 W, S, E, N = 112.5, 30.3, 112.55, 30.35
 
@@ -497,7 +498,6 @@ def queued_blocks(users, imaged_block):
     """The imaged block first in the annotator's queue, a second block after it, and a current
     segmenter (round 1) whose prediction the labels judge."""
     from annotation.models import Assignment
-    from learning.models import BlockPrediction, ModelKind, ModelVersion, Round
 
     Assignment.objects.filter(block=imaged_block).update(priority=1)
     camp = imaged_block.campaign
@@ -505,19 +505,7 @@ def queued_blocks(users, imaged_block):
         campaign=camp, row=2386, col=5851, geometry=Polygon.from_bbox((E, S, E + 0.05, N))
     )
     Assignment.objects.create(block=second, user=users["annotator"], priority=2)
-    rnd = Round.objects.create(campaign=camp, number=1, state="done")
-    seg = ModelVersion.objects.create(
-        campaign=camp,
-        kind=ModelKind.SEGMENTER,
-        name="seg-r1",
-        bundle_path="models/seg-r1",
-        round=rnd,
-        is_current=True,
-    )
-    for src in ImagerySource.objects.all():
-        BlockPrediction.objects.create(
-            block=imaged_block, source=src, model_version=seg, round=rnd, mask_path="m.tif"
-        )
+    current_prediction_make(blocks=[imaged_block], sources=ImagerySource.objects.all())
     return imaged_block, second
 
 
