@@ -38,10 +38,18 @@ class TrainOptions(BaseModel):
     jitter: Annotated[float, Field(ge=0, le=0.9)] = 0.2
     time_budget_s: Annotated[float | None, Field(gt=0)] = None
     amp: bool = True
+    # Evaluate with an exponential moving average of the weights (BatchNorm buffers included);
+    # None trains and returns the raw weights.
+    ema_decay: Annotated[float | None, Field(gt=0, lt=1)] = None
 
     def fingerprint(self) -> dict[str, Any]:
         # The time budget limits one run; it does not change what a resumed run must continue.
-        return self.model_dump(exclude={"time_budget_s"})
+        # Options added later count only when set, so older checkpoints still resume.
+        later = {k for k in _LATER_OPTIONS if getattr(self, k) is None}
+        return self.model_dump(exclude={"time_budget_s"} | later)
+
+
+_LATER_OPTIONS = ("ema_decay",)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -53,6 +61,33 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def _lr_factor(progress: float, step: int, warmup: int) -> float:
     warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
     return warm * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class _Ema:
+    """Exponential moving average of a model's state (parameters and float buffers); the
+    decay ramps up over the first steps so the average is not dominated by the random init."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.shadow[k].copy_(v)
+        self.updates += 1
+
+    def state(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": self.shadow}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
 
 
 def fit(model: torch.nn.Module, *,
@@ -76,6 +111,7 @@ def fit(model: torch.nn.Module, *,
     history: list[float] = []
     step_losses: list[float] = []
     start_epoch = 0
+    ema = _Ema(model, options.ema_decay) if options.ema_decay else None
     ckpt_path = Path(work_dir) / CHECKPOINT if work_dir is not None else None
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +125,8 @@ def fit(model: torch.nn.Module, *,
             scaler.load_state_dict(ckpt["scaler"])
             history = list(ckpt["history"])
             start_epoch = int(ckpt["epoch"]) + 1
+            if ema is not None:
+                ema.load(ckpt["ema"])
     total_steps = options.epochs * options.steps_per_epoch
     t0 = time.monotonic()
     stopped = "completed"
@@ -126,6 +164,8 @@ def fit(model: torch.nn.Module, *,
                 torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
                 scaler.step(opt)
                 scaler.update()
+                if ema is not None:
+                    ema.update(model)
                 epoch_losses.append(float(loss.detach()))
                 step_losses.append(epoch_losses[-1])
                 if bar is not None:
@@ -138,7 +178,10 @@ def fit(model: torch.nn.Module, *,
             if ckpt_path is not None:
                 _atomic_save({"fingerprint": fp, "epoch": epoch, "model": model.state_dict(),
                               "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                              "history": history}, ckpt_path)
+                              "history": history,
+                              **({"ema": ema.state()} if ema is not None else {})}, ckpt_path)
+        if ema is not None and ema.updates:
+            model.load_state_dict(ema.shadow)
     finally:
         if bar is not None:
             bar.close()
