@@ -43,7 +43,9 @@ if _secret is None:
         raise ImproperlyConfiguredEnv("SECRET_KEY (or SECRET_KEY_FILE) is required in production")
     _secret = "demo-only-insecure-key-" + "x" * 40  # the demo profile is never exposed
 SECRET_KEY = _secret
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for (DEBUG=1), in the demo too: Django's debug pages list every URL pattern
+# and setting to whoever opens a wrong address.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -68,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /static/ (WhiteNoise), unless SERVE_STATIC=0 leaves it to a web server in front.
+    "croplayer_site.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -76,6 +80,8 @@ MIDDLEWARE = [
     "croplayer_site.middleware.ChangeAuthorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view's "database is locked" becomes 503 + Retry-After, not 500.
+    "croplayer_site.errors.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "croplayer_site.urls"
@@ -116,7 +122,18 @@ else:
             "NAME": str(_sqlite),
             # A file, not ":memory:", so a Celery worker in another process sees test data.
             "TEST": {"NAME": str(_sqlite.with_name(f"test_{_sqlite.name}"))},
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # Simultaneous writers wait their turn instead of failing "database is locked":
+            # - IMMEDIATE: a transaction takes the write lock when it begins. A default
+            #   (DEFERRED) one reads first and then asks for the lock, and SQLite refuses that
+            #   upgrade at once, without waiting, if another writer committed meanwhile.
+            # - timeout: how long a writer waits for the lock (SQLite's busy timeout); past it
+            #   the request gets 503 + Retry-After (croplayer_site.errors), never 500.
+            # - WAL: readers never wait for the writer, nor the writer for readers.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("SQLITE_TIMEOUT", 30),
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 SPATIALITE_LIBRARY_PATH = env_str("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
@@ -201,8 +218,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
-# The ASGI app serves /static/ itself (demo, tests); in production a web server does.
+# The app serves /static/ itself with DEBUG off (croplayer_site/static_files.py, WhiteNoise):
+# the demo and tests straight from the static folders, production (SERVE_STATIC=1; by default a
+# web server in front serves STATIC_ROOT) only what `collectstatic` put in STATIC_ROOT.
 SERVE_STATIC = env_bool("SERVE_STATIC", not PRODUCTION)
+WHITENOISE_USE_FINDERS = not PRODUCTION
+if SERVE_STATIC and not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing folder
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR
 

@@ -26,3 +26,9 @@ urlpatterns = [
     path("", include("mapping.compare_urls")),
     path("", include("learning.page_urls")),
 ]
+
+# Error pages with the site's navigation (JSON under /api/); see croplayer_site/errors.py.
+handler400 = "croplayer_site.errors.bad_request"
+handler403 = "croplayer_site.errors.permission_denied"
+handler404 = "croplayer_site.errors.page_not_found"
+handler500 = "croplayer_site.errors.server_error"

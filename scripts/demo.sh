@@ -3,6 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 DJANGO_SETTINGS_MODULE=croplayer_site.settings
+# DEBUG off, as in production: a wrong address gets the site's own 404 page (with its
+# navigation), not Django's debug page listing every URL pattern. Static files are collected
+# below and served by the app (WhiteNoise).
+export DEBUG=0
 PORT="${PORT:-8000}"
 PY=.venv/bin/python
 mkdir -p var/log

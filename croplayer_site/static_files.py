@@ -1,0 +1,49 @@
+"""Static files served by the app itself, with DEBUG off: WhiteNoise indexes the files when the
+app starts, serves nothing outside the static folders, and sends cache headers.
+
+The demo and the tests serve straight from the static folders of the project and the apps
+(``WHITENOISE_USE_FINDERS``); production, when it serves them at all (``SERVE_STATIC=1``), only
+what ``collectstatic`` put in ``STATIC_ROOT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse
+from whitenoise.middleware import WhiteNoiseFileResponse, WhiteNoiseMiddleware
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise's middleware, its files also streamed as ASGI wants them (daphne).
+
+    WhiteNoise answers with a file read synchronously; under ASGI Django would read it anyway,
+    after a warning that it must. As Django's own ``ASGIStaticFilesHandler`` does, the file is
+    read in a worker thread and handed over as an asynchronous iterator (static files are
+    small: CSS, scripts, icons).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        if not settings.SERVE_STATIC:
+            raise MiddlewareNotUsed("SERVE_STATIC is off: a web server in front serves /static/")
+        super().__init__(get_response)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = super().__call__(request)
+        if (
+            isinstance(request, ASGIRequest)
+            and isinstance(response, WhiteNoiseFileResponse)
+            and not response.is_async
+        ):
+            chunks = response.streaming_content
+
+            async def stream() -> AsyncIterator[bytes]:
+                for part in await sync_to_async(list)(chunks):
+                    yield part
+
+            response.streaming_content = stream()
+        return response
