@@ -274,6 +274,16 @@ IMAGERY_ALLOWED_HOSTS = env_list(
 )
 IMAGERY_ALLOW_LOOPBACK_HTTP = env_bool("IMAGERY_ALLOW_LOOPBACK_HTTP", not PRODUCTION)
 IMAGERY_TILE_CACHE_DIR = Path(env_str("IMAGERY_TILE_CACHE_DIR", str(VAR_DIR / "tile-cache")))
+# Base map under the overview and integration maps: an XYZ template the browser loads tiles from
+# (never scripts). Unset: none (tests, offline sites); scripts/demo.sh sets OpenStreetMap's.
+BASEMAP_URL = env_str("BASEMAP_URL", "")
+BASEMAP_ATTRIBUTION = env_str(
+    "BASEMAP_ATTRIBUTION",
+    '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+    if "openstreetmap.org" in BASEMAP_URL
+    else "",
+)
+BASEMAP_MAX_ZOOM = env_int("BASEMAP_MAX_ZOOM", 19)
 
 # --- Security (production) -------------------------------------------------------------------
 SESSION_COOKIE_SECURE = PRODUCTION

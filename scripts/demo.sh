@@ -9,6 +9,8 @@ export OMP_NUM_THREADS=1 DJANGO_SETTINGS_MODULE=croplayer_site.settings
 export DEBUG=0
 PORT="${PORT:-8000}"
 PY=.venv/bin/python
+# The overview and integration maps' base map; BASEMAP_URL= (empty) for none (offline machines).
+export BASEMAP_URL="${BASEMAP_URL-https://tile.openstreetmap.org/{z}/{x}/{y}.png}"
 mkdir -p var/log
 $PY manage.py migrate --noinput -v 0
 $PY manage.py load_demo | tee var/demo-logins.txt

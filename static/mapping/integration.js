@@ -9,6 +9,7 @@
   const message = (text) => { $("integ-message").textContent = text; };
 
   const map = L.map("map", {maxZoom: cfg.zoom + 2, keyboard: false});
+  if (window.croplayerBasemap) window.croplayerBasemap(map);
   map.createPane("left").style.zIndex = 250;
   map.createPane("right").style.zIndex = 251;
   let features = [];
@@ -45,7 +46,11 @@
     const size = map.getSize();
     const nw = map.containerPointToLayerPoint([0, 0]);
     const se = map.containerPointToLayerPoint(size);
-    const x = map.containerPointToLayerPoint([size.x * $("integ-swipe").value / 100, 0]).x;
+    // Under the slider's thumb (16 px wide, integration.css), wherever the slider sits.
+    const box = map.getContainer().getBoundingClientRect();
+    const r = $("integ-swipe").getBoundingClientRect();
+    const sx = r.left - box.left + 8 + (r.width - 16) * $("integ-swipe").value / 100;
+    const x = map.containerPointToLayerPoint([Math.max(0, Math.min(size.x, sx)), 0]).x;
     pane.style.clip = `rect(${nw.y}px, ${se.x}px, ${se.y}px, ${x}px)`;
   }
   map.on("move zoom resize", clip);
