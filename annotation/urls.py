@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation import apis, prediction_apis
+from annotation import apis, prediction_apis, tile_apis
 
 SAMPLE = "blocks/<int:block_id>/samples/<slug:source>/"
 
@@ -65,6 +65,11 @@ urlpatterns += [
         "campaigns/<slug:slug>/overview.geojson",
         apis.CampaignOverviewApi.as_view(),
         name="api-campaign-overview",
+    ),
+    path(
+        "campaigns/<slug:slug>/tiles/<int:z>/<int:x>/<int:y>.pbf",
+        tile_apis.CampaignOverviewTileApi.as_view(),
+        name="api-campaign-tiles",
     ),
     path("assignments/", apis.AssignmentListApi.as_view(), name="api-assignment-list"),
     path(

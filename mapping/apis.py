@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import shapely
 from django.conf import settings
+from django.contrib.gis.db.models.functions import AsWKB
 from django.http import HttpResponse, HttpResponseNotModified
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,6 +25,7 @@ from mapping.selectors import (
     campaign_get_for_user,
     campaign_list_for_user,
 )
+from mapping.services.statistics import MAX_VALUE as MAX_STATISTIC_VALUE
 from mapping.services.tiles import TileOutside, block_tile_render
 
 MAX_FEATURES = 20000
@@ -89,7 +92,7 @@ class CampaignBlocksGeoJsonApi(APIView):
         campaign = campaign_get_for_user(user=request.user, slug=slug)
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
-        qs = Block.objects.filter(campaign=campaign).select_related("province", "county")
+        qs = Block.objects.filter(campaign=campaign)
         if "province" in f.validated_data:
             qs = qs.filter(province__adcode=f.validated_data["province"])
         if "bbox" in f.validated_data:
@@ -102,23 +105,37 @@ class CampaignBlocksGeoJsonApi(APIView):
                 row__gte=rows.start, row__lt=rows.stop, col__gte=cols.start, col__lt=cols.stop
             )
         limit = f.validated_data["limit"]
-        blocks = list(qs.order_by("row", "col")[: limit + 1])
-        features = [
-            {
-                "type": "Feature",
-                "id": b.pk,
-                "geometry": {"type": "Polygon", "coordinates": b.geometry.coords},
-                "properties": {
-                    "code": b.code,
-                    "province": b.province.name_zh if b.province else None,
-                    "county": b.county.name_zh if b.county else None,
-                    "land_fraction": round(b.land_fraction, 3),
-                },
-            }
-            for b in blocks[:limit]
-        ]
+        # Values and the geometry as WKB, read by shapely in one vectorised call: model
+        # instances with a GEOS polygon each cost about 1 ms per block.
+        found = list(
+            qs.order_by("row", "col")
+            .annotate(wkb=AsWKB("geometry"))
+            .values(
+                "pk", "row", "col", "land_fraction", "province__name_zh", "county__name_zh", "wkb"
+            )[: limit + 1]
+        )
+        shown = found[:limit]
+        rings = shapely.get_exterior_ring(shapely.from_wkb([bytes(r["wkb"]) for r in shown]))
+        coords = shapely.get_coordinates(rings).tolist()
+        features = []
+        at = 0
+        for r, n in zip(shown, shapely.get_num_coordinates(rings).tolist(), strict=True):
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": r["pk"],
+                    "geometry": {"type": "Polygon", "coordinates": [coords[at : at + n]]},
+                    "properties": {
+                        "code": f"R{r['row']:04d}C{r['col']:04d}",
+                        "province": r["province__name_zh"],
+                        "county": r["county__name_zh"],
+                        "land_fraction": round(r["land_fraction"], 3),
+                    },
+                }
+            )
+            at += n
         return Response(
-            {"type": "FeatureCollection", "features": features, "truncated": len(blocks) > limit}
+            {"type": "FeatureCollection", "features": features, "truncated": len(found) > limit}
         )
 
 

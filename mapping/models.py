@@ -454,6 +454,8 @@ class BlockIntegration(models.Model):
                 name="blockintegration_decision_valid",
             ),
         ]
+        # The overview tiles' version reads the newest change (MAX(updated_at)) per request.
+        indexes = [models.Index(fields=["updated_at"], name="blockintegration_updated")]
 
     def __str__(self) -> str:
         return f"{self.block}: {self.decision} ({self.source})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
 from croplayer_site.roles import ADMIN, LEAD, user_roles
@@ -50,6 +50,23 @@ def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
         return campaign_list_for_user(user=user).get(slug=slug)
     except Campaign.DoesNotExist as e:
         raise NotFound(f"no campaign {slug!r}") from e
+
+
+def campaign_block_extent(*, campaign: Campaign) -> list[float] | None:
+    """[west, south, east, north] of the campaign's blocks, from the grid's rows and columns
+    (min/max over the block index, no geometry read); None without blocks."""
+    agg = Block.objects.filter(campaign=campaign).aggregate(
+        r0=Min("row"), r1=Max("row"), c0=Min("col"), c1=Max("col")
+    )
+    if agg["r0"] is None:
+        return None
+    n = round(1 / float(campaign.block_size_deg))
+    return [
+        (agg["c0"] - 180 * n) / n,
+        (agg["r0"] - 90 * n) / n,
+        (agg["c1"] + 1 - 180 * n) / n,
+        (agg["r1"] + 1 - 90 * n) / n,
+    ]
 
 
 def block_get_for_user(*, user: User, block_id: int) -> Block:

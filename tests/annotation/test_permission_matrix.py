@@ -275,6 +275,9 @@ CALLS: dict[tuple[str, str], Callable] = {
     ("api-campaign-overview", "GET"): lambda w, c, r, o: c.get(
         f"/api/campaigns/{_campaign(r, o)}/overview.geojson"
     ),
+    ("api-campaign-tiles", "GET"): lambda w, c, r, o: c.get(
+        f"/api/campaigns/{_campaign(r, o)}/tiles/3/6/3.pbf"
+    ),
     ("api-assignment-list", "GET"): lambda w, c, r, o: c.get(
         "/api/assignments/" + ("" if o == "own" else "?user=bob")
     ),
@@ -361,6 +364,10 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         "foreign": E(403, 404, 201, other_lead=404),
     },
     ("api-campaign-overview", "GET"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(200, 404, 200, other_lead=404),
+    },
+    ("api-campaign-tiles", "GET"): {
         "own": E(200, 200, 200, other_lead=200),
         "foreign": E(200, 404, 200, other_lead=404),
     },

@@ -47,7 +47,8 @@ def test_live_fetch_progress_reaches_the_browser(
     page.wait_for_function(
         "() => window.L && document.getElementById('map').dataset.blocks === '3'"
     )
-    assert page.locator("#map canvas").count() == 1
+    page.wait_for_function("() => document.getElementById('map').dataset.tiles === 'loaded'")
+    assert page.locator("#map canvas").count() >= 1  # the blocks' vector tiles
     row = f"#fetch-runs tr[data-job='fetch-{start.run.pk}']"
     assert page.inner_text(f"{row} [data-k=status]") == "queued"
     page.wait_for_timeout(500)  # let the websocket subscribe before work starts

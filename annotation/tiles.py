@@ -1,0 +1,349 @@
+"""The campaign overview map as Mapbox vector tiles, with validators.
+
+Layer ``blocks`` (zoom 8 and up for 0.05° blocks): one rectangle per block with its id, row, col,
+province adcode, work status (of the primary assignment; of the annotator's own for an annotator;
+``unassigned``), and per imagery source the newest verdict and the current segmenter's predicted
+cropland fraction; for leads and admins also the assignee, the second (agreement) person and the
+integration decision in force. Layer ``cells`` (lower zooms): blocks merged into square cells of
+``cell_blocks(z)`` blocks a side, each with its block count, the count per work status and the
+mean predicted cropland fraction, so a tile of the whole country stays a few hundred features.
+
+PostGIS encodes a tile in one SQL statement (``ST_AsMVT``); the embedded SpatiaLite database runs
+the same feature query and encodes the rectangles in ``mapping.geo.mvt``. An annotator's tiles
+hold only their own blocks and verdicts, as the GeoJSON overview does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+
+from annotation.models import Assignment, AssignmentStatus, AuditEntry, VerdictLabel
+from learning.models import BlockPrediction, ModelKind, ModelVersion
+from mapping.geo.grid import tile_bounds_lonlat
+from mapping.geo.mvt import BUFFER, EXTENT, MAX_LAT, Layer, cell_blocks, encode_tile, tile_rects
+from mapping.models import AdminUnit, Block, BlockIntegration, Campaign, ImagerySource
+
+# Bumped when the tiles' layers or properties change, so browsers drop what they validated.
+TILE_FORMAT = 1
+UNASSIGNED = "unassigned"
+STATUSES = (
+    AssignmentStatus.TODO,
+    AssignmentStatus.IN_PROGRESS,
+    AssignmentStatus.SUBMITTED,
+    AssignmentStatus.ACCEPTED,
+)
+
+
+@dataclass(frozen=True)
+class TileScope:
+    """Whose map: ``only_user`` is an annotator (their blocks only), None a lead's or admin's."""
+
+    campaign: Campaign
+    only_user: AbstractBaseUser | None
+
+
+def _t(model: Any) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def overview_tile_version(*, scope: TileScope) -> str:
+    """An ETag for every tile of the scope: it changes whenever something a tile shows may have
+    changed. Each part is an index lookup (no scan), so a revalidation costs one small query:
+    the newest audit entry (every assignment, status change, verdict and lead decision writes
+    one), assignment, prediction and integration row, the campaign's current segmenter, the
+    newest block and the imagery sources."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT (SELECT MAX(id) FROM {_t(AuditEntry)}),"
+            f" (SELECT MAX(id) FROM {_t(Assignment)}),"
+            f" (SELECT MAX(id) FROM {_t(BlockPrediction)}),"
+            f" (SELECT MAX(updated_at) FROM {_t(BlockIntegration)}),"
+            f" (SELECT MAX(id) FROM {_t(ModelVersion)} WHERE campaign_id = %s AND kind = %s"
+            f"  AND is_current = %s),"
+            f" (SELECT MAX(id) FROM {_t(Block)} WHERE campaign_id = %s),"
+            f" (SELECT COUNT(*) FROM {_t(ImagerySource)})",
+            [scope.campaign.pk, ModelKind.SEGMENTER, True, scope.campaign.pk],
+        )
+        parts = cur.fetchone()
+    user = scope.only_user.pk if scope.only_user is not None else "all"
+    text = f"{TILE_FORMAT}|{scope.campaign.pk}|{user}|{'|'.join(map(str, parts))}"
+    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+
+
+# --- the feature query, shared by both databases ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Query:
+    sql: str
+    params: list[Any]
+    columns: list[str]
+
+
+def _current_segmenter(campaign: Campaign) -> int | None:
+    return (
+        ModelVersion.objects.filter(campaign=campaign, kind=ModelKind.SEGMENTER, is_current=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _tile_blocks(campaign: Campaign, z: int, x: int, y: int, k: int) -> tuple[range, range]:
+    """Row and column ranges of the blocks in the tile and its buffer, widened to whole cells
+    of ``k`` blocks so a cell on a tile edge counts the same in both tiles."""
+    size = float(campaign.block_size_deg)
+    n = round(1 / size)
+    w, s, e, nn = tile_bounds_lonlat(x, y, z)
+    pad_x = (e - w) * BUFFER / EXTENT
+    pad_y = (nn - s) * BUFFER / EXTENT
+    r0 = max(math.floor((s - pad_y + 90) * n), 0)
+    r1 = math.ceil((nn + pad_y + 90) * n)
+    c0 = max(math.floor((w - pad_x + 180) * n), 0)
+    c1 = math.ceil((e + pad_x + 180) * n)
+    return range(r0 // k * k, -(-r1 // k) * k), range(c0 // k * k, -(-c1 // k) * k)
+
+
+def _where(scope: TileScope, rows: range, cols: range) -> tuple[str, list[Any]]:
+    sql = 'b.campaign_id = %s AND b."row" >= %s AND b."row" < %s AND b."col" >= %s AND b."col" < %s'
+    params: list[Any] = [scope.campaign.pk, rows.start, rows.stop, cols.start, cols.stop]
+    if scope.only_user is not None:
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {_t(Assignment)} o"
+            " WHERE o.block_id = b.id AND o.user_id = %s)"
+        )
+        params.append(scope.only_user.pk)
+    return sql, params
+
+
+def _mine(scope: TileScope, alias: str) -> tuple[str, list[Any]]:
+    """The assignment whose status the map shows: the annotator's own, else the primary one."""
+    if scope.only_user is not None:
+        return f"{alias}.user_id = %s", [scope.only_user.pk]
+    return f"{alias}.agreement = %s", [False]
+
+
+def _sources() -> list[tuple[int, str]]:
+    return list(ImagerySource.objects.order_by("slug").values_list("pk", "slug"))
+
+
+def _blocks_query(scope: TileScope, rows: range, cols: range) -> _Query:
+    a, v, p = _t(Assignment), _t(VerdictLabel), _t(BlockPrediction)
+    cols_sql: list[str] = [
+        "b.id AS id",
+        'b."row" AS "row"',
+        'b."col" AS "col"',
+        "pu.adcode AS province",
+    ]
+    params: list[Any] = []
+    mine, mine_p = _mine(scope, "a")
+    cols_sql.append(
+        f"COALESCE((SELECT a.status FROM {a} a WHERE a.block_id = b.id AND {mine}"
+        f" ORDER BY a.id DESC LIMIT 1), %s) AS status"
+    )
+    params += [*mine_p, UNASSIGNED]
+    if scope.only_user is None:
+        user = _t(get_user_model())
+        for name, second in (("assignee", False), ("second", True)):
+            cols_sql.append(
+                f"(SELECT u.username FROM {a} a JOIN {user} u ON u.id = a.user_id"
+                f" WHERE a.block_id = b.id AND a.agreement = %s ORDER BY a.id DESC LIMIT 1)"
+                f" AS {name}"
+            )
+            params.append(second)
+        cols_sql.append(
+            f"(SELECT i.decision FROM {_t(BlockIntegration)} i WHERE i.block_id = b.id) AS decision"
+        )
+    segmenter = _current_segmenter(scope.campaign)
+    for source_id, slug in _sources():
+        own = " AND v.user_id = %s" if scope.only_user is not None else ""
+        cols_sql.append(
+            f"(SELECT v.verdict FROM {v} v WHERE v.block_id = b.id AND v.source_id = %s{own}"
+            f' ORDER BY v.updated_at DESC, v.id DESC LIMIT 1) AS "verdict_{slug}"'
+        )
+        params += [source_id, *([scope.only_user.pk] if scope.only_user is not None else [])]
+        if segmenter is not None:
+            cols_sql.append(
+                f"(SELECT p.cropland_fraction FROM {p} p WHERE p.block_id = b.id"
+                f' AND p.source_id = %s AND p.model_version_id = %s) AS "fraction_{slug}"'
+            )
+            params += [source_id, segmenter]
+    where, where_p = _where(scope, rows, cols)
+    sql = (
+        f"SELECT {', '.join(cols_sql)} FROM {_t(Block)} b"
+        f" LEFT JOIN {_t(AdminUnit)} pu ON pu.id = b.province_id WHERE {where}"
+    )
+    names = [c.rsplit(" AS ", 1)[1].strip('"') for c in cols_sql]
+    return _Query(sql, params + where_p, names)
+
+
+def _cells_query(scope: TileScope, rows: range, cols: range, k: int) -> _Query:
+    a, b = _t(Assignment), _t(Block)
+    where, where_p = _where(scope, rows, cols)
+    cell = f'b."row" / {k} AS cr, b."col" / {k} AS cc'
+    mine, mine_p = _mine(scope, "a")
+    newer, newer_p = _mine(scope, "a2")
+    counts = ", ".join(
+        f"SUM(CASE WHEN a.status = '{s.value}' THEN 1 ELSE 0 END) AS {s.value}" for s in STATUSES
+    )
+    parts = [
+        f"cells AS (SELECT {cell}, COUNT(*) AS n FROM {b} b WHERE {where} GROUP BY 1, 2)",
+        f"work AS (SELECT {cell}, {counts} FROM {a} a JOIN {b} b ON b.id = a.block_id"
+        f" WHERE {where} AND {mine} AND NOT EXISTS (SELECT 1 FROM {a} a2"
+        f" WHERE a2.block_id = a.block_id AND {newer} AND a2.id > a.id) GROUP BY 1, 2)",
+    ]
+    params: list[Any] = [*where_p, *where_p, *mine_p, *newer_p]
+    segmenter = _current_segmenter(scope.campaign)
+    frac = "NULL"
+    if segmenter is not None:
+        parts.append(
+            f"pred AS (SELECT {cell}, AVG(p.cropland_fraction) AS fraction"
+            f" FROM {_t(BlockPrediction)} p JOIN {b} b ON b.id = p.block_id"
+            f" WHERE p.model_version_id = %s AND {where} GROUP BY 1, 2)"
+        )
+        params += [segmenter, *where_p]
+        frac = "pred.fraction"
+    status_cols = ", ".join(f"COALESCE(work.{s.value}, 0) AS {s.value}" for s in STATUSES)
+    sql = (
+        f"WITH {', '.join(parts)} SELECT cells.cr * 100000 + cells.cc AS id, cells.cr AS cr,"
+        f" cells.cc AS cc, cells.n AS n, {status_cols}, {frac} AS fraction FROM cells"
+        " LEFT JOIN work ON work.cr = cells.cr AND work.cc = cells.cc"
+        + (" LEFT JOIN pred ON pred.cr = cells.cr AND pred.cc = cells.cc" if frac != "NULL" else "")
+    )
+    return _Query(sql, params, ["id", "cr", "cc", "n", *(s.value for s in STATUSES), "fraction"])
+
+
+# --- the tile ---------------------------------------------------------------------------------
+
+
+def overview_tile(*, scope: TileScope, z: int, x: int, y: int) -> bytes:
+    """The tile's MVT bytes (empty when no block of the scope falls in it)."""
+    size = float(scope.campaign.block_size_deg)
+    k = cell_blocks(z, size)
+    rows, cols = _tile_blocks(scope.campaign, z, x, y, k)
+    q = _blocks_query(scope, rows, cols) if k == 1 else _cells_query(scope, rows, cols, k)
+    if connection.vendor == "postgresql":
+        return _postgis_tile(q, z, x, y, k, size)
+    return _python_tile(q, z, x, y, k, size)
+
+
+def _postgis_tile(q: _Query, z: int, x: int, y: int, k: int, size: float) -> bytes:
+    props = ", ".join(
+        f'ROUND(f."{c}"::numeric, 3)::float8 AS "{c}"' if c.startswith("fraction") else f'f."{c}"'
+        for c in q.columns
+        if c not in ("cr", "cc")
+    )
+    if k == 1:
+        props += ", f.id AS block"  # the feature id again, as a property the map can read
+    # The rectangle from the grid, latitudes clamped to Web Mercator (as mapping.geo.mvt does).
+    r, c = ('f."row"', 'f."col"') if k == 1 else ("f.cr", "f.cc")
+    shape = (
+        f"ST_Transform(ST_MakeEnvelope(-180 + {c} * %s, GREATEST(-90 + {r} * %s, %s),"
+        f" -180 + ({c} + 1) * %s, LEAST(-90 + ({r} + 1) * %s, %s), 4326), 3857)"
+    )
+    cd = size * k
+    shape_p = [cd, cd, -MAX_LAT, cd, cd, MAX_LAT]
+    layer = "blocks" if k == 1 else "cells"
+    sql = (
+        f"WITH f AS ({q.sql}) SELECT ST_AsMVT(t, %s, {EXTENT}, 'geom', 'id') FROM ("
+        f"SELECT {props}, ST_AsMVTGeom({shape}, ST_TileEnvelope(%s, %s, %s), {EXTENT},"
+        f" {BUFFER}, true) AS geom FROM f) t WHERE t.geom IS NOT NULL"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [*q.params, layer, *shape_p, z, x, y])
+        (data,) = cur.fetchone()
+    return bytes(data or b"")
+
+
+def _round3(v: float) -> float:
+    """Half away from zero, as PostgreSQL's ROUND(numeric, 3) (Python's round() is half-even)."""
+    return math.floor(float(v) * 1000 + 0.5) / 1000
+
+
+def _python_tile(q: _Query, z: int, x: int, y: int, k: int, size: float) -> bytes:
+    with connection.cursor() as cur:
+        cur.execute(q.sql, q.params)
+        rows = cur.fetchall()
+    if not rows:
+        return b""
+    cols = {c: i for i, c in enumerate(q.columns)}
+    n = round(1 / size)
+    if k == 1:
+        r = np.array([row[cols["row"]] for row in rows], dtype=np.float64)
+        c = np.array([row[cols["col"]] for row in rows], dtype=np.float64)
+        west, south = (c - 180 * n) / n, (r - 90 * n) / n
+        east, north = (c + 1 - 180 * n) / n, (r + 1 - 90 * n) / n
+        layer = "blocks"
+    else:
+        cr = np.array([row[cols["cr"]] for row in rows], dtype=np.float64)
+        cc = np.array([row[cols["cc"]] for row in rows], dtype=np.float64)
+        west, south = (cc * k - 180 * n) / n, (cr * k - 90 * n) / n
+        east, north = ((cc + 1) * k - 180 * n) / n, ((cr + 1) * k - 90 * n) / n
+        layer = "cells"
+    rects, keep = tile_rects(west, south, east, north, z, x, y)
+    idx = np.flatnonzero(keep).tolist()
+    props: dict[str, list[Any]] = {}
+    for name in q.columns:
+        if name in ("id", "cr", "cc"):
+            continue
+        i = cols[name]
+        if name.startswith("fraction"):
+            props[name] = [None if rows[j][i] is None else _round3(rows[j][i]) for j in idx]
+        else:
+            props[name] = [rows[j][i] for j in idx]
+    ids = [rows[j][cols["id"]] for j in idx]
+    if k == 1:
+        props["block"] = ids
+    return encode_tile([Layer(layer, rects[idx], ids, props)])
+
+
+# --- the legend's numbers ------------------------------------------------------------------------
+
+
+def overview_counts(*, scope: TileScope) -> dict[str, Any]:
+    """What the tiled map's legend counts, by SQL aggregates over the whole scope (no loop over
+    blocks): blocks in total, per work status (``unassigned`` included), per newest verdict of
+    each source (``none``: no verdict) and per province adcode."""
+    from django.db.models import Count, Exists, OuterRef
+
+    from annotation.selectors import _latest_verdicts
+
+    blocks = Block.objects.filter(campaign=scope.campaign)
+    user = scope.only_user
+    if user is not None:
+        blocks = blocks.filter(
+            Exists(Assignment.objects.filter(block_id=OuterRef("pk"), user=user))
+        )
+    total = blocks.count()
+    provinces = {
+        str(adcode): n
+        for adcode, n in blocks.values_list("province__adcode").annotate(n=Count("id")).order_by()
+        if adcode is not None
+    }
+    mine = Assignment.objects.filter(block__campaign=scope.campaign)
+    mine = mine.filter(user=user) if user is not None else mine.filter(agreement=False)
+    newer = mine.filter(block_id=OuterRef("block_id"), pk__gt=OuterRef("pk"))
+    statuses = dict(
+        mine.exclude(Exists(newer)).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    statuses[UNASSIGNED] = total - sum(statuses.values())
+    latest = _latest_verdicts(only_user=user).filter(block__campaign=scope.campaign)
+    if user is not None:
+        latest = latest.filter(
+            Exists(Assignment.objects.filter(block_id=OuterRef("block_id"), user=user))
+        )
+    verdicts: dict[str, dict[str, int]] = {slug: {} for _, slug in _sources()}
+    for slug, verdict, n in (
+        latest.values_list("source__slug", "verdict").annotate(n=Count("id")).order_by()
+    ):
+        verdicts.setdefault(slug, {})[verdict] = n
+    for counts in verdicts.values():
+        counts["none"] = total - sum(counts.values())
+    return {"total": total, "statuses": statuses, "verdicts": verdicts, "provinces": provinces}
