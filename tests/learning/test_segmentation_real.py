@@ -45,3 +45,25 @@ def test_tiny_mask2former_loss_falls_on_real_crops(tiles: dict[str, RealTile], s
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     prob = engine.predict_proba(imgs)
     assert prob.shape == (4, 64, 64) and prob.dtype == np.float32
+
+
+@pytest.mark.slow
+def test_unet_learns_real_cropland_within_a_time_budget(shared_data: Path) -> None:
+    """The default CPU engine, trained 240 s on one thread on GID-15 + LoveDA (8x down), beats
+    the all-cropland guess on validation scenes it never saw (split by scene group)."""
+    from learning.core.realdata import load_real, split_tiles
+    from learning.core.segmentation.engine import engine_build, engine_train_defaults
+    from learning.core.segmentation.metrics import pixel_iou
+    from learning.core.segmentation.training import TrainOptions
+
+    torch.set_num_threads(1)
+    train, val = split_tiles(load_real(shared_data / "real"), val_fraction=0.2, seed=5)
+    engine = engine_build("unet", device="cpu")
+    options = TrainOptions(**engine_train_defaults("unet"), epochs=10_000, steps_per_epoch=50,
+                           time_budget_s=240)
+    r = engine.train([(t.image, t.mask) for t in train], options=options)
+    assert r["stopped"] == "time_budget"
+    gid = [t for t in val if t.dataset == "gid15"]
+    learned = engine.evaluate([(t.image, t.mask) for t in gid], window=256, overlap=64).iou
+    constant = pixel_iou((np.ones_like(t.mask), t.mask) for t in gid).iou
+    assert learned > constant + 0.1, (learned, constant)

@@ -50,23 +50,42 @@ def _read_pairs(images: Path, masks: Path) -> list[tuple[str, npt.NDArray[np.uin
 
 # --------------------------------------------------------------------------- train-segmenter
 
-def _seg_config(args: argparse.Namespace) -> Any:
-    from learning.core.segmentation.mask2former import Mask2FormerSegConfig
+# TrainOptions for engines that do not state their own (Mask2Former's earlier CLI defaults).
+FALLBACK_TRAIN = {"batch_size": 8, "crop_size": 128, "lr": 3e-4}
+M2F_SMALL = dict(embed_dim=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8), window_size=8,
+                 hidden_dim=64, encoder_layers=2, decoder_layers=3, num_queries=16,
+                 num_attention_heads=4, train_num_points=4096)
 
+
+def _engine_name(args: argparse.Namespace) -> str:
+    from learning.core.segmentation.engine import default_engine_name, get_engine
+
+    name = args.engine or default_engine_name()
+    get_engine(name)  # ValueError lists the known engines
+    return str(name)
+
+
+def _seg_config(args: argparse.Namespace, engine: str) -> Any:
+    """The engine's config: a JSON file, or a preset (``small`` is each engine's CPU recipe:
+    Mask2Former's reduced Swin, the U-Net's default; ``swin-t`` is Mask2Former's full size)."""
+    from learning.core.segmentation.engine import engine_config_class
+
+    cfg_cls = engine_config_class(engine)
+    preset = args.preset or "small"
     if args.config:
         data = _config_json(Path(args.config))
-    elif args.preset == "tiny":
-        data = Mask2FormerSegConfig.tiny().model_dump()
-    elif args.preset == "small":
-        data = dict(embed_dim=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8), window_size=8,
-                    hidden_dim=64, encoder_layers=2, decoder_layers=3, num_queries=16,
-                    num_attention_heads=4, train_num_points=4096)
+    elif preset == "tiny":
+        data = cfg_cls.tiny().model_dump()
+    elif preset == "small" and engine == "mask2former":
+        data = dict(M2F_SMALL)
+    elif preset == "swin-t" and engine != "mask2former":
+        raise CliError(f"preset swin-t is a Mask2Former size; engine {engine} has tiny, small")
     else:
         data = {}
     if args.pretrained:
         data["pretrained_path"] = args.pretrained
     data["init_seed"] = args.seed
-    return _config_build(Mask2FormerSegConfig, data, args.config)
+    return _config_build(cfg_cls, data, args.config)
 
 
 def _config_json(path: Path) -> dict[str, Any]:
@@ -103,14 +122,19 @@ def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--work-dir", type=Path, default=None,
                    help="checkpoint folder; rerunning with the same one resumes")
-    p.add_argument("--preset", choices=PRESETS, default="small")
-    p.add_argument("--config", help="JSON file with a Mask2FormerSegConfig (overrides --preset)")
+    p.add_argument("--engine", default=None, metavar="NAME",
+                   help="segmentation engine: unet or mask2former (default: the one that learns "
+                        "best on this hardware: mask2former with CUDA, unet on a CPU)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="model size (default small: the engine's CPU recipe)")
+    p.add_argument("--config", help="JSON file with the engine's config (overrides --preset)")
     p.add_argument("--pretrained", help="local .safetensors/.pt weights to start from")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="default 20, or unlimited with --time-budget")
     p.add_argument("--steps-per-epoch", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the engine's")
+    p.add_argument("--crop-size", type=int, default=None, help="default: the engine's")
+    p.add_argument("--lr", type=float, default=None, help="default: the engine's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -119,13 +143,15 @@ def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
 
 def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
     from learning.core.realdata import load_real, split_tiles
-    from learning.core.segmentation.mask2former import Mask2FormerEngine
+    from learning.core.segmentation.engine import engine_train_defaults, get_engine
     from learning.core.segmentation.metrics import pixel_iou
     from learning.core.segmentation.training import TrainOptions
 
     t0 = time.monotonic()
     if args.out.exists() and not args.overwrite:
         raise CliError(f"{args.out} already exists (use --overwrite)")
+    engine_name = _engine_name(args)
+    seg_config = _seg_config(args, engine_name)
     if args.real_data is not None:
         if not args.real_data.is_dir():
             raise CliError(f"real data folder {args.real_data} does not exist")
@@ -141,18 +167,22 @@ def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
         n_val = max(1, round(args.val_fraction * len(pairs))) if len(pairs) > 1 else 0
         val = [pairs[i] for i in order[:n_val]]
         train = [(pairs[i][1], pairs[i][2]) for i in order[n_val:]]
+    train_opts = {**FALLBACK_TRAIN, **engine_train_defaults(engine_name)}
+    for key in ("batch_size", "crop_size", "lr"):
+        if getattr(args, key) is not None:
+            train_opts[key] = getattr(args, key)
+    epochs = args.epochs or (100_000 if args.time_budget else 20)
     try:
-        options = TrainOptions(epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                               batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
+        options = TrainOptions(**train_opts, epochs=epochs, steps_per_epoch=args.steps_per_epoch,
                                seed=args.seed, time_budget_s=args.time_budget)
     except ValueError as e:
         raise CliError(f"bad training option: {str(e).splitlines()[-1]}") from None
-    engine = Mask2FormerEngine(_seg_config(args))
+    engine = get_engine(engine_name)(seg_config)
     t_load = time.monotonic() - t0
     result = engine.train(train, options=options, work_dir=args.work_dir,
                           progress=not args.no_progress)
     t1 = time.monotonic()
-    window, overlap = 2 * args.crop_size, args.crop_size // 2
+    window, overlap = 2 * options.crop_size, options.crop_size // 2
     per_ds: dict[str, list[tuple[Any, Any]]] = {}
     for name, img, m in val:
         pred = engine.predict_block(img, window=window, overlap=overlap)[0]
@@ -161,10 +191,11 @@ def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
     t_eval = time.monotonic() - t1
     metrics = {"val": overall.as_dict(),
                "val_by_dataset": {k: pixel_iou(v).as_dict() for k, v in per_ds.items()},
-               "n_train": len(train), "n_val": len(val), "train": result,
+               "n_train": len(train), "n_val": len(val), "train": result, "engine": engine_name,
                "options": options.model_dump(), "window": window, "overlap": overlap}
     engine.save(args.out, metrics=metrics, overwrite=args.overwrite)
-    return {"bundle": str(args.out), "val_iou": overall.iou, "val_counts": overall.as_dict(),
+    return {"bundle": str(args.out), "engine": engine_name, "val_iou": overall.iou,
+            "val_counts": overall.as_dict(),
             "val_iou_by_dataset": {k: v["iou"] for k, v in metrics["val_by_dataset"].items()},
             "n_train": len(train), "n_val": len(val),
             "epochs_completed": result["epochs_completed"], "stopped": result["stopped"],
@@ -309,7 +340,7 @@ def run_train_iqa(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # Registered last: the dispatcher looks up ``run_<name>`` when a command is registered.
-command("train-segmenter", help="train the Mask2Former cropland segmenter and save a bundle")(
+command("train-segmenter", help="train a cropland segmenter (U-Net or Mask2Former), save a bundle")(
     configure_train_segmenter)
 command("predict", help="segment a folder of block GeoTIFFs into mask + probability GeoTIFFs")(
     configure_predict)
