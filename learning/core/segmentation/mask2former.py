@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -13,7 +15,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from safetensors.torch import load_file, save_file
-from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
+from transformers import (
+    Mask2FormerConfig,
+    Mask2FormerForUniversalSegmentation,
+    SwinBackbone,
+    SwinConfig,
+)
 
 from learning.core.bundle import BundleError, bundle_open, bundle_writer
 from learning.core.segmentation.data import IGNORE, CropSampler, validate_sample
@@ -21,7 +28,7 @@ from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
 from learning.core.segmentation.metrics import IoUCounts, pixel_iou
 from learning.core.segmentation.training import TrainOptions, fit
-from learning.core.weights import load_matching_weights
+from learning.core.weights import PretrainedReport, load_weights_report
 
 KIND = "segmenter-mask2former"
 CLASS_MAP = {0: "background", 1: "cropland"}
@@ -45,10 +52,19 @@ class Mask2FormerSegConfig(BaseModel):
     num_attention_heads: Annotated[int, Field(ge=1)] = 4
     train_num_points: Annotated[int, Field(ge=64)] = 4096
     no_object_weight: Annotated[float, Field(gt=0)] = 0.1
+    # The matched-query loss: class cross-entropy, mask binary cross-entropy and mask Dice.
+    class_weight: Annotated[float, Field(gt=0)] = 2.0
+    mask_weight: Annotated[float, Field(gt=0)] = 5.0
+    dice_weight: Annotated[float, Field(gt=0)] = 5.0
     init_seed: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    # A .safetensors/.pt state dict, or a Hugging Face checkpoint folder (config.json +
+    # model.safetensors) of a Mask2Former (re-headed to our classes) or of a Swin backbone.
     pretrained_path: str | None = None
+    # The whole transformers Mask2FormerConfig when the model was built from a checkpoint
+    # folder's config: it then fixes the architecture and the shape fields above are unused.
+    architecture: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Mask2FormerSegConfig:
@@ -72,34 +88,161 @@ class Mask2FormerSegConfig(BaseModel):
         base.update(overrides)
         return cls(**base)
 
-    def build(self) -> Mask2FormerForUniversalSegmentation:
+    def _training_overrides(self) -> dict[str, Any]:
+        """What we set whatever the architecture: our classes, ignore value and loss."""
+        return dict(num_labels=len(CLASS_MAP), id2label={k: v for k, v in CLASS_MAP.items()},
+                    label2id={v: k for k, v in CLASS_MAP.items()}, ignore_value=IGNORE,
+                    train_num_points=self.train_num_points,
+                    no_object_weight=self.no_object_weight, class_weight=self.class_weight,
+                    mask_weight=self.mask_weight, dice_weight=self.dice_weight)
+
+    def _own_config(self, backbone: SwinConfig | None = None) -> Mask2FormerConfig:
         # An explicit SwinConfig means transformers builds the backbone locally with random
         # weights: no timm, no hub; pretrained weights come only from ``pretrained_path``.
         # transformers' configs take these through **kwargs, which their stubs do not declare.
-        backbone = SwinConfig(  # type: ignore[call-arg]
-                              embed_dim=self.embed_dim, depths=list(self.depths),
-                              num_heads=list(self.num_heads), window_size=self.window_size,
-                              drop_path_rate=0.1,
-                              out_features=["stage1", "stage2", "stage3", "stage4"])
+        if backbone is None:
+            backbone = SwinConfig(  # type: ignore[call-arg]
+                embed_dim=self.embed_dim, depths=list(self.depths),
+                num_heads=list(self.num_heads), window_size=self.window_size,
+                drop_path_rate=0.1, out_features=list(STAGES))
         h = self.hidden_dim
-        cfg = Mask2FormerConfig(  # type: ignore[call-arg]  # num_labels etc. via **kwargs
-            backbone_config=backbone, num_labels=len(CLASS_MAP),
-            id2label={k: v for k, v in CLASS_MAP.items()},
-            label2id={v: k for k, v in CLASS_MAP.items()},
-            hidden_dim=h, feature_size=h, mask_feature_size=h, encoder_layers=self.encoder_layers,
-            encoder_feedforward_dim=4 * h, decoder_layers=self.decoder_layers,
-            dim_feedforward=8 * h, num_attention_heads=self.num_attention_heads,
-            num_queries=self.num_queries, train_num_points=self.train_num_points,
-            no_object_weight=self.no_object_weight, ignore_value=IGNORE)
+        return Mask2FormerConfig(
+            backbone_config=backbone, hidden_dim=h, feature_size=h, mask_feature_size=h,
+            encoder_layers=self.encoder_layers, encoder_feedforward_dim=4 * h,
+            decoder_layers=self.decoder_layers, dim_feedforward=8 * h,
+            num_attention_heads=self.num_attention_heads, num_queries=self.num_queries,
+            **self._training_overrides())
+
+    def hf_config(self) -> Mask2FormerConfig:
+        """The transformers config this model is built from (no checkpoint is read)."""
+        if self.architecture is None:
+            return self._own_config()
+        try:
+            cfg = Mask2FormerConfig.from_dict({**self.architecture,
+                                               **self._training_overrides()})
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"architecture is not a Mask2Former config ({e})") from e
+        return cfg
+
+    def build(self) -> Mask2FormerForUniversalSegmentation:
+        """The model, with pretrained weights when ``pretrained_path`` names some."""
+        return self.build_with_report()[0]
+
+    def build_with_report(self) -> tuple[Mask2FormerForUniversalSegmentation,
+                                         Mask2FormerSegConfig, PretrainedReport | None]:
+        """The model, the config it really has (``architecture`` filled in when a checkpoint
+        folder chose it) and what loaded from ``pretrained_path`` (None without one)."""
+        path = Path(self.pretrained_path) if self.pretrained_path else None
+        if path is not None and path.is_dir():
+            # The folder's own config fixes the architecture (so every shape can match).
+            return _from_checkpoint_folder(self, path)
         torch.manual_seed(self.init_seed)
-        model = Mask2FormerForUniversalSegmentation(cfg)
-        if self.pretrained_path:
-            _load_pretrained(model, Path(self.pretrained_path))
-        return model
+        model = Mask2FormerForUniversalSegmentation(self.hf_config())
+        report = load_weights_report(model, path) if path is not None else None
+        return model, self, report
 
 
-def _load_pretrained(model: torch.nn.Module, path: Path) -> None:
-    load_matching_weights(model, path)
+STAGES = ("stage1", "stage2", "stage3", "stage4")
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers prints its own load table and a progress bar; we report instead."""
+    # transformers.utils.logging is untyped; Any keeps strict mypy quiet about it.
+    from transformers.utils import logging as hf_logging_module
+
+    hf_logging: Any = hf_logging_module
+    level = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def _from_checkpoint_folder(config: Mask2FormerSegConfig, folder: Path) -> tuple[
+        Mask2FormerForUniversalSegmentation, Mask2FormerSegConfig, PretrainedReport]:
+    """Build from a Hugging Face checkpoint folder, read locally (never from the hub).
+
+    A Mask2Former checkpoint gives the whole architecture (backbone, pixel decoder, queries);
+    its class head is re-headed to our two classes. A Swin checkpoint (``SwinModel`` or a Swin
+    classifier) gives the backbone; the rest is built from ``config`` and starts from scratch.
+    """
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file() or not any(folder.glob("*.safetensors")):
+        raise ValueError(f"pretrained folder {folder} needs config.json and model.safetensors "
+                         "(a Hugging Face checkpoint saved with save_pretrained)")
+    try:
+        model_type = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise ValueError(f"{cfg_file} is not a JSON config ({e})") from e
+    torch.manual_seed(config.init_seed)
+    model: Any
+    info: dict[str, Any]
+    # from_pretrained returns (model, info) with output_loading_info; its stubs say model only.
+    m2f: Any = Mask2FormerForUniversalSegmentation
+    swin: Any = SwinBackbone
+    try:
+        with _quiet_transformers():
+            if model_type == "mask2former":
+                hf_cfg = Mask2FormerConfig.from_pretrained(
+                    str(folder), local_files_only=True, **config._training_overrides())
+                model, info = m2f.from_pretrained(
+                    str(folder), config=hf_cfg, ignore_mismatched_sizes=True,
+                    output_loading_info=True, local_files_only=True, dtype=torch.float32)
+                prefix, target = "", model
+            elif model_type == "swin":
+                backbone_cfg = SwinConfig.from_pretrained(
+                    str(folder), local_files_only=True, out_features=list(STAGES))
+                model = Mask2FormerForUniversalSegmentation(config._own_config(backbone_cfg))
+                backbone, info = swin.from_pretrained(
+                    str(folder), config=backbone_cfg, output_loading_info=True,
+                    local_files_only=True, dtype=torch.float32)
+                prefix = "model.pixel_level_module.encoder."
+                target = model.model.pixel_level_module.encoder
+                target.load_state_dict(backbone.state_dict())
+            else:
+                raise ValueError(f"{cfg_file}: model_type {model_type!r} is neither a "
+                                 "Mask2Former ('mask2former') nor a Swin backbone ('swin')")
+    except (OSError, RuntimeError, TypeError, KeyError) as e:
+        raise ValueError(f"cannot load the checkpoint in {folder} ({e})") from e
+    # Buffers made from the config (the no-object class weight) are ours, not the checkpoint's.
+    model.criterion.empty_weight.copy_(_empty_weight(config))
+    missing = set(info["missing_keys"])
+    mismatched = {k: (tuple(a), tuple(b)) for k, a, b in info["mismatched_keys"]}
+    loaded = sorted(prefix + k for k in target.state_dict()
+                    if k not in missing and k not in mismatched)
+    if not loaded:
+        raise ValueError(f"no tensor in {folder} fits the model built from its config")
+    own = set(model.state_dict())
+    report = PretrainedReport(
+        source=str(folder), kind=str(model_type), loaded=tuple(loaded),
+        reheaded=tuple((prefix + k, a, b) for k, (a, b) in sorted(mismatched.items())),
+        missing=tuple(sorted(own - set(loaded) - {prefix + k for k in mismatched})),
+        unused=tuple(sorted(info["unexpected_keys"])),
+        notes=(("head re-initialised for classes " + ", ".join(CLASS_MAP.values()),)
+               if mismatched else ()))
+    report.log()
+    resolved = config.model_copy(update={"architecture": _architecture(model.config)})
+    return cast(Mask2FormerForUniversalSegmentation, model), resolved, report
+
+
+def _empty_weight(config: Mask2FormerSegConfig) -> torch.Tensor:
+    w = torch.ones(len(CLASS_MAP) + 1)
+    w[-1] = config.no_object_weight
+    return w
+
+
+def _architecture(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready transformers config (what a bundle needs to rebuild the same shapes)."""
+    data: dict[str, Any] = json.loads(cfg.to_json_string(use_diff=False))
+    for k in ("id2label", "label2id", "transformers_version", "architectures", "_name_or_path"):
+        data.pop(k, None)
+    return data
 
 
 def mask_to_targets(mask: npt.NDArray[np.uint8]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,8 +286,12 @@ class Mask2FormerEngine:
                  model: Mask2FormerForUniversalSegmentation | None = None) -> None:
         self.config = config or Mask2FormerSegConfig()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # What loaded from ``config.pretrained_path``; saved with the bundle (pretrained.json).
+        self.pretrained: PretrainedReport | None = None
+        if model is None:
+            model, self.config, self.pretrained = self.config.build_with_report()
         # Held as a plain Module: transformers' own annotations leave eval/to untyped.
-        self.model = cast(torch.nn.Module, model or self.config.build())
+        self.model = cast(torch.nn.Module, model)
         self.model.to(self.device)
         self.model.eval()
         self._mean = torch.tensor(self.config.mean).view(1, 3, 1, 1) * 255.0
@@ -175,9 +322,12 @@ class Mask2FormerEngine:
         identity = {"engine": self.name, "config": self.config.model_dump(mode="json"),
                     "n_samples": len(samples),
                     "data": [int(m.sum(dtype=np.int64)) for _, m in samples[:64]]}
-        return fit(self.model, loss_fn=self.loss, sampler=sampler, options=opts,
-                   device=self.device, work_dir=work_dir, identity=identity,
-                   progress=progress) | {"minority_class": sampler.minority_class}
+        result = fit(self.model, loss_fn=self.loss, sampler=sampler, options=opts,
+                     device=self.device, work_dir=work_dir, identity=identity,
+                     progress=progress) | {"minority_class": sampler.minority_class}
+        if self.pretrained is not None:
+            result["pretrained"] = self.pretrained.summary()
+        return result
 
     @torch.no_grad()
     def predict_proba(self, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -225,7 +375,11 @@ class Mask2FormerEngine:
             _write_json(tmp / "normalisation.json",
                         {"mean": list(self.config.mean), "std": list(self.config.std),
                          "scale": 255.0, "channels": "RGB"})
-            _write_json(tmp / "metrics.json", metrics or {})
+            metrics = dict(metrics or {})
+            if self.pretrained is not None:
+                metrics.setdefault("pretrained", self.pretrained.summary())
+                _write_json(tmp / "pretrained.json", self.pretrained.to_dict())
+            _write_json(tmp / "metrics.json", metrics)
         return Path(dest)
 
     @classmethod
@@ -250,6 +404,4 @@ class Mask2FormerEngine:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    import json
-
     path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
