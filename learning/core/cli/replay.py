@@ -1,0 +1,122 @@
+"""``python -m learning replay``: the labelling loop replayed on real labelled tiles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from learning.core.cli import CliError, command
+
+# Where the result is saved under the var dir, and where the dashboard's savings report reads
+# it (a file, not a database row: the replay runs outside any campaign, without Django).
+REPLAY_FILE = Path("replay") / "latest.json"
+
+
+def default_save_path() -> Path:
+    return Path(os.environ.get("CROPLAYER_VAR_DIR") or "var") / REPLAY_FILE
+
+
+def configure_replay(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--real-data", type=Path, required=True,
+                   help="the real/ folder (gid15/, loveda/ with manifest.csv)")
+    p.add_argument("--datasets", default="gid15,loveda", help="comma-separated")
+    p.add_argument("--engine", default=None,
+                   help="segmentation engine (default: the one for this hardware)")
+    p.add_argument("--preset", default="default", help="engine config preset (e.g. tiny)")
+    p.add_argument("--initial", type=int, default=8, help="labelled tiles to start from")
+    p.add_argument("--per-round", type=int, default=8, help="tiles each arm adds per round")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                   help="training time per round and arm (same for both)")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="score at most this many unlabelled tiles per round (default: all)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of each dataset held out (whole scene groups)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", type=Path, default=None,
+                   help=f"where to write the result JSON (default: $CROPLAYER_VAR_DIR/"
+                        f"{REPLAY_FILE}, read by the dashboard)")
+    p.add_argument("--no-save", action="store_true", help="do not write the result file")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of IoU per round")
+
+
+def run_replay(args: argparse.Namespace) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from learning.core.realdata import load_real, split_tiles
+    from learning.core.replay import ReplayConfig, plot, replay
+    from learning.core.segmentation.engine import (
+        default_engine_name,
+        engine_build,
+        engine_config,
+        engine_names,
+        engine_train_defaults,
+    )
+    from learning.core.segmentation.training import TrainOptions
+
+    if not args.real_data.is_dir():
+        raise CliError(f"real data folder {args.real_data} does not exist")
+    name = args.engine or default_engine_name()
+    if name not in engine_names():
+        raise CliError(f"unknown engine {name!r}; known: {', '.join(engine_names())}")
+    try:
+        config = ReplayConfig(initial=args.initial, per_round=args.per_round,
+                              rounds=args.rounds, seed=args.seed, candidates=args.candidates)
+        defaults = engine_train_defaults(name)
+        options = TrainOptions(**{**defaults, "epochs": 100_000, "steps_per_epoch": 50,
+                                  "time_budget_s": args.budget, "seed": args.seed})
+    except ValidationError as e:
+        bad = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+                        for err in e.errors())
+        raise CliError(f"bad replay option: {bad}") from None
+    window = int(getattr(_engine_class(name), "window", 256))
+    config = config.model_copy(update={"window": window, "overlap": window // 4})
+    tiles = load_real(args.real_data, datasets=[d for d in args.datasets.split(",") if d])
+    pool, validation = split_tiles(tiles, val_fraction=args.val_fraction, seed=args.seed)
+
+    def make() -> Any:
+        return engine_build(name, preset=args.preset, init_seed=args.seed)
+
+    def progress(arm: str, p: dict[str, Any]) -> None:
+        if not args.no_progress:
+            print(f"replay {arm} round {p['round']}: {p['labels']} tiles, IoU {p['iou']:.3f}",
+                  file=sys.stderr, flush=True)
+
+    result = replay(pool, validation, make_engine=make, train_options=options, config=config,
+                    on_round=progress)
+    cfg = engine_config(name, preset=args.preset, init_seed=args.seed)
+    result = {
+        "engine": {"name": name, "preset": args.preset,
+                   "config": cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else {}},
+        "data": {"real_data": str(args.real_data), "datasets": args.datasets.split(","),
+                 "val_fraction": args.val_fraction, "split": "by scene group, per dataset"},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **result,
+    }
+    if not args.no_save:
+        dest = args.save or default_save_path()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, dest)
+        result["saved"] = str(dest)
+    if args.plot is not None:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot(result, args.plot)
+        result["plot"] = str(args.plot)
+    return result
+
+
+def _engine_class(name: str) -> Any:
+    from learning.core.segmentation.engine import get_engine
+
+    return get_engine(name)
+
+
+command("replay", help="replay the labelling loop on real labelled tiles: app selection vs "
+                       "random, IoU per round")(configure_replay)
