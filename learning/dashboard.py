@@ -470,11 +470,69 @@ def savings_simulation(*, campaign: Campaign) -> dict[str, Any]:
     return result
 
 
+def replay_result() -> dict[str, Any] | None:
+    """The latest real-segmenter replay (``python -m learning replay``), shaped for the
+    savings report; None when none was saved, ``{"error": …}`` when the file is unreadable.
+
+    It lives in ``<var dir>/replay/latest.json``: the replay trains a real segmenter on real
+    labelled tiles outside any campaign, so it is one file per deployment, not a row.
+    """
+    from learning.core.cli.replay import REPLAY_FILE
+
+    path = Path(settings.VAR_DIR) / REPLAY_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        arms = raw["arms"]
+        sel = {p["round"]: p for p in arms["selection"]}
+        rnd = {p["round"]: p for p in arms["random"]}
+        rounds = [
+            {"round": r, "labels": sel[r]["labels"], "selection_iou": sel[r]["iou"],
+             "random_iou": rnd[r]["iou"] if r in rnd else None}
+            for r in sorted(sel)
+        ]
+        reach = raw["labels_to_reach_random_final"]
+        engine = raw["engine"]
+        out = {
+            "engine": str(engine["name"]),
+            "preset": str(engine.get("preset", "")),
+            "created_at": str(raw.get("created_at", "")),
+            "datasets": ", ".join(raw.get("data", {}).get("datasets", [])),
+            "n_pool": int(raw["n_pool"]),
+            "n_validation": int(raw["n_validation"]),
+            "budget_s": raw.get("train_options", {}).get("time_budget_s"),
+            "all_cropland_iou": float(raw["all_cropland"]["iou"]),
+            "target_iou": float(raw["target_iou"]),
+            "labels_selection": reach["selection"]["labels"],
+            "labels_random": reach["random"]["labels"],
+            "rounds": rounds,
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return {"error": f"{path.name}: {e!r}"}
+    a, b = out["labels_selection"], out["labels_random"]
+    numbers = isinstance(a, int | float) and isinstance(b, int | float)
+    out["ratio"] = b / a if numbers and a else None
+    return out
+
+
+PROXY_NOTE = _(
+    "Fast fallback: a logistic-regression proxy on this campaign's labelled blocks, not the "
+    "segmenter."
+)
+
+
 def savings_summary(*, campaign: Campaign) -> dict[str, Any]:
-    """Labelled share, each finished round's (labels, IoU) and the order simulation."""
+    """Labelled share, each finished round's (labels, IoU), the real-segmenter replay when one
+    was saved (the savings report's basis) and the proxy simulation (the fast fallback)."""
+    replay = replay_result()
+    usable = replay is not None and "error" not in replay
     return {
         **labelled_share(campaign=campaign),
         "rounds_curve": active_learning_curve(campaign=campaign),
+        "basis": "replay" if usable else "proxy",
+        "replay": replay,
+        "proxy_note": str(PROXY_NOTE),
         "simulation": savings_simulation(campaign=campaign),
     }
 

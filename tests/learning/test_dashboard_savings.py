@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from django.contrib.gis.geos import Polygon
@@ -98,3 +100,64 @@ def test_dashboard_page_shows_the_saving(labelled, users, client):
     assert "logistic regression" in html  # says honestly what the simulation is
     # The first block already gave the final IoU; random orders needed all four.
     assert "with 1 blocks" in html and "× 4.00" in html
+
+
+def _replay_file(var_dir, *, engine: str = "unet") -> dict:
+    """A saved replay as ``python -m learning replay`` writes it (the fields the report uses)."""
+    result = {
+        "schema": 1, "engine": {"name": engine, "preset": "default", "config": {}},
+        "data": {"datasets": ["gid15", "loveda"]}, "created_at": "2026-12-07T03:00:00+00:00",
+        "n_pool": 190, "n_validation": 40, "train_options": {"time_budget_s": 60.0},
+        "all_cropland": {"iou": 0.31},
+        "arms": {
+            "selection": [{"round": 0, "labels": 8, "iou": 0.50},
+                          {"round": 1, "labels": 16, "iou": 0.66},
+                          {"round": 2, "labels": 24, "iou": 0.70}],
+            "random": [{"round": 0, "labels": 8, "iou": 0.50},
+                       {"round": 1, "labels": 16, "iou": 0.58},
+                       {"round": 2, "labels": 24, "iou": 0.64}],
+        },
+        "target_iou": 0.64,
+        "labels_to_reach_random_final": {"selection": {"labels": 16.0},
+                                         "random": {"labels": 24.0}},
+    }
+    (var_dir / "replay").mkdir(parents=True, exist_ok=True)
+    (var_dir / "replay" / "latest.json").write_text(json.dumps(result))
+    return result
+
+
+def test_report_rests_on_the_real_segmenter_replay_when_one_is_saved(labelled, users, client,
+                                                                      settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    client.force_login(users["lead"])
+    url = reverse("learning-dashboard", args=[labelled.slug])
+    # No replay yet: the proxy is the report, labelled as the fast fallback.
+    html = client.get(url).content.decode()
+    assert 'data-basis="proxy"' in html and 'id="replay-missing"' in html
+    assert "Fast fallback: a logistic-regression proxy" in html
+    assert 'id="savings-proxy"' not in html  # shown openly, not folded away
+    _replay_file(settings.VAR_DIR)
+    html = client.get(url).content.decode()
+    assert 'data-basis="replay"' in html and 'id="replay-table"' in html
+    assert "Rests on the unet segmenter (default preset)" in html
+    assert "Random selection reached IoU 0.640 with 24.0 tiles" in html
+    assert "× 1.50" in html  # 24 random tiles / 16 selected
+    assert "scores 0.310 on the same validation tiles" in html  # the constant guess beside it
+    # The proxy is still there, folded and named as the fallback.
+    assert '<details id="savings-proxy"><summary>Fast fallback' in html
+    data = client.get(reverse("learning-dashboard", args=[labelled.slug])).context["data"]
+    assert data["savings"]["basis"] == "replay"
+    assert data["savings"]["replay"]["engine"] == "unet"
+
+
+def test_an_unreadable_replay_file_falls_back_to_the_proxy(labelled, users, client, settings,
+                                                           tmp_path):
+    settings.VAR_DIR = tmp_path
+    (tmp_path / "replay").mkdir()
+    (tmp_path / "replay" / "latest.json").write_text("{not json")
+    client.force_login(users["lead"])
+    resp = client.get(reverse("learning-dashboard", args=[labelled.slug]))
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert 'data-basis="proxy"' in html and 'data-k="replay_error"' in html
+    assert "latest.json" in html
