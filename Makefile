@@ -40,3 +40,18 @@ lint:
 
 bench: setup
 	$(PY) bench/run.py
+
+# Beside a running `make demo` (its worker and private redis): play the interpreters from the
+# ground truth for ROUNDS rounds, then export what converged (JSON on stdout).
+ROUNDS ?= 5
+demo-play:
+	$(PY) manage.py demo_play --campaign demo-2020 --rounds $(ROUNDS) --json
+
+# Rounds back to back with beat for SOAK_MINUTES on the embedded default (own var/soak); the
+# worker must never die. `soak-short` is the CI version (3 minutes).
+SOAK_MINUTES ?= 30
+soak: setup
+	$(PY) scripts/soak.py --minutes $(SOAK_MINUTES)
+
+soak-short:
+	CROPLAYER_VAR_DIR=var/soak-short $(PY) scripts/soak.py --minutes 3

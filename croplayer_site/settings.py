@@ -1,8 +1,9 @@
 """Settings for croplayer, read from the environment (see README "Configuration").
 
 Profiles (``CROPLAYER_PROFILE``):
-- ``demo`` (default): SQLite + SpatiaLite, a file-system Celery broker and an SQLite channel
-  layer, so a laptop runs everything with no server; an insecure secret key is allowed.
+- ``demo`` (default): SQLite + SpatiaLite and, unless ``REDIS_URL`` is set, a private
+  redis-server on a unix socket in the var folder (started by ``make demo`` and the test
+  suite), so a laptop runs everything with no system service; an insecure secret key is allowed.
 - ``production``: needs ``SECRET_KEY`` (or ``SECRET_KEY_FILE``), ``ALLOWED_HOSTS``,
   ``DATABASE_URL`` and ``REDIS_URL``; secure cookies, HSTS, SSL redirect.
 Whatever the profile, ``DATABASE_URL`` (postgis://...) selects PostGIS and ``REDIS_URL`` selects
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from croplayer_site import embedded_redis
 from croplayer_site.env import (
     ImproperlyConfiguredEnv,
     env_bool,
@@ -159,43 +161,36 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
 }
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_RESULT_BACKEND = REDIS_URL
-    # Longer than the longest task, so a slow training task is not delivered twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY", 43200)}
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 reads with a 5 s socket timeout, the same as channels_redis's BZPOPMIN
-            # wait, so an idle receive (a round training quietly for minutes) would fail and
-            # kill the consumer: give reads more time than the layer's poll.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
-        }
+# Unset: a private redis-server on a unix socket in the var folder (croplayer_site/
+# embedded_redis.py; `make demo` and the test suite start it), the same transport as
+# production. kombu's file-system broker is gone: it could hand a worker a half-written message.
+EMBEDDED_REDIS_SOCKET = None if REDIS_URL else embedded_redis.socket_path(VAR_DIR)
+if EMBEDDED_REDIS_SOCKET is not None:
+    REDIS_URL = embedded_redis.broker_url(EMBEDDED_REDIS_SOCKET)
+CELERY_BROKER_URL = embedded_redis.celery_url(REDIS_URL)
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+# Longer than the longest task, so a slow training task is not delivered twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY", 43200)}
+# Where workers write their liveness (croplayer_site/liveness.py): the same server.
+REDIS_PY_URL = embedded_redis.redis_py_url(REDIS_URL)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # No socket timeout (redis-py 8 defaults to 5 s). With one, redis-py sends every
+        # command through asyncio.wait_for, and on Python < 3.12 (Debian 12: 3.11) wait_for
+        # swallows a cancellation that lands as the send completes (CPython gh-86296): a
+        # cancelled receive -- every websocket that closes -- then polls BZPOPMIN forever, its
+        # consumer never ends, and an event loop waiting for it at shutdown hangs (CI did,
+        # tests/site/test_channels.py has the regression test). Reads need none either: the
+        # layer's BZPOPMIN returns every 5 s, and TCP keepalive (on by default) notices a dead
+        # server. Connecting is still bounded.
+        "CONFIG": {
+            "hosts": [
+                {"address": REDIS_PY_URL, "socket_timeout": None, "socket_connect_timeout": 10}
+            ]
+        },
     }
-else:
-    # No daemon: the broker is a pair of folders that producer and worker share, and the
-    # channel layer is an SQLite file, so a worker process can still reach browsers.
-    _broker = VAR_DIR / "celery"
-    for _sub in ("queue", "processed", "results", "control"):
-        (_broker / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker / "queue"),
-        "data_folder_out": str(_broker / "queue"),
-        "processed_folder": str(_broker / "processed"),
-        "store_processed": False,
-        # kombu's default control folder is "control" in the working directory (broadcast
-        # exchanges of the worker's remote control); keep it beside the queue instead.
-        "control_folder": str(_broker / "control"),
-    }
-    CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "croplayer_site.channel_layers.SQLiteChannelLayer",
-            "CONFIG": {"path": str(VAR_DIR / "channels.sqlite3")},
-        }
-    }
+}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -22,6 +22,24 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
+    """The web process answers (HTTP 200 while its database does); ``status`` is ``ok`` only
+    when the broker answers and at least one Celery worker beat within the last seconds,
+    else ``degraded`` with the problems (a round would wait forever without a worker)."""
+    from croplayer_site.liveness import workers_alive
+
     with connection.cursor() as cur:
         cur.execute("SELECT 1")
-    return JsonResponse({"status": "ok", "database": connection.vendor})
+    alive = workers_alive()
+    problems = []
+    if not alive["ok"]:
+        problems.append(f"broker unreachable: {alive['error']}")
+    elif not alive["workers"]:
+        problems.append("no live Celery worker: rounds, imagery fetches and exports wait")
+    return JsonResponse({
+        "status": "degraded" if problems else "ok",
+        "database": connection.vendor,
+        "broker": "ok" if alive["ok"] else "unreachable",
+        "workers": alive["workers"],
+        "worker_queues": alive["queues"],
+        "problems": problems,
+    })

@@ -608,13 +608,33 @@ def round_get_for_watcher(*, user: User, round_id: int) -> Round:
         raise NotFound("no such round") from e
 
 
-def round_progress(*, rnd: Round) -> dict[str, Any]:
-    """A snapshot of a round for the progress panel: h3a's progress event (stage counts,
-    stage percent, elapsed, stage ETA, log tail) plus the overall percent and labels.
+def stage_weights_for(*, rnd: Round) -> dict[str, float]:
+    """The overall bar's stage shares for ``rnd``: the median stage seconds of the campaign's
+    last finished rounds (``learning.core.progress``), the round's own training budget when it
+    has one, default shares for stages never timed."""
+    from learning.core.progress import stage_weights
 
-    The overall percent counts each of the five stages as one fifth: their real durations
-    differ by orders of magnitude between campaigns, so no fixed weighting would be honest
-    either; the ETA (from ``round_event``) is for the current stage only.
+    history = list(
+        Round.objects.filter(campaign_id=rnd.campaign_id, state=RoundState.DONE)
+        .exclude(pk=rnd.pk)
+        .order_by("-number")
+        .values_list("timings", flat=True)[:5]
+    )
+    expected: dict[str, float] = {}
+    budget = (rnd.config or {}).get("train_seconds")
+    if isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0:
+        expected["training"] = float(budget)
+    return stage_weights([t for t in history if isinstance(t, dict)], expected_s=expected)
+
+
+def round_progress(*, rnd: Round, workers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A snapshot of a round for the progress panel: h3a's progress event (stage counts,
+    stage percent, elapsed, stage ETA, log tail) plus the overall percent, labels and whether
+    a live worker can take its work.
+
+    The overall percent weights each stage by its measured share of earlier rounds
+    (:func:`stage_weights_for`): predicting is most of a round, so a round that has finished
+    training is not "20 %" done. The ETA (from ``round_event``) is for the current stage only.
     """
     # The round engine's own event is the base, so websocket, API and worker agree.
     from learning.services.rounds import round_event
@@ -622,15 +642,12 @@ def round_progress(*, rnd: Round) -> dict[str, Any]:
     event = {k: v for k, v in round_event(rnd=rnd).items() if k != "type"}
     state = rnd.state
     stage_fraction = min(1.0, rnd.stage_done / rnd.stage_total) if rnd.stage_total else 0.0
-    if state in STAGES:
-        overall = 100.0 * (STAGES.index(RoundState(state)) + stage_fraction) / len(STAGES)
-    elif state == RoundState.DONE:
-        overall = 100.0
-    elif state == RoundState.QUEUED:
-        overall = 0.0
-    else:  # failed or cancelled: the share of stages that had finished
-        overall = 100.0 * sum(1 for s in STAGES if s.value in (rnd.timings or {})) / len(STAGES)
-    return {
+    weights = stage_weights_for(rnd=rnd)
+    if state in STAGES or state in (RoundState.DONE, RoundState.QUEUED):
+        overall = 100.0 * overall_fraction(state, stage_fraction, weights)
+    else:  # failed or cancelled: the share of the stages that had finished
+        overall = 100.0 * sum(w for s, w in weights.items() if s in (rnd.timings or {}))
+    out = {
         **event,
         "state_label": str(RoundState(state).label),
         "active": rnd.is_active,
@@ -639,3 +656,27 @@ def round_progress(*, rnd: Round) -> dict[str, Any]:
         "cancel_requested": rnd.cancel_requested,
         "log_tail": event.get("log_tail", [])[-LOG_TAIL:],
     }
+    from croplayer_site.liveness import workers_alive
+    from learning.core.progress import overall_fraction
+        "stage_weights": weights,
+        "worker_warning": "",
+    if rnd.is_active:
+        alive = workers if workers is not None else workers_alive()
+        out["workers"] = len(alive["workers"])
+        out["worker_warning"] = str(worker_warning(alive))
+    return out
+
+
+def worker_warning(alive: dict[str, Any]) -> str:
+    """What to tell a user whose round waits: nothing when both queues have a live worker."""
+    if not alive["ok"]:
+        return str(_("The broker (Redis) does not answer: the round cannot move (%(error)s).")
+                   % {"error": alive["error"]})
+    if not alive["workers"]:
+        return str(_("No live worker: the round waits until one runs "
+                     "(celery -A croplayer_site worker -Q cpu,gpu)."))
+    missing = sorted({"cpu", "gpu"} - set(alive["queues"]))
+    if missing:
+        return str(_("No live worker takes the %(queues)s queue: the round waits for one.")
+                   % {"queues": ", ".join(missing)})
+    return ""

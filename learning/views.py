@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from croplayer_site.liveness import workers_alive
 from croplayer_site.roles import ADMIN, has_role
 from learning.dashboard import (
     CSV_COLUMNS,
@@ -38,6 +39,7 @@ from learning.dashboard import (
     provinces_geojson,
     round_get_for_watcher,
     round_progress,
+    worker_warning,
 )
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
 from mapping.models import Campaign
@@ -168,12 +170,13 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
         {"adcode": r["adcode"], "name_zh": r["name_zh"], "name_en": r["name_en"],
          "decision": r["decision"], "done": r["adcode"] in done}
         for r in province_rows(campaign=campaign)
+    alive = workers_alive()
     ]
     return render(request, "learning/rounds.html", {
         "campaign": campaign,
         "rounds": rounds,
         "watch": watch,
-        "watch_progress": round_progress(rnd=watch) if watch else None,
+        "watch_progress": round_progress(rnd=watch, workers=alive) if watch else None,
         "active": active,
         "provinces": provinces,
         "is_admin": has_role(request.user, ADMIN),
@@ -184,6 +187,8 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
         ) if watch else "",
         "presets": ROUND_PRESETS,
         "messages_js": {k: str(v) for k, v in ROUNDS_MESSAGES.items()},
+        # A round that waits with no live worker says so (croplayer_site/liveness.py).
+        "worker_warning": worker_warning(alive) if active else "",
     })
 
 
@@ -375,7 +380,18 @@ class RoundProgressApi(APIView):
         stage_total = serializers.IntegerField()
         percent = serializers.FloatField(help_text="of the current stage")
         stage_percent = serializers.FloatField()
-        overall_percent = serializers.FloatField(help_text="each of the five stages a fifth")
+        overall_percent = serializers.FloatField(
+            help_text="stages weighted by their measured share of earlier rounds"
+        )
+        stage_weights = serializers.DictField(
+            child=serializers.FloatField(), help_text="each stage's share of the overall bar"
+        )
+        workers = serializers.IntegerField(
+            required=False, help_text="live Celery workers (active rounds only)"
+        )
+        worker_warning = serializers.CharField(
+            help_text="why an active round cannot move (no live worker), else empty"
+        )
         elapsed_s = serializers.FloatField(allow_null=True)
         eta_s = serializers.FloatField(allow_null=True, help_text="of the current stage")
         heartbeat_at = serializers.CharField(allow_null=True)

@@ -18,6 +18,29 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHARED_DATA = Path(os.environ.get("CROPLAYER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+_embedded_redis = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With no ``REDIS_URL`` the suite runs on the embedded default: its own private
+    redis-server on a unix socket in ``CROPLAYER_VAR_DIR`` (as ``make demo``), started here and
+    stopped at the end; workers and servers the tests start find it through the same setting."""
+    global _embedded_redis
+    from django.conf import settings
+
+    from croplayer_site import embedded_redis
+
+    sock = getattr(settings, "EMBEDDED_REDIS_SOCKET", None)
+    if sock is not None:
+        _embedded_redis = embedded_redis.start(sock, log=sock.with_suffix(".log"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from croplayer_site import embedded_redis
+
+    embedded_redis.stop(_embedded_redis)
+
+
 @pytest.fixture(autouse=True)
 def _language_reset() -> Iterator[None]:
     """A request in Chinese leaves Chinese active in the thread (LocaleMiddleware activates,

@@ -96,6 +96,23 @@
       log.scrollTop = log.scrollHeight;
     }
     tick();
+    // The banner at the top names the running round: it follows the same snapshots, so it
+    // never says "running" beside a panel that says done.
+    const banner = document.getElementById("active-round");
+    if (banner && String(msg.round) === banner.dataset.round) {
+      if (msg.active) {
+        const st = document.getElementById("active-round-state");
+        if (st) st.textContent = msg.state_label || msg.state;
+      } else {
+        banner.hidden = true;
+      }
+    }
+    const warning = document.getElementById("worker-warning");
+    if (warning && String(msg.round) === warning.dataset.round) {
+      const text = msg.active ? (msg.worker_warning || "") : "";
+      warning.textContent = text;
+      warning.hidden = !text;
+    }
     const cancel = document.getElementById("cancel-button");
     if (!msg.active) {
       if (cancel) cancel.hidden = true;
@@ -145,6 +162,13 @@
     };
   }
   if (last.active) connect();
+  // Events come from workers: with none alive there are none, so the page also asks now and
+  // then (a worker that died mid-round shows up as a warning, not as a frozen bar).
+  const slow = setInterval(() => {
+    if (!last.active) { clearInterval(slow); return; }
+    fetch(panel.dataset.progressUrl, {credentials: "same-origin"}).then(r => r.json()).then(render)
+      .catch(() => {});
+  }, 15000);
 
   const cancel = document.getElementById("cancel-button");
   if (cancel) {

@@ -142,4 +142,6 @@ def test_openapi_schema_lists_endpoints(users):
 def test_login_page_and_healthz(db):
     c = Client()
     assert c.get("/accounts/login/").status_code == 200
-    assert c.get("/healthz").json()["status"] == "ok"
+    health = c.get("/healthz").json()
+    # "ok" needs a live worker (tests/site/test_liveness.py); the web side answers either way.
+    assert health["status"] in ("ok", "degraded") and health["broker"] == "ok"
