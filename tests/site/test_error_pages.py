@@ -167,3 +167,11 @@ def test_the_served_app_has_debug_off_serves_static_and_its_own_404(
         assert status == 404 and _has_nav(html, "annotator") and _no_debug(html), html[:2000]
     status, headers, body = _get(f"{asgi_server}/api/no-such-endpoint/", cookie)
     assert status == 404 and headers["Content-Type"] == "application/json", body
+
+
+def test_a_form_without_its_csrf_token_gets_the_sites_403_page(users):
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(users["annotator"])
+    r = c.post("/i18n/setlang/", {"language": "zh-hans"})
+    html = r.content.decode()
+    assert r.status_code == 403 and 'id="error-page"' in html and "security token" in html
