@@ -5,7 +5,7 @@ export OMP_NUM_THREADS := 1
 PG_URL ?= postgis://postgres@127.0.0.1:5432/croplayer
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup demo test test-sqlite test-postgis test-slow lint bench
+.PHONY: setup demo test test-sqlite test-postgis test-slow lint bench demo-play soak soak-short
 
 setup:
 	./scripts/setup.sh

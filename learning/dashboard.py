@@ -637,6 +637,8 @@ def round_progress(*, rnd: Round, workers: dict[str, Any] | None = None) -> dict
     training is not "20 %" done. The ETA (from ``round_event``) is for the current stage only.
     """
     # The round engine's own event is the base, so websocket, API and worker agree.
+    from croplayer_site.liveness import workers_alive
+    from learning.core.progress import overall_fraction
     from learning.services.rounds import round_event
 
     event = {k: v for k, v in round_event(rnd=rnd).items() if k != "type"}
@@ -653,13 +655,11 @@ def round_progress(*, rnd: Round, workers: dict[str, Any] | None = None) -> dict
         "active": rnd.is_active,
         "stage_percent": 100.0 * stage_fraction,
         "overall_percent": overall,
+        "stage_weights": weights,
         "cancel_requested": rnd.cancel_requested,
         "log_tail": event.get("log_tail", [])[-LOG_TAIL:],
-    }
-    from croplayer_site.liveness import workers_alive
-    from learning.core.progress import overall_fraction
-        "stage_weights": weights,
         "worker_warning": "",
+    }
     if rnd.is_active:
         alive = workers if workers is not None else workers_alive()
         out["workers"] = len(alive["workers"])

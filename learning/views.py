@@ -161,6 +161,7 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
             raise Http404(_("no such round"))
     active = next((r for r in rounds if r.is_active), None)
     watch = watch or active or (rounds[0] if rounds else None)
+    alive = workers_alive()
     done = set(
         ProvinceStatus.objects.filter(campaign=campaign)
         .exclude(decision=ProvinceDecision.CONTINUE)
@@ -170,7 +171,6 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
         {"adcode": r["adcode"], "name_zh": r["name_zh"], "name_en": r["name_en"],
          "decision": r["decision"], "done": r["adcode"] in done}
         for r in province_rows(campaign=campaign)
-    alive = workers_alive()
     ]
     return render(request, "learning/rounds.html", {
         "campaign": campaign,
@@ -178,6 +178,8 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
         "watch": watch,
         "watch_progress": round_progress(rnd=watch, workers=alive) if watch else None,
         "active": active,
+        # A round that waits with no live worker says so (croplayer_site/liveness.py).
+        "worker_warning": worker_warning(alive) if active else "",
         "provinces": provinces,
         "is_admin": has_role(request.user, ADMIN),
         # The round engine's endpoints (learning/urls.py).
@@ -187,8 +189,6 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
         ) if watch else "",
         "presets": ROUND_PRESETS,
         "messages_js": {k: str(v) for k, v in ROUNDS_MESSAGES.items()},
-        # A round that waits with no live worker says so (croplayer_site/liveness.py).
-        "worker_warning": worker_warning(alive) if active else "",
     })
 
 
