@@ -128,7 +128,11 @@ def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="model size (default small: the engine's CPU recipe)")
     p.add_argument("--config", help="JSON file with the engine's config (overrides --preset)")
-    p.add_argument("--pretrained", help="local .safetensors/.pt weights to start from")
+    p.add_argument("--pretrained",
+                   help="local weights to start from: a .safetensors/.pt state dict, or (for "
+                        "mask2former) a Hugging Face checkpoint folder (config.json + "
+                        "model.safetensors) of a Mask2Former, re-headed to our classes, or of a "
+                        "Swin backbone; what loaded is saved in the bundle's pretrained.json")
     p.add_argument("--epochs", type=int, default=None,
                    help="default 20, or unlimited with --time-budget")
     p.add_argument("--steps-per-epoch", type=int, default=100)
