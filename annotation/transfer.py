@@ -1,7 +1,8 @@
 """Import and export of sample polygons as GeoPackage, zipped Shapefile or GeoJSON files.
 
-Reading an upload is done in three steps, each refusing with ``FileRejected`` (the reason in
-words a lead understands) before the next one runs:
+Reading an upload is done in three steps by ``mapping.geo.safe_open`` (the one opener of user
+files), each refusing with ``FileRejected`` (the reason in words a lead understands) before the
+next one runs:
 
 1. the file: size limit, a known extension whose first bytes match it;
 2. for a zip: every member checked before anything is extracted (no absolute path or ``..``, no
@@ -24,14 +25,10 @@ checked against the blocks as they are at commit time.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import math
 import os
 import shutil
-import stat
-import tempfile
 import uuid
 import zipfile
 from collections import defaultdict
@@ -75,6 +72,7 @@ from annotation.models import (
 )
 from annotation.selectors import polygon_feature
 from croplayer_site.roles import ADMIN, LEAD, has_role
+from mapping.geo.safe_open import UnsafeFile, VectorSource, vector_open
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.selectors import campaign_get_for_user
 
@@ -83,17 +81,8 @@ from mapping.selectors import campaign_get_for_user
 MAX_UPLOAD_BYTES = 50 * 2**20
 # Unpacked Shapefile parts together; .dbf/.shp compress well but not by more than ~20x in practice.
 MAX_UNCOMPRESSED_BYTES = 200 * 2**20
-# Real .shp/.dbf files compress by 2-20x; 100x and more is a decompression bomb.
-MAX_COMPRESSION_RATIO = 100
-# Compression ratio is not meaningful for tiny members (a .cpg of 5 bytes "compresses" badly).
-RATIO_MIN_BYTES = 64 * 2**10
-MAX_ARCHIVE_MEMBERS = 16
 MAX_FEATURES = 100_000
 IMPORT_TTL = timedelta(hours=2)
-
-# Parts of a Shapefile that QGIS writes (.qix/.sbn/.sbx spatial indexes, .qmd/.xml metadata).
-SHAPEFILE_PARTS = {".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".qmd", ".xml"}
-REQUIRED_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj")
 
 GPKG, SHAPEFILE, GEOJSON = "GPKG", "ESRI Shapefile", "GeoJSON"
 UPLOAD_DRIVERS = {".gpkg": GPKG, ".zip": SHAPEFILE, ".geojson": GEOJSON, ".json": GEOJSON}
@@ -119,12 +108,9 @@ ALIASES = {short: full for full, short in COLUMNS.items()}
 _GEOD = Geod(ellps="WGS84")
 
 
-class FileRejected(ValueError):
-    """The file cannot be read or imported; ``reason`` says why. Nothing was written."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# The file cannot be read or imported; ``reason`` says why. Nothing was written. The same type
+# as every user file's refusal (mapping.geo.safe_open), which does the reading.
+FileRejected = UnsafeFile
 
 
 class ImportRefused(ValueError):
@@ -166,158 +152,8 @@ def _magic_check(path: Path, suffix: str) -> None:
         raise FileRejected(f"the file is not {what} (its first bytes do not match)")
 
 
-def _member_name(info: zipfile.ZipInfo) -> PurePosixPath:
-    raw = info.filename
-    name = PurePosixPath(raw.replace("\\", "/"))
-    if raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":") or name.is_absolute():
-        raise FileRejected(f"archive member {raw!r} has an absolute path")
-    if ".." in name.parts:
-        raise FileRejected(f"archive member {raw!r} points outside the archive ('..')")
-    return name
-
-
-def archive_check(path: Path) -> list[zipfile.ZipInfo]:
-    """The members to extract, after every safety rule was checked on the archive's directory."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise FileRejected(f"the zip archive is damaged or not a zip ({e})") from e
-    if len(infos) > MAX_ARCHIVE_MEMBERS:
-        raise FileRejected(
-            f"the archive has {len(infos)} members; at most {MAX_ARCHIVE_MEMBERS} "
-            "(zip one Shapefile)"
-        )
-    files: list[zipfile.ZipInfo] = []
-    total = 0
-    for info in infos:
-        name = _member_name(info)
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise FileRejected(f"archive member {info.filename!r} is a symbolic link")
-        if info.is_dir():
-            continue
-        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # 0: zips made on Windows or by Python
-            raise FileRejected(f"archive member {info.filename!r} is not a regular file")
-        if name.name.startswith("._") or "__MACOSX" in name.parts:
-            continue  # macOS resource forks: never extracted, never read
-        suffix = name.suffix.lower()
-        if suffix not in SHAPEFILE_PARTS:
-            raise FileRejected(
-                f"archive member {info.filename!r}: only the parts of one Shapefile "
-                f"({', '.join(sorted(SHAPEFILE_PARTS))}) may be in the archive"
-            )
-        if info.flag_bits & 0x1:
-            raise FileRejected(f"archive member {info.filename!r} is encrypted")
-        total += info.file_size
-        if total > MAX_UNCOMPRESSED_BYTES:
-            raise FileRejected(
-                f"the archive unpacks to more than {MAX_UNCOMPRESSED_BYTES // 2**20} MB"
-            )
-        if info.file_size > RATIO_MIN_BYTES and (
-            info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
-        ):
-            raise FileRejected(
-                f"archive member {info.filename!r} is compressed "
-                f"{info.file_size / max(info.compress_size, 1):.0f} times; at most "
-                f"{MAX_COMPRESSION_RATIO} (this looks like a zip bomb)"
-            )
-        files.append(info)
-    shps = [i for i in files if i.filename.lower().endswith(".shp")]
-    if len(shps) != 1:
-        raise FileRejected(
-            f"the archive must hold exactly one Shapefile (.shp); it holds {len(shps)}"
-        )
-    stem = str(_member_name(shps[0]).with_suffix("")).lower()
-    present = {
-        _member_name(i).suffix.lower()
-        for i in files
-        if str(_member_name(i).with_suffix("")).lower() == stem
-    }
-    missing = [s for s in REQUIRED_SHAPEFILE_PARTS if s not in present]
-    if missing:
-        why = " (the coordinate system: it is required)" if ".prj" in missing else ""
-        raise FileRejected(f"the Shapefile has no {', '.join(missing)} file{why}")
-    return [i for i in files if str(_member_name(i).with_suffix("")).lower() == stem]
-
-
-def archive_extract(path: Path, dest: Path) -> Path:
-    """Extract the checked Shapefile parts flat into ``dest``; the .shp path.
-
-    The sizes in the zip directory can lie, so the byte budgets are enforced again on the bytes
-    actually written.
-    """
-    members = archive_check(path)
-    written = 0
-    shp: Path | None = None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in members:
-                suffix = _member_name(info).suffix.lower()
-                target = dest / f"upload{suffix}"
-                budget = min(
-                    MAX_UNCOMPRESSED_BYTES - written,
-                    max(MAX_COMPRESSION_RATIO * max(info.compress_size, 1), RATIO_MIN_BYTES),
-                )
-                n = 0
-                with zf.open(info) as src, target.open("xb") as out:
-                    while chunk := src.read(2**16):
-                        n += len(chunk)
-                        if n > budget:
-                            raise FileRejected(
-                                f"archive member {info.filename!r} unpacks to more than its "
-                                "declared size or the limits (this looks like a zip bomb)"
-                            )
-                        out.write(chunk)
-                written += n
-                if suffix == ".shp":
-                    shp = target
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-        if isinstance(e, FileRejected):
-            raise
-        raise FileRejected(f"the zip archive is damaged ({e})") from e
-    assert shp is not None  # archive_check found exactly one
-    return shp
-
-
-def _gdal_identify_load() -> Any:
-    """GDAL's ``GDALIdentifyDriverEx`` from the libgdal pyogrio is linked to (pyogrio does not
-    expose it): which driver would open a file, asked before any driver opens it. None if the
-    library cannot be found; the driver is then checked right after opening instead."""
-    try:
-        lib = ctypes.CDLL(ctypes.util.find_library("gdal") or "libgdal.so")
-        identify = lib.GDALIdentifyDriverEx
-        short_name = lib.GDALGetDriverShortName
-    except (OSError, AttributeError):
-        return None
-    identify.restype = ctypes.c_void_p
-    identify.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-    short_name.restype = ctypes.c_char_p
-    short_name.argtypes = [ctypes.c_void_p]
-
-    def detect(path: Path) -> str | None:
-        handle = identify(os.fsencode(path), _GDAL_OF_VECTOR, None, None)
-        return short_name(handle).decode() if handle else None
-
-    return detect
-
-
-_GDAL_OF_VECTOR = 0x04
-_gdal_identify = _gdal_identify_load()
-
-
-def _driver_check(detected: str | None, driver: str) -> None:
-    if detected is None:
-        raise FileRejected(f"the file cannot be read as {driver} (damaged, or not {driver})")
-    if detected != driver:
-        raise FileRejected(
-            f"the file was recognised as {detected!r}, not {driver!r}: "
-            "only GeoPackage, Shapefile and GeoJSON files are read"
-        )
-
-
-def _layer_choose(path: Path) -> str | None:
-    layers = [str(name) for name, geom in pyogrio.list_layers(path) if geom]
+def _layer_choose(src: VectorSource) -> str | None:
+    layers = [name for name, geom in src.layers() if geom]
     if not layers:
         raise FileRejected("the file has no layer with geometries")
     if len(layers) == 1:
@@ -330,23 +166,16 @@ def _layer_choose(path: Path) -> str | None:
     )
 
 
-def vector_read(path: Path, *, driver: str) -> gpd.GeoDataFrame:
-    """One layer in WGS 84, opened only if GDAL picks ``driver`` for it."""
-    if _gdal_identify is not None:
-        _driver_check(_gdal_identify(path), driver)
-    try:
-        layer = _layer_choose(path)
-        info = pyogrio.read_info(path, layer=layer)
-        _driver_check(info.get("driver"), driver)
-        if info.get("features", 0) > MAX_FEATURES:
-            raise FileRejected(f"the file has {info['features']} features; at most {MAX_FEATURES}")
-        df = pyogrio.read_dataframe(
-            path, layer=layer, force_2d=True, max_features=MAX_FEATURES + 1, on_invalid="raise"
-        )
-    except FileRejected:
-        raise
-    except Exception as e:  # pyogrio's DataSourceError, FieldTypeError, shapely's errors...
-        raise FileRejected(f"the file cannot be read as {driver} ({e})") from e
+def vector_read(src: VectorSource) -> gpd.GeoDataFrame:
+    """One layer in WGS 84 of a file checked by ``mapping.geo.safe_open.vector_open``."""
+    driver = src.driver
+    layer = _layer_choose(src)
+    info = src.info(layer=layer)
+    if info.get("features", 0) > MAX_FEATURES:
+        raise FileRejected(f"the file has {info['features']} features; at most {MAX_FEATURES}")
+    df = src.read_dataframe(
+        layer=layer, force_2d=True, max_features=MAX_FEATURES + 1, on_invalid="raise"
+    )
     if len(df) > MAX_FEATURES:
         raise FileRejected(f"the file has more than {MAX_FEATURES} features")
     if df.crs is None:
@@ -369,12 +198,13 @@ def upload_read(path: Path, *, suffix: str) -> gpd.GeoDataFrame:
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         raise FileRejected(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
     _magic_check(path, suffix)
-    driver = UPLOAD_DRIVERS[suffix]
-    if suffix != ".zip":
-        return vector_read(path, driver=driver)
-    with tempfile.TemporaryDirectory(prefix="croplayer-import-") as tmp:
-        shp = archive_extract(path, Path(tmp))
-        return vector_read(shp, driver=driver)
+    with vector_open(
+        path,
+        allowed=(UPLOAD_DRIVERS[suffix],),
+        max_bytes=MAX_UPLOAD_BYTES,
+        max_uncompressed=MAX_UNCOMPRESSED_BYTES,
+    ) as src:
+        return vector_read(src)
 
 
 # --- Planning an import (no Django) ----------------------------------------------------------

@@ -13,24 +13,23 @@ block's worth of I/O per block.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
 from pyproj import Geod
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from mapping.geo.grid import BlockRaster
+from mapping.geo.safe_open import UnsafeFile, gdal_reason, raster_open
 
 LONLAT = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
@@ -75,11 +74,9 @@ class RasterInfo:
 def open_raster(path: Path) -> DatasetReader:
     """Open a file as a georeferenced single-band-usable raster, or RasterFileError."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
-    except RasterioIOError as e:
-        raise RasterFileError(f"not a raster GDAL can read: {e}") from e
+        ds = raster_open(path)
+    except UnsafeFile as e:
+        raise RasterFileError(e.reason) from e
     if ds.count < 1:
         ds.close()
         raise RasterFileError("the file has no raster band")
@@ -107,7 +104,9 @@ def inspect_raster(path: Path, *, sample_size: int = 2048) -> RasterInfo:
         try:
             data = ds.read(1, out_shape=shape, resampling=Resampling.nearest, masked=True)
         except RasterioIOError as e:
-            raise RasterFileError(f"cannot read the raster's pixels: {e}") from e
+            raise RasterFileError(
+                f"cannot read the raster's pixels: {gdal_reason(e, paths=[path])}"
+            ) from e
         values = np.unique(data.compressed())
         return RasterInfo(
             driver=ds.driver,

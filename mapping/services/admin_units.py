@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -12,7 +13,9 @@ import shapely
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon
 from django.db import transaction
 from pyproj import CRS
+from pyproj.exceptions import CRSError
 
+from mapping.geo.safe_open import UnsafeFile, vector_open
 from mapping.models import AdminLevel, AdminUnit
 from mapping.naming import province_name_en, romanise
 
@@ -31,6 +34,11 @@ DEFAULT_FIELDS = {
     },
 }
 PARENT_LEVEL = {AdminLevel.CITY: AdminLevel.PROVINCE, AdminLevel.COUNTY: AdminLevel.CITY}
+
+
+# adcodes are 6 digits (12 with township codes); the column is a 32-bit integer.
+MAX_ADCODE = 2**31 - 1
+MAX_NAME, MAX_SHORT_NAME = 100, 50  # AdminUnit.name_zh/name_en, short_name
 
 
 class ImportError_(Exception):
@@ -63,6 +71,79 @@ def _vsi(path: Path) -> str:
     return text
 
 
+def _read_layer(path: Path, *, level: AdminLevel, layer: str | None) -> Any:
+    """The chosen layer of a user's file as a GeoDataFrame, opened through the safe opener."""
+    try:
+        with vector_open(path) as src:
+            layers = [name for name, _ in src.layers()]
+            if layer is None and len(layers) > 1:
+                if level.value in layers or (level == AdminLevel.COUNTY and "district" in layers):
+                    layer = level.value if level.value in layers else "district"
+                else:
+                    raise ImportError_(f"{path} has layers {layers}: choose one with --layer")
+            if layer is not None and layer not in layers:
+                raise ImportError_(
+                    f"{path} has no layer {layer!r} (layers: {', '.join(layers)})"
+                )
+            # Coordinates are checked feature by feature below (NaN, unclosed rings), so the
+            # reader must not turn them into one GEOS error for the whole file.
+            return src.read_dataframe(layer=layer, on_invalid="ignore")
+    except UnsafeFile as e:
+        raise ImportError_(f"{path}: not imported: {e.reason}") from e
+
+
+def _crs_check(df: Any, *, path: Path, reproject: bool) -> Any:
+    if df.crs is None:
+        raise ImportError_(f"{path}: the file has no CRS; it must be EPSG:4326 (WGS 84)")
+    try:
+        crs = CRS.from_user_input(df.crs)
+    except CRSError as e:
+        raise ImportError_(f"{path}: the file's CRS cannot be understood ({e})") from e
+    if crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+        return df
+    if not reproject:
+        raise ImportError_(
+            f"{path}: CRS is {crs.to_string()}, not EPSG:4326 (WGS 84); "
+            "pass --reproject to transform it"
+        )
+    try:
+        out = df.to_crs(4326)
+    except Exception as e:  # pyproj's CRSError/ProjError, or an inf from a bad transform
+        raise ImportError_(
+            f"{path}: cannot transform from {crs.to_string()} to EPSG:4326 ({e})"
+        ) from e
+    return out
+
+
+def _geometry_problems(geoms: Any) -> list[str]:
+    """One line per feature whose geometry cannot be stored, named by its position."""
+    problems: list[str] = []
+    for i, g in enumerate(geoms):
+        if g is None or shapely.is_missing(g) or g.is_empty:
+            problems.append(f"feature {i}: empty geometry")
+            continue
+        if g.geom_type not in ("Polygon", "MultiPolygon"):
+            problems.append(f"feature {i}: a {g.geom_type}, not a polygon or multipolygon")
+            continue
+        coords = shapely.get_coordinates(g)
+        if not np.isfinite(coords).all():
+            problems.append(f"feature {i}: coordinates that are not numbers (NaN or infinite)")
+            continue
+        for ring in _rings(g):
+            if len(ring.coords) and ring.coords[0] != ring.coords[-1]:
+                problems.append(f"feature {i}: a ring is not closed (first point != last point)")
+                break
+        else:
+            if not shapely.is_valid(g):
+                problems.append(f"feature {i}: invalid geometry ({shapely.is_valid_reason(g)})")
+    return problems
+
+
+def _rings(g: Any) -> list[Any]:
+    polys = list(g.geoms) if g.geom_type == "MultiPolygon" else [g]
+    return [r for p in polys for r in (p.exterior, *p.interiors)]
+
+
 def read_units(
     path: Path,
     *,
@@ -74,28 +155,8 @@ def read_units(
     """Read and validate one layer; raise ImportError_ with every problem found."""
     if not path.exists():
         raise ImportError_(f"{path}: no such file")
-    try:
-        layers = [name for name, _ in pyogrio.list_layers(_vsi(path))]
-    except Exception as e:  # pyogrio raises DataSourceError and friends
-        raise ImportError_(f"{path}: not a readable GeoPackage/Shapefile/GeoJSON ({e})") from e
-    if layer is None and len(layers) > 1:
-        if level.value in layers or (level == AdminLevel.COUNTY and "district" in layers):
-            layer = level.value if level.value in layers else "district"
-        else:
-            raise ImportError_(f"{path} has layers {layers}: choose one with --layer")
-    if layer is not None and layer not in layers:
-        raise ImportError_(f"{path} has no layer {layer!r} (layers: {', '.join(layers)})")
-    df = pyogrio.read_dataframe(_vsi(path), layer=layer)
-    if df.crs is None:
-        raise ImportError_(f"{path}: the file has no CRS; it must be EPSG:4326 (WGS 84)")
-    crs = CRS.from_user_input(df.crs)
-    if not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
-        if not reproject:
-            raise ImportError_(
-                f"{path}: CRS is {crs.to_string()}, not EPSG:4326 (WGS 84); "
-                "pass --reproject to transform it"
-            )
-        df = df.to_crs(4326)
+    df = _read_layer(path, level=level, layer=layer)
+    df = _crs_check(df, path=path, reproject=reproject)
     wanted = [f for f in (fields.adcode, fields.name, fields.parent, fields.name_en) if f]
     missing = [f for f in wanted if f not in df.columns]
     if missing:
@@ -104,17 +165,10 @@ def read_units(
             f"(columns: {', '.join(c for c in df.columns if c != 'geometry')}); "
             "map them with --adcode-field/--name-field/--parent-field"
         )
-    problems: list[str] = []
     geoms = df.geometry.values
-    for i in np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms)):
-        problems.append(f"feature {i}: empty geometry")
-    bad_type = ~np.isin(shapely.get_type_id(geoms), [3, 6])  # Polygon, MultiPolygon
-    for i in np.flatnonzero(bad_type & ~shapely.is_missing(geoms)):
-        problems.append(f"feature {i}: {shapely.get_type_id(geoms[i])} is not a polygon")
-    for i in np.flatnonzero(~shapely.is_valid(geoms) & ~bad_type):
-        problems.append(f"feature {i}: invalid geometry ({shapely.is_valid_reason(geoms[i])})")
+    problems = _geometry_problems(geoms)
     x0, y0, x1, y1 = shapely.total_bounds(geoms) if len(geoms) else (0, 0, 0, 0)
-    if len(geoms) and (x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90):
+    if not problems and len(geoms) and (x0 < -180 or x1 > 180 or y0 < -90 or y1 > 90):
         problems.append(
             f"coordinates ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}) are not lon/lat: "
             "the declared CRS is wrong"
@@ -125,8 +179,11 @@ def read_units(
         data = rec._asdict()
         try:
             adcode = int(data[fields.adcode])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems.append(f"feature {i}: adcode {data[fields.adcode]!r} is not a number")
+            continue
+        if not 0 < adcode <= MAX_ADCODE:
+            problems.append(f"feature {i}: adcode {adcode} is not between 1 and {MAX_ADCODE}")
             continue
         if adcode in seen:
             problems.append(f"feature {i}: adcode {adcode} appears twice")
@@ -134,20 +191,28 @@ def read_units(
         name = str(data[fields.name] or "").strip()
         if not name:
             problems.append(f"feature {i}: empty name")
+        elif len(name) > MAX_NAME:
+            problems.append(f"feature {i}: name longer than {MAX_NAME} characters")
+        name_en = str(data[fields.name_en]) if fields.name_en else ""
+        short_name = str(data.get(fields.short_name or "", "") or "")
+        if len(name_en) > MAX_NAME or len(short_name) > MAX_SHORT_NAME:
+            problems.append(f"feature {i}: English or short name too long")
         parent = None
         if fields.parent:
             try:
                 parent = int(data[fields.parent])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 problems.append(f"feature {i}: parent code {data[fields.parent]!r} is not a number")
+            if parent is not None and not 0 < parent <= MAX_ADCODE:
+                problems.append(f"feature {i}: parent code {parent} is not a valid adcode")
         rows.append(
             {
                 "adcode": adcode,
                 "name_zh": name,
                 "parent": parent,
                 "geometry": geoms[i],
-                "name_en": str(data[fields.name_en]) if fields.name_en else "",
-                "short_name": str(data.get(fields.short_name or "", "") or ""),
+                "name_en": name_en,
+                "short_name": short_name,
             }
         )
     if problems:

@@ -149,7 +149,8 @@ def product_import(
             f"unknown cropland classes: none of {classes} occurs in the raster "
             f"(values found: {shown or 'none, every pixel is no data'}{more})"
         )
-    rel = _product_relpath(campaign=campaign, name=name, suffix=path.suffix.lower() or ".tif")
+    # Stored as what it was checked to be, whatever the upload was called.
+    rel = _product_relpath(campaign=campaign, name=name, suffix=".tif")
     dest = Path(settings.DATA_DIR) / rel
     # The row and the file appear together: the copy is renamed into place only when the row
     # was written, and the transaction rolls back when the rename fails.
