@@ -206,7 +206,11 @@ def _write(
         result = call()
     except GeometryRejected as e:
         # In the reader's language: the rules (a pure core) keep the message and its parts apart.
-        raise ValidationError({"geometry": [e.phrase.render(gettext)]}) from e
+        detail: dict[str, list[str]] = {"geometry": [e.phrase.render(gettext)]}
+        if e.location is not None:
+            # Where to mark the fault on the map: [longitude, latitude].
+            detail["location"] = [repr(e.location[0]), repr(e.location[1])]
+        raise ValidationError(detail) from e
     except ProvenanceUnknown as e:
         raise ValidationError({"model_version": [str(e)]}) from e
     except PolygonNotFound as e:

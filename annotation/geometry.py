@@ -11,14 +11,16 @@ when clipped is rejected, because what the interpreter meant is then unclear.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
+
+from mapping.phrase import Phrase, gettext_noop
 
 MAX_VERTICES = 5000
 # About 1 m² at China's latitudes (1 degree² is about 1e10 m²); a 2.4 m image pixel is about
@@ -28,45 +30,59 @@ MIN_AREA_DEG2 = 1e-10
 Bounds = tuple[float, float, float, float]  # west, south, east, north (degrees, WGS 84)
 
 
-def gettext_noop(message: str) -> str:
-    """Marks a message for the translation catalogue (``makemessages`` finds this name) without
-    importing Django: the messages are translated where they are shown (``Phrase.render``)."""
-    return message
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """A message with %-style named parameters, kept apart until shown, so that the web layer
-    can translate the message (and any phrase among its parameters) into the reader's
-    language; ``str()`` is the English text."""
-
-    message: str
-    params: Mapping[str, object] = field(default_factory=dict)
-
-    def render(self, translate: Callable[[str], str] = gettext_noop) -> str:
-        text = translate(self.message)
-        if not self.params:
-            return text
-        return text % {
-            k: v.render(translate) if isinstance(v, Phrase) else v for k, v in self.params.items()
-        }
-
-    def __str__(self) -> str:
-        return self.render()
-
-
 class GeometryRejected(ValueError):
     """The polygon breaks a rule; ``reason`` says which, in words an interpreter understands
-    (English), ``phrase`` the same to translate (``phrase.render(gettext)``)."""
+    (English), ``phrase`` the same to translate (``phrase.render(gettext)``), ``location`` the
+    (longitude, latitude) of the fault when there is one place to mark on the map."""
 
-    def __init__(self, reason: str | Phrase) -> None:
+    def __init__(self, reason: str | Phrase, location: tuple[float, float] | None = None) -> None:
         self.phrase = reason if isinstance(reason, Phrase) else Phrase(reason)
         self.reason = self.phrase.render()
+        self.location = location
         super().__init__(self.reason)
 
 
 def _rejected(message: str, **params: object) -> GeometryRejected:
     return GeometryRejected(Phrase(message, params))
+
+
+# GEOS's validity reasons (``shapely.is_valid_reason``: "Self-intersection[112.37 29.22]") in
+# an interpreter's words; the place goes to the map, not into the sentence.
+_INVALID_REASONS = {
+    "Self-intersection": gettext_noop(
+        "the outline crosses or touches itself (at the marked point): move the corner back, "
+        "or draw the parts as separate polygons"
+    ),
+    "Ring Self-intersection": gettext_noop(
+        "the outline touches itself (at the marked point): move the corner apart, "
+        "or draw the parts as separate polygons"
+    ),
+    "Hole lies outside shell": gettext_noop(
+        "a hole lies outside the polygon (at the marked point)"
+    ),
+    "Nested holes": gettext_noop("a hole lies inside another hole (at the marked point)"),
+    "Interior is disconnected": gettext_noop(
+        "the holes cut the polygon into pieces (at the marked point): draw each piece as "
+        "its own polygon"
+    ),
+    "Too few points": gettext_noop("the outline has too few distinct corners"),
+}
+_REASON_AT = re.compile(r"^(?P<kind>[^\[]+?)\s*\[(?P<x>[-+0-9.eE]+) (?P<y>[-+0-9.eE]+)\]$")
+
+
+def invalid_reason(poly: Polygon) -> GeometryRejected:
+    """Why GEOS finds ``poly`` invalid, translatable, with the place to mark when it names one."""
+    raw = shapely.is_valid_reason(poly)
+    m = _REASON_AT.match(raw)
+    kind = (m.group("kind") if m else raw).strip()
+    where = (float(m.group("x")), float(m.group("y"))) if m else None
+    message = _INVALID_REASONS.get(kind)
+    if message is None:
+        # A reason GEOS may add one day: its kind, without the coordinates.
+        return GeometryRejected(
+            Phrase(gettext_noop("the polygon is not valid (%(why)s)"), {"why": kind}), where
+        )
+    return GeometryRejected(Phrase(message), where)
 
 
 def _number(value: object, where: Phrase) -> float:
@@ -167,7 +183,7 @@ def polygon_from_geojson(geometry: object, *, max_vertices: int = MAX_VERTICES) 
         # GEOS calls this a self-intersection; interpreters know it as a polygon of no area.
         raise _rejected(gettext_noop("the polygon has zero area (its corners lie on one line)"))
     if not poly.is_valid:
-        raise _rejected(gettext_noop("invalid polygon: %(why)s"), why=shapely.is_valid_reason(poly))
+        raise invalid_reason(poly)
     if not poly.area >= MIN_AREA_DEG2:
         raise _rejected(gettext_noop("the polygon has (almost) zero area: less than about 1 m²"))
     return poly
@@ -209,9 +225,10 @@ def polygon_clean(geometry: object, *, bounds: Bounds, max_vertices: int = MAX_V
                 gettext_noop("clipped to the block, the polygon has (almost) no area left")
             )
         if not clipped.is_valid:
-            raise _rejected(
-                gettext_noop("clipped to the block, the polygon is invalid: %(why)s"),
-                why=shapely.is_valid_reason(clipped),
+            fault = invalid_reason(clipped)
+            raise GeometryRejected(
+                Phrase(gettext_noop("clipped to the block, %(why)s"), {"why": fault.phrase}),
+                fault.location,
             )
         if _vertex_count(clipped) > max_vertices:
             raise _rejected(

@@ -12,6 +12,7 @@ import shapely
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.gis.db.models.functions import AsWKB
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils.translation import gettext
 
 from annotation.geometry import polygon_to_geojson
 from annotation.models import (
@@ -603,8 +604,10 @@ def block_prediction_current(*, block: Block, source: ImagerySource) -> CurrentP
     )
     if current is None:
         raise PredictionMissing(
-            "no current segmenter model in this campaign yet: "
-            "predictions appear after the first learning round"
+            gettext(
+                "no current segmenter model in this campaign yet: "
+                "predictions appear after the first learning round"
+            )
         )
     prediction = (
         BlockPrediction.objects.filter(block=block, source=source, model_version=current)
@@ -613,13 +616,18 @@ def block_prediction_current(*, block: Block, source: ImagerySource) -> CurrentP
     )
     if prediction is None:
         raise PredictionMissing(
-            f"the current segmenter ({current.name}) has no prediction for this block "
-            f"on {source.slug}"
+            gettext(
+                "the current segmenter (%(model)s) has no prediction for this block on %(source)s"
+            )
+            % {"model": current.name, "source": source.slug}
         )
     if prediction.geometry is None and prediction.cropland_fraction > 0:
         raise PredictionMissing(
-            f"the prediction of {current.name} on {source.slug} has no polygons yet "
-            "(its mask was not turned into polygons)"
+            gettext(
+                "the prediction of %(model)s on %(source)s has no polygons yet "
+                "(its mask was not turned into polygons)"
+            )
+            % {"model": current.name, "source": source.slug}
         )
     made_in = prediction.round or current.round
     return CurrentPrediction(

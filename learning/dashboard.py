@@ -22,6 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.gis.geos import MultiPolygon
 from django.core.cache import cache
 from django.db.models import Count, Max, Q, Sum
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rasterio.enums import Resampling
 from rest_framework.exceptions import NotFound
@@ -35,7 +36,14 @@ from learning.core.savings import (
     selection_curves,
 )
 from learning.core.segmentation.data import rasterize_polygons
-from learning.core.stopping import StoppingRules
+from learning.core.stopping import (
+    CRITERION_NAMES,
+    OUTCOME_NAMES,
+    Decision,
+    Outcome,
+    StoppingRules,
+    decision_phrase,
+)
 from learning.models import (
     ModelKind,
     ModelVersion,
@@ -55,6 +63,7 @@ from mapping.models import (
     ImagerySource,
     OfficialStatistic,
 )
+from mapping.phrase import Phrase
 from mapping.selectors import campaign_get_for_user, campaigns_visible_to
 
 User = AbstractBaseUser | AnonymousUser
@@ -64,6 +73,37 @@ CRITERIA = ("iou", "correctness", "area")
 VERIFIED_STATUSES = ("VERIFIED", "VERIFIED_ROUNDED")
 PAPER_LABELLED_PERCENT = 0.14  # CropLayer labelled about 0.14 % of all blocks
 NOT_EVALUATED = _("not evaluated yet")
+# How a province's correctness was measured (a round stores it beside the criterion).
+BASIS_LABELS = {
+    "predicted": _("predicted by the correctness model"),
+    "verdicts": _("from the interpreters' verdicts"),
+}
+OUTCOMES = {o.value for o in Outcome}
+# The dashboard's decisions to the stopping rules' (a province "exhausted" is excluded).
+CORE_DECISION = {
+    ProvinceDecision.CONTINUE.value: Decision.CONTINUE,
+    ProvinceDecision.CONVERGED.value: Decision.CONVERGED,
+    ProvinceDecision.EXCLUDED.value: Decision.EXHAUSTED,
+}
+
+
+def decision_label(decision: str) -> str:
+    """A decision in the reader's language ("not evaluated yet" for none)."""
+    if decision in ProvinceDecision.values:
+        return str(ProvinceDecision(decision).label)
+    return str(NOT_EVALUATED) if decision in ("", "not_evaluated") else decision
+
+
+def _reason_text(value: dict[str, Any]) -> str:
+    """A stored reason in the reader's language: from its phrase when the round stored one
+    (rounds since the phrases), else the English text it stored."""
+    phrase = Phrase.from_dict(value.get("phrase"))
+    if phrase is not None:
+        try:
+            return phrase.render(gettext)
+        except (KeyError, TypeError, ValueError):  # a catalogue entry that lost a parameter
+            return phrase.render()
+    return str(value.get("reason", ""))
 
 # Columns of the CSV export, in order (the JSON rows carry the same keys plus nested detail).
 CSV_COLUMNS = (
@@ -128,18 +168,40 @@ def _criteria(reasons: Any) -> dict[str, dict[str, Any]]:
         if name not in CRITERIA:
             continue
         if isinstance(value, dict):
+            outcome = value.get("outcome", "")
+            basis = value.get("basis", "") or ""
             out[name] = {
-                "outcome": value.get("outcome", ""),
-                "reason": value.get("reason", ""),
+                "outcome": outcome,
+                "reason": _reason_text(value),
                 "value": value.get("value"),
                 "threshold": value.get("threshold"),
                 # e.g. correctness "predicted" (by the model) or "verdicts" (by people)
-                "basis": value.get("basis", ""),
+                "basis": basis,
+                "label": gettext(CRITERION_NAMES[name]),
+                "outcome_label": (
+                    gettext(OUTCOME_NAMES[Outcome(outcome)]) if outcome in OUTCOMES else outcome
+                ),
+                "basis_label": str(BASIS_LABELS.get(basis, basis)),
+                "phrased": Phrase.from_dict(value.get("phrase")) is not None,
             }
         else:
             out[name] = {"outcome": "", "reason": str(value), "value": None, "threshold": None,
-                         "basis": ""}
+                         "basis": "", "label": gettext(CRITERION_NAMES[name]),
+                         "outcome_label": "", "basis_label": "", "phrased": False}
     return out
+
+
+def _decision_reason(result: ProvinceRoundResult, decision: str) -> str:
+    """Why the province got ``decision`` in the reader's language, rebuilt from the criteria the
+    round stored with their phrases ("" for a round from before the phrases)."""
+    crit = _criteria(result.reasons)
+    if decision not in CORE_DECISION or not crit or not all(c["phrased"] for c in crit.values()):
+        return ""
+    open_ = [(n, Outcome(c["outcome"])) for n, c in crit.items()
+             if c["outcome"] in OUTCOMES and c["outcome"] != Outcome.PASSED]
+    th = _thresholds(result.thresholds)
+    return decision_phrase(CORE_DECISION[decision], open_, result.supplementary_rounds,
+                           int(th["max_supplementary_rounds"])).render(gettext)
 
 
 def _thresholds(stored: Any) -> dict[str, Any]:
@@ -207,8 +269,8 @@ def _empty_numbers() -> dict[str, Any]:
 
 
 def _joined_reason(reasons: Any) -> str:
-    if isinstance(reasons, dict) and reasons.get("reason"):
-        return str(reasons["reason"])
+    if isinstance(reasons, dict) and (reasons.get("phrase") or reasons.get("reason")):
+        return _reason_text(reasons)
     return "; ".join(c["reason"] for c in _criteria(reasons).values() if c["reason"])
 
 
@@ -254,8 +316,10 @@ def province_rows(*, campaign: Campaign) -> list[dict[str, Any]]:
         if not row["decision"]:  # never evaluated: still to do, like ProvinceStatus's default
             row["decision"] = ProvinceDecision.CONTINUE.value
         row["decision_label"] = str(ProvinceDecision(row["decision"]).label)
-        row["reason"] = (status.reason if status and status.reason else "") or (
-            _joined_reason(result.reasons) if result else str(NOT_EVALUATED)
+        row["reason"] = (
+            (_decision_reason(result, row["decision"]) if result else "")
+            or (status.reason if status and status.reason else "")
+            or (_joined_reason(result.reasons) if result else str(NOT_EVALUATED))
         )
         row.update({
             "adcode": p.adcode, "name_zh": p.name_zh, "name_en": p.name_en,
@@ -300,7 +364,10 @@ def decision_log(*, campaign: Campaign, limit: int = 500) -> list[dict[str, Any]
             "province": r.province.name_zh,
             "province_en": r.province.name_en,
             "decision": r.decision,
+            "decision_label": decision_label(r.decision),
             "previous": previous.get(r.province_id, ""),
+            "previous_label": decision_label(previous[r.province_id])
+            if r.province_id in previous else "",
             "changed": previous.get(r.province_id) != r.decision,
             "reason": _joined_reason(reasons),
         })
@@ -575,6 +642,7 @@ def dashboard_data(*, campaign: Campaign) -> dict[str, Any]:
         "campaign": campaign.slug,
         "thresholds": dashboard_thresholds(campaign=campaign),
         "counts": dict(counts),
+        "count_labels": {k: decision_label(k) for k in counts},
         "provinces": rows,
         "history": {str(k): v for k, v in province_history(campaign=campaign).items()},
         "decision_log": decision_log(campaign=campaign),

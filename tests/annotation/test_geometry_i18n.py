@@ -60,3 +60,30 @@ def test_the_api_says_why_in_the_readers_language(
         assert r.status_code == 400, r.content
         assert expected in r.json()["geometry"][0], (language, r.json())
     assert not SamplePolygon.objects.exists()
+
+
+def test_a_crossing_outline_is_named_in_words_and_its_place_given_apart(users, block, sources):
+    """Not GEOS's "invalid polygon: Self-intersection[112.37… 29.22…]": what is wrong in the
+    reader's language, and the place as numbers for the workspace to mark on the map."""
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [
+            [[112.51, 30.31], [112.52, 30.32], [112.52, 30.31], [112.51, 30.32], [112.51, 30.31]]
+        ],
+    }
+    c = Client()
+    c.force_login(users["annotator"])
+    url = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
+    for language, expected in (("en", "the outline crosses"), ("zh-hans", "轮廓自相交")):
+        r = c.post(
+            url,
+            {"op_id": str(uuid.uuid4()), "geometry": bowtie},
+            content_type="application/json",
+            headers={"If-Match": '"0"', "Accept-Language": language},
+        )
+        assert r.status_code == 400, r.content
+        message = r.json()["geometry"][0]
+        assert expected in message, (language, message)
+        assert "Self-intersection" not in message and "112.5" not in message
+        assert [float(v) for v in r.json()["location"]] == pytest.approx([112.515, 30.315])
+    assert not SamplePolygon.objects.exists()

@@ -492,7 +492,7 @@ def test_rejected_features_block_the_commit_unless_skipped(users, blocks, source
     body = r.json()
     reasons = {x["feature"]: x["reason"] for x in body["rejected"]}
     assert set(reasons) == {2, 3, 4, 5}
-    assert "invalid polygon: Self-intersection" in reasons[2]
+    assert "the outline crosses or touches itself" in reasons[2]
     assert "unknown subtype 'orchard'" in reasons[3]
     assert "outside every block" in reasons[4]
     assert "not a polygon" in reasons[5]

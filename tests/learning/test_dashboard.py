@@ -256,7 +256,7 @@ def test_dashboard_page_shows_numbers_decisions_and_marks(camp, users, client):
     assert "⚠ UNVERIFIED" in html
     assert "1 / 3" in html
     assert "all criteria passed" in html
-    assert 'id="decision-log"' in html and "continue → converged" in html
+    assert 'id="decision-log"' in html and "Continue → Converged" in html
     assert "0 of 8 blocks labelled" in html
     assert "vendor/chartjs/chart.umd.js" in html
 
