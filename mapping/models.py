@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
+from functools import cached_property
+from typing import Any
 
 from django.conf import settings
 from django.contrib.gis.db import models
@@ -131,6 +134,25 @@ HECTARES_PER_UNIT = {
 }
 
 
+class _WideReadDecimalField(models.DecimalField):
+    """A DecimalField that reads back a value wider than ``max_digits`` instead of raising.
+
+    SQLite stores any number in a decimal column; Django then quantizes what it reads with a
+    context of ``max_digits`` digits, which raises for 1e30, so one such row (stored before
+    imports checked the range) made every page that lists statistics answer 500 for good. The
+    import refuses such values; this keeps them readable so they can be seen and replaced.
+    Deconstructs as a plain DecimalField: the column is the same, no migration.
+    """
+
+    @cached_property
+    def context(self) -> decimal.Context:
+        return decimal.Context(prec=self.max_digits + 400)  # 400: past float's 1.8e308
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DecimalField", args, kwargs
+
+
 class OfficialStatistic(models.Model):
     """Cultivated land of a province for a campaign, e.g. from the Third National Land Survey."""
 
@@ -141,7 +163,7 @@ class OfficialStatistic(models.Model):
         related_name="statistics",
         limit_choices_to={"level": "province"},
     )
-    value = models.DecimalField(max_digits=14, decimal_places=4)
+    value = _WideReadDecimalField(max_digits=14, decimal_places=4)
     unit = models.CharField(max_length=10, choices=AreaUnit.choices, default=AreaUnit.HA_10K)
     status = models.CharField(max_length=20, choices=StatisticStatus.choices)
     source = models.TextField(help_text=_("Citation: publication, URL or office"))

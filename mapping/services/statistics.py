@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import shapely
 from django.db import transaction
+from pyproj import Geod
 
 from mapping.models import (
+    HECTARES_PER_UNIT,
     AdminLevel,
     AdminUnit,
     AreaUnit,
@@ -22,6 +25,16 @@ from mapping.models import (
 DEFAULT_STATISTICS = (
     Path(__file__).resolve().parent.parent / "data" / "tnls_cultivated_land_by_province.csv"
 )
+# OfficialStatistic.value is a decimal of 14 digits, 4 after the point: values below 10^10.
+MAX_VALUE = Decimal(10) ** (
+    OfficialStatistic._meta.get_field("value").max_digits  # type: ignore[union-attr,operator]
+    - OfficialStatistic._meta.get_field("value").decimal_places  # type: ignore[union-attr]
+)
+# Shipped boundaries are simplified by ~100 m; a figure may exceed the polygon's area by that.
+AREA_SLACK = 1.01
+# 34 provinces with citations fit in a few kB.
+MAX_CSV_BYTES = 10 * 2**20
+_GEOD = Geod(ellps="WGS84")
 NATIONAL_ROWS = {"全国", "china", "national", "china (national total)"}
 
 # Value columns understood, most preferred first: (column, unit).
@@ -64,6 +77,17 @@ def _province_lookup() -> dict[str, AdminUnit]:
     return lookup
 
 
+def _province_area_ha(unit: AdminUnit, cache: dict[int, float | None]) -> float | None:
+    """The province's geodesic area in hectares (None when its boundary is unknown)."""
+    if unit.pk not in cache:
+        area: float | None = None
+        if unit.geometry is not None and not unit.geometry.empty:
+            geom = shapely.from_wkb(bytes(unit.geometry.wkb))
+            area = abs(_GEOD.geometry_area_perimeter(geom)[0]) / 10_000
+        cache[unit.pk] = area if area else None
+    return cache[unit.pk]
+
+
 def statistics_import(
     *, campaign: Campaign, path: Path | None = None, text: str | None = None
 ) -> StatisticsReport:
@@ -77,10 +101,19 @@ def statistics_import(
     if text is None:
         if path is None or not path.is_file():
             raise StatisticsImportError(f"{path}: no such file")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise StatisticsImportError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as e:
             raise StatisticsImportError(f"{path}: not UTF-8 text ({e})") from e
+    try:
+        return _import_text(campaign=campaign, text=text)
+    except csv.Error as e:  # a NUL byte, a field over csv's size limit, a broken quote
+        raise StatisticsImportError(f"not a readable CSV file ({e})") from e
+
+
+def _import_text(*, campaign: Campaign, text: str) -> StatisticsReport:
     reader = csv.DictReader(io.StringIO(text))
     columns = set(reader.fieldnames or [])
     name_cols = [c for c in ("province_zh", "province_en", "province") if c in columns]
@@ -102,6 +135,7 @@ def statistics_import(
         raise StatisticsImportError("no provinces in the database: import admin units first")
 
     problems: list[str] = []
+    areas: dict[int, float | None] = {}
     parsed: list[tuple[AdminUnit, Decimal, str, str, str, str]] = []
     report = StatisticsReport()
     seen: set[int] = set()
@@ -127,11 +161,24 @@ def statistics_import(
                 problems.append(f"line {lineno}: unit {area_unit!r} not one of {AreaUnit.values}")
                 continue
         try:
-            value = Decimal((raw or "").strip())
+            value = Decimal((raw or "").strip()[:100])
             if value < 0 or not value.is_finite():
                 raise InvalidOperation
         except InvalidOperation:
             problems.append(f"line {lineno}: value {raw!r} is not a non-negative number")
+            continue
+        if value >= MAX_VALUE:
+            problems.append(
+                f"line {lineno}: value {raw!r} is too large (at most {MAX_VALUE - 1} {area_unit})"
+            )
+            continue
+        hectares = value * HECTARES_PER_UNIT[AreaUnit(area_unit)]
+        area_ha = _province_area_ha(unit, areas)
+        if area_ha is not None and hectares > area_ha * AREA_SLACK:
+            problems.append(
+                f"line {lineno}: {hectares:,.0f} ha of cultivated land is more than the whole "
+                f"area of {unit.name_zh} ({area_ha:,.0f} ha)"
+            )
             continue
         status = (row.get("status") or "").strip().upper()
         if status not in StatisticStatus.values:
