@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
+from annotation import tiles as tiles_module
 from annotation.models import Assignment
 from annotation.services import assignment_start, verdict_label_set
 from annotation.tiles import (
@@ -26,10 +27,20 @@ from mapping.models import BlockIntegration, ImagerySource
 from tests.annotation import test_overview
 from tests.annotation.test_overview import ROLES, client_for
 from tests.mvt_decode import decode
+from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
 field = test_overview.field  # the 4 x 5 block campaign "map", its people, verdicts, predictions
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cell_sums():
+    """The kept low-zoom sums are keyed by ids, which a rolled-back test database hands out
+    again: each test starts without them (a live server never reuses an id)."""
+    tiles_module._BASES.clear()
+    yield
+    tiles_module._BASES.clear()
 
 
 def _xyz(z: int) -> tuple[int, int, int]:
@@ -134,6 +145,36 @@ def test_low_zooms_merge_blocks_into_cells(users, field):
         assert mean == pytest.approx(0.8 / 40, abs=2e-3)
 
 
+@pytest.mark.parametrize("z", [3, 5, 7])
+def test_a_leads_kept_cell_sums_match_the_live_count_and_follow_new_predictions(users, field, z):
+    camp, blocks = field
+    _, x, y = _xyz(z)
+    k = cell_blocks(z, 0.05)
+    rows, cols = _tile_blocks(camp, z, x, y, k)
+    scope = TileScope(campaign=camp, only_user=None)
+
+    def live():
+        return decode(_python_tile(_cells_query(scope, rows, cols, k), z, x, y, k, 0.05))
+
+    c = client_for(users, "lead")
+    assert decode(tile(c, z, x, y).content) == live()
+    # A new segmenter (a new round) predicts: the kept sums are summed again.
+    mapbox = ImagerySource.objects.get(slug="mapbox")
+    current_prediction_make(blocks=blocks, sources=[mapbox], name="seg-r2", round_number=2)
+    BlockPrediction.objects.filter(model_version__name="seg-r2", block=blocks[0]).update(
+        cropland_fraction=1.0
+    )
+    fresh = decode(tile(c, z, x, y).content)
+    assert fresh == live()
+    assert sum(f["properties"]["fraction"] for f in fresh["cells"]["features"]) > 0
+    # Work statuses are counted per request: a start shows at once.
+    a = Assignment.objects.get(block=blocks[0], user=users["annotator"])
+    assignment_start(user=users["annotator"], assignment=a)
+    after = decode(tile(c, z, x, y).content)
+    assert after == live()
+    assert sum(f["properties"].get("in_progress", 0) for f in after["cells"]["features"]) == 2
+
+
 def test_an_annotator_sees_only_their_blocks_status_and_verdicts(users, field):
     _, blocks = field
     z, x, y = _xyz(8)
@@ -174,6 +215,12 @@ def test_tile_numbers_out_of_range_are_refused(users, field, zxy, field_name):
         return
     assert r.status_code == 400
     assert field_name in r.json()
+
+
+def test_refusals_speak_the_readers_language(users, field):
+    r = tile(client_for(users, "lead"), 19, 0, 0, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 400
+    assert "缩放级别" in str(r.json()["z"])
 
 
 def test_validators_304_until_a_block_changes(users, field):

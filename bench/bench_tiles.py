@@ -1,0 +1,322 @@
+"""The overview map of a national campaign: the campaign page, vector tiles at every zoom 3..14
+and ``blocks.geojson`` for county-sized boxes, timed in-process (server side: Django's test
+client, a logged-in lead, every middleware) against the old paths in the same run: the
+GeoJSON overview (``overview.geojson`` with the tile's bbox, limit 20,000) for the same tiles,
+the page's old province list query and the old ``blocks.geojson`` serialisation.
+
+Goals (issue 15): page <= 1.5 s, a tile <= 50 ms p95 at every zoom, blocks.geojson for a
+county-sized box <= 50 ms median.
+
+Database: PostGIS when ``DATABASE_URL`` is set (the database is created if missing and kept, so
+the national grid, ~100 s, is built once), else SQLite + SpatiaLite in ``var/bench-tiles[-quick]/``
+(kept for the same reason; delete the folder to rebuild). ``--quick``: one province (Hubei).
+The fixture: every block of the shipped boundaries, 2 % of them assigned (in the four work
+statuses), and a current segmenter with a prediction for every block on both sources, written
+with ``bulk_create`` in batches (``--fixture`` alone builds it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SLUG = "bench-national"
+PASSWORD = "bench-pw-123!"
+BATCH = 20_000
+
+
+def _setup() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
+    django.setup()
+
+
+def _ensure_postgres_database() -> None:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return
+    import dj_database_url
+    import psycopg
+
+    cfg = dj_database_url.parse(url)
+    conn = psycopg.connect(
+        host=cfg["HOST"], port=cfg["PORT"] or 5432, user=cfg["USER"], dbname="postgres",
+        password=cfg["PASSWORD"] or None, autocommit=True,
+    )  # fmt: skip
+    with conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]])
+        if found.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+
+
+# ---- the fixture ------------------------------------------------------------------------------
+
+
+def fixture(quick: bool) -> dict[str, Any]:
+    """The campaign with its grid, people, assignments and predictions (idempotent)."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from annotation.models import Assignment, AssignmentStatus
+    from croplayer_site.roles import roles_ensure
+    from learning.models import BlockPrediction, ModelKind, ModelVersion
+    from mapping.models import AdminUnit, Block, Campaign, ImagerySource
+    from mapping.services.grid import grid_build
+    from mapping.services.members import campaign_members_add
+
+    timings: dict[str, float] = {}
+    if not AdminUnit.objects.exists():
+        call_command("import_admin_units", "--default", verbosity=0)
+    camp, _ = Campaign.objects.get_or_create(
+        slug=SLUG, defaults={"name": "National bench", "region": "China", "year": 2020}
+    )
+    if quick:
+        camp.provinces.set(AdminUnit.objects.filter(level="province", adcode=420000))
+    if not Block.objects.filter(campaign=camp).exists():
+        t0 = time.perf_counter()
+        grid_build(campaign=camp)
+        timings["grid_build_s"] = round(time.perf_counter() - t0, 1)
+    groups = roles_ensure()
+    for name in ("lead", "annotator"):
+        if not User.objects.filter(username=name).exists():
+            u = User.objects.create_user(name, password=PASSWORD)
+            u.groups.add(groups[name])
+    lead = User.objects.get(username="lead")
+    campaign_members_add(campaign=camp, users=[lead])
+    sources = [
+        ImagerySource.objects.get_or_create(
+            slug=slug, defaults={"name": slug.title(), "kind": "synthetic"}
+        )[0]
+        for slug in ("google", "mapbox")
+    ]
+    blocks = list(
+        Block.objects.filter(campaign=camp).order_by("row", "col").values_list("pk", "row", "col")
+    )
+    if not Assignment.objects.filter(block__campaign=camp).exists():
+        t0 = time.perf_counter()
+        annotator = User.objects.get(username="annotator")
+        statuses = [
+            AssignmentStatus.TODO, AssignmentStatus.IN_PROGRESS,
+            AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED,
+        ]  # fmt: skip
+        Assignment.objects.bulk_create(
+            [
+                Assignment(block_id=pk, user=annotator, status=statuses[i % 4])
+                for i, (pk, _, _) in enumerate(blocks[::50])
+            ],
+            batch_size=BATCH,
+        )
+        timings["assignments_s"] = round(time.perf_counter() - t0, 1)
+    seg = ModelVersion.objects.filter(
+        campaign=camp, kind=ModelKind.SEGMENTER, is_current=True
+    ).first()
+    if seg is None:
+        t0 = time.perf_counter()
+        seg = ModelVersion.objects.create(
+            campaign=camp, kind=ModelKind.SEGMENTER, name="seg-bench",
+            bundle_path="models/seg-bench", is_current=True,
+        )  # fmt: skip
+        rows: list[BlockPrediction] = []
+        for pk, r, c in blocks:
+            for k, source in enumerate(sources):
+                # A smooth made-up cropland field (0..1) so the map has something to show.
+                frac = (1 + ((r * 7 + c * 3 + k * 11) % 100) / 100.0 * ((r + c) % 3 - 1)) / 2
+                rows.append(
+                    BlockPrediction(
+                        block_id=pk,
+                        source=source,
+                        model_version=seg,
+                        mask_path="bench/none.tif",
+                        cropland_fraction=frac,
+                    )  # fmt: skip
+                )
+            if len(rows) >= BATCH:
+                BlockPrediction.objects.bulk_create(rows, batch_size=BATCH)
+                rows = []
+        BlockPrediction.objects.bulk_create(rows, batch_size=BATCH)
+        timings["predictions_s"] = round(time.perf_counter() - t0, 1)
+    return {
+        "campaign": camp.slug,
+        "blocks": len(blocks),
+        "predictions": BlockPrediction.objects.filter(model_version=seg).count(),
+        "assignments": Assignment.objects.filter(block__campaign=camp).count(),
+        **timings,
+    }
+
+
+# ---- the measurements -------------------------------------------------------------------------
+
+
+def _ms(fn: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t0) * 1000, out
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    p95 = v[min(len(v) - 1, max(0, round(0.95 * len(v)) - 1))]
+    return {"n": len(v), "p50": round(statistics.median(v), 2), "p95": round(p95, 2),
+            "max": round(v[-1], 2)}  # fmt: skip
+
+
+def _old_blocks_geojson(campaign: Any, rows: range, cols: range) -> dict[str, Any]:
+    """The blocks.geojson serialisation before issue 15 (model instances, GEOS coords)."""
+    from mapping.models import Block
+
+    qs = (
+        Block.objects.filter(campaign=campaign).select_related("province", "county")
+        .filter(row__gte=rows.start, row__lt=rows.stop, col__gte=cols.start, col__lt=cols.stop)
+    )  # fmt: skip
+    blocks = list(qs.order_by("row", "col")[:5001])
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": b.pk,
+                "geometry": {"type": "Polygon", "coordinates": b.geometry.coords},
+                "properties": {
+                    "code": b.code,
+                    "province": b.province.name_zh if b.province else None,
+                    "county": b.county.name_zh if b.county else None,
+                    "land_fraction": round(b.land_fraction, 3),
+                },
+            }  # fmt: skip
+            for b in blocks[:5000]
+        ],
+    }
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    import random
+
+    from django.db import connection
+    from django.test import Client
+
+    from mapping.geo.grid import BlockId, grid_for, lonlat_to_tile_fraction, tile_bounds_lonlat
+    from mapping.models import AdminUnit, Block, Campaign
+
+    result: dict[str, Any] = {"database": connection.vendor}
+    result["fixture"] = fixture(quick)
+    camp = Campaign.objects.get(slug=SLUG)
+    from django.contrib.auth.models import User
+
+    c = Client()
+    c.force_login(User.objects.get(username="lead"))
+    repeats = 3 if quick else 5
+
+    # The campaign page (HTML), and the province list query it used to run.
+    c.get(f"/campaigns/{SLUG}/")  # warm: templates, caches
+    page = [_ms(lambda: c.get(f"/campaigns/{SLUG}/"))[0] for _ in range(repeats)]
+    old_ms, _ = _ms(
+        lambda: list(
+            AdminUnit.objects.filter(province_blocks__campaign=camp).distinct().order_by("adcode")
+        )
+    )
+    result["page"] = {**_stats(page), "goal_ms": 1500, "old_province_query_ms": round(old_ms, 1)}
+
+    # Tiles: a spread of tiles holding blocks at every zoom 3..14 (random blocks, seed 15).
+    rng = random.Random(15)
+    centres = list(Block.objects.filter(campaign=camp).values_list("row", "col"))
+    rng.shuffle(centres)
+    grid = grid_for(camp.block_size_deg)
+    per_zoom = 8 if quick else 20
+    tiles: dict[str, Any] = {}
+    for z in range(3, 15):
+        chosen: list[tuple[int, int]] = []
+        for r, col in centres:
+            w, s, _, _ = grid.bounds(BlockId(row=r, col=col))
+            fx, fy = lonlat_to_tile_fraction(w + 0.025, s + 0.025, z)
+            if (int(fx), int(fy)) not in chosen:
+                chosen.append((int(fx), int(fy)))
+            if len(chosen) >= per_zoom:
+                break
+        cold, warm, sizes, old = [], [], [], []
+        truncated = 0
+        for x, y in chosen:
+            url = f"/api/campaigns/{SLUG}/tiles/{z}/{x}/{y}.pbf"
+            ms, r = _ms(lambda url=url: c.get(url))
+            assert r.status_code == 200, r.content[:200]
+            cold.append(ms)
+            sizes.append(len(r.content))
+            ms, r2 = _ms(lambda url=url, r=r: c.get(url, HTTP_IF_NONE_MATCH=r["ETag"]))
+            assert r2.status_code == 304
+            warm.append(ms)
+        for x, y in chosen[: (2 if quick else 4)]:
+            w, s, e, n = tile_bounds_lonlat(x, y, z)
+            bbox = f"{max(w, -180):.6f},{max(s, -90):.6f},{min(e, 180):.6f},{min(n, 90):.6f}"
+            url = f"/api/campaigns/{SLUG}/overview.geojson?limit=20000&bbox={bbox}"
+            ms, r = _ms(lambda url=url: c.get(url))
+            assert r.status_code == 200, r.content[:200]
+            truncated += bool(json.loads(r.content)["truncated"])
+            old.append(ms)
+        tiles[str(z)] = {
+            "tile": _stats(cold),
+            "revalidate_304": _stats(warm),
+            "bytes_p50": int(statistics.median(sizes)),
+            "bytes_max": max(sizes),
+            "old_geojson": {**_stats(old), "truncated": truncated},
+            "ratio_old_over_tile_p50": round(statistics.median(old) / statistics.median(cold), 1),
+        }
+    result["tiles"] = tiles
+    result["tile_p95_max_ms"] = max(t["tile"]["p95"] for t in tiles.values())
+    result["tile_goal_ms"] = 50
+
+    # blocks.geojson for county-sized boxes (0.5 x 0.5 degrees, ~100 blocks) around blocks.
+    new, old = [], []
+    for r, col in centres[: (5 if quick else 12)]:
+        lon, lat = -180 + col * 0.05, -90 + r * 0.05
+        box = (lon - 0.25, lat - 0.25, lon + 0.25, lat + 0.25)
+        url = f"/api/campaigns/{SLUG}/blocks.geojson?bbox={','.join(f'{v:.4f}' for v in box)}"
+        c.get(url)
+        new += [_ms(lambda url=url: c.get(url))[0] for _ in range(3)]
+        rows, cols = grid.blocks_in_bounds(*box)
+        old += [_ms(lambda rows=rows, cols=cols: _old_blocks_geojson(camp, rows, cols))[0]
+                for _ in range(3)]  # fmt: skip
+    result["blocks_geojson_county"] = {
+        **_stats(new), "goal_median_ms": 50, "old_serialisation": _stats(old),
+        "ratio_old_over_new_p50": round(statistics.median(old) / statistics.median(new), 1),
+    }  # fmt: skip
+    return result
+
+
+def _env(quick: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    if not env.get("DATABASE_URL"):
+        env["CROPLAYER_VAR_DIR"] = str(
+            ROOT / "var" / ("bench-tiles-quick" if quick else "bench-tiles")
+        )
+    return env
+
+
+def run(quick: bool) -> dict[str, Any]:
+    env = _env(quick)
+    if not env.get("DATABASE_URL"):
+        Path(env["CROPLAYER_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "bench.bench_tiles", "--measure"] + (["--quick"] if quick else [])
+    out = subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    quick = "--quick" in sys.argv
+    _ensure_postgres_database()
+    _setup()
+    from django.core.management import call_command
+
+    call_command("migrate", "--noinput", verbosity=0)
+    if "--fixture" in sys.argv:
+        print(json.dumps(fixture(quick)))
+    else:
+        print(json.dumps(measure(quick)))
