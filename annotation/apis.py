@@ -85,6 +85,7 @@ from annotation.services import (
     sample_mark_negative,
     verdict_label_set,
 )
+from croplayer_site.pagination import BoundedLimitOffsetPagination
 from mapping.geo.grid import grid_for
 
 POSITION = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3}
@@ -431,6 +432,8 @@ class SampleNegativeApi(APIView):
 class BlockAuditApi(generics.ListAPIView):
     """Every change to the block's samples, newest first, with before and after."""
 
+    pagination_class = BoundedLimitOffsetPagination
+
     class AuditEntryOutputSerializer(serializers.ModelSerializer):
         source = serializers.SlugRelatedField(slug_field="slug", read_only=True)
         user = serializers.CharField(source="username")
@@ -741,6 +744,8 @@ class CampaignAssignmentCreateApi(APIView):
 class AssignmentListApi(generics.ListAPIView):
     """Annotators: their own assignments; leads: everyone's in their campaigns; admins: all.
     In queue order."""
+
+    pagination_class = BoundedLimitOffsetPagination
 
     class AssignmentListOutputSerializer(AssignmentOutputBase):
         class Meta(AssignmentOutputBase.Meta):
