@@ -115,6 +115,8 @@ CSV_COLUMNS = (
     "area_mapbox_pct", "area_google_pct", "area_ratio", "area_outcome", "area_reason",
     "area_ratio_min",
     "supplementary_rounds", "max_supplementary_rounds",
+    "iou_ci_low", "iou_ci_high", "correctness_ci_low", "correctness_ci_high",
+    "area_scope", "coverage_share",
 )
 
 
@@ -250,6 +252,27 @@ def result_numbers(result: ProvinceRoundResult) -> dict[str, Any]:
         "area_ratio_min": th["area_ratio_min"],
         "criteria": crit,
     }
+    # What the official figure counts (mapping/services/area_reference.py): the province, the
+    # counties the campaign covers, or nothing comparable (with the province's coverage share).
+    ref = (result.reasons or {}).get("area", {}) if isinstance(result.reasons, dict) else {}
+    ref = ref.get("reference") if isinstance(ref, dict) else None
+    ref = ref if isinstance(ref, dict) else {}
+    row["area_scope"] = ref.get("scope", "province" if result.official_ha else "")
+    row["coverage_share"] = ref.get("coverage_share")
+    row["coverage_percent"] = (
+        100.0 * float(row["coverage_share"]) if row["coverage_share"] is not None else None
+    )
+    row["area_counties"] = ref.get("counties", [])
+    row["area_comparable"] = crit.get("area", {}).get("outcome") != "not_comparable"
+    # 95 % confidence intervals the round stored (learning/core/intervals.py).
+    for name in ("iou", "correctness"):
+        stored = result.reasons.get(name) if isinstance(result.reasons, dict) else None
+        ci = stored.get("ci") if isinstance(stored, dict) else None
+        ok = isinstance(ci, list) and len(ci) == 2
+        row[f"{name}_ci_low"] = float(ci[0]) if ok else None
+        row[f"{name}_ci_high"] = float(ci[1]) if ok else None
+    stored = result.reasons.get("iou") if isinstance(result.reasons, dict) else None
+    row["iou_blocks"] = stored.get("blocks") if isinstance(stored, dict) else None
     for name in CRITERIA:
         row[f"{name}_outcome"] = crit.get(name, {}).get("outcome", "")
         row[f"{name}_reason"] = crit.get(name, {}).get("reason", "")
@@ -262,6 +285,9 @@ def _empty_numbers() -> dict[str, Any]:
     row.update({
         "round": None, "decision": "", "iou_samples": 0, "correctness_samples": 0,
         "supplementary_rounds": 0, "criteria": {}, **th,
+        "area_scope": "", "coverage_share": None, "coverage_percent": None, "area_counties": [],
+        "area_comparable": True, "iou_ci_low": None, "iou_ci_high": None,
+        "correctness_ci_low": None, "correctness_ci_high": None, "iou_blocks": None,
     })
     for name in CRITERIA:
         row[f"{name}_outcome"] = row[f"{name}_reason"] = ""
@@ -309,6 +335,8 @@ def province_rows(*, campaign: Campaign) -> list[dict[str, Any]]:
             row["official_status"] in VERIFIED_STATUSES if row["official_status"] else None
         )
         row["official_unverified"] = row["official_verified"] is False
+        # The demo's own figures are never official: marked wherever the figure is shown.
+        row["official_demo"] = row["official_status"] == "DEMO"
         if status is not None:
             row["decision"] = status.decision
             row["supplementary_rounds"] = status.supplementary_rounds

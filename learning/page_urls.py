@@ -9,6 +9,11 @@ urlpatterns = [
     path("campaigns/<slug:slug>/rounds/", views.rounds_page, name="learning-rounds"),
     path("campaigns/<slug:slug>/models/", views.models_page, name="learning-models"),
     path(
+        "campaigns/<slug:slug>/rounds/demo-play/",
+        views.demo_play_start,
+        name="learning-demo-play",
+    ),
+    path(
         "campaigns/<slug:slug>/systematic-sample/",
         views.systematic_sample,
         name="learning-systematic-sample",

@@ -75,3 +75,20 @@ def rounds_watch() -> dict[str, Any]:
 def _on_worker_ready(**_: Any) -> None:
     # A worker that (re)starts looks for rounds a dead worker left behind.
     rounds_watch.apply_async(countdown=1)
+
+
+@shared_task(name="learning.cpu.demo_play", acks_late=False)
+def demo_play_task(campaign_id: int, rounds: int) -> dict[str, Any]:
+    """The admin's "play the demo" button: the interpreters played from the ground truth for
+    ``rounds`` rounds (``learning.services.demo_player``). Not acked late: a redelivery after a
+    worker death would start the play over. Needs a second worker process (``make demo`` runs
+    two) for the rounds it starts and waits for."""
+    import logging
+
+    from learning.services.demo_player import demo_play
+    from mapping.models import Campaign
+
+    logger = logging.getLogger("learning.demo_play")
+    report = demo_play(campaign=Campaign.objects.get(pk=campaign_id), rounds=rounds,
+                       say=logger.info)
+    return report.as_dict()

@@ -42,6 +42,7 @@ from learning.dashboard import (
     worker_warning,
 )
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
+from learning.services.demo_player import demo_playable
 from mapping.models import Campaign
 
 # --- pages ---------------------------------------------------------------------------------
@@ -188,9 +189,37 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
             "api-round-cancel", kwargs={"slug": campaign.slug, "number": watch.number}
         ) if watch else "",
         "presets": ROUND_PRESETS,
+        "demo_playable": not demo_playable(campaign=campaign),
         "messages_js": {k: str(v) for k, v in ROUNDS_MESSAGES.items()},
     })
 
+
+
+@login_required
+@require_POST
+def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """An admin plays the demo's interpreters for a few rounds (a worker task; the rounds it
+    starts appear on this page as usual)."""
+    from learning.tasks import demo_play_task
+
+    campaign = _campaign_or_404(request, slug)
+    if not has_role(request.user, ADMIN):
+        raise Http404(_("no such page"))
+    try:
+        rounds = int(request.POST.get("rounds") or 3)
+    except ValueError:
+        rounds = 0
+    reason = demo_playable(campaign=campaign)
+    if not 1 <= rounds <= 20:
+        reason = str(_("Rounds must be a number from 1 to 20."))
+    if reason:
+        messages.error(request, _("The demo cannot be played: %(reason)s") % {"reason": reason})
+    else:
+        demo_play_task.delay(campaign.pk, rounds)
+        messages.success(request, _("Playing the demo for %(n)d round(s): the interpreters' "
+                                    "labels come first, then each round appears below.")
+                         % {"n": rounds})
+    return redirect("learning-rounds", slug=campaign.slug)
 
 
 @login_required
@@ -299,6 +328,20 @@ class ProvinceRowSerializer(serializers.Serializer):
     supplementary_rounds = serializers.IntegerField()
     max_supplementary_rounds = serializers.IntegerField()
     criteria = serializers.DictField(child=CriterionSerializer())
+    iou_ci_low = serializers.FloatField(allow_null=True, help_text="95 % bootstrap over blocks")
+    iou_ci_high = serializers.FloatField(allow_null=True)
+    iou_blocks = serializers.IntegerField(allow_null=True, help_text="held-out blocks scored")
+    correctness_ci_low = serializers.FloatField(allow_null=True, help_text="95 % Wilson")
+    correctness_ci_high = serializers.FloatField(allow_null=True)
+    area_scope = serializers.CharField(
+        help_text="what the official figure counts: province, counties (covered) or none"
+    )
+    coverage_share = serializers.FloatField(
+        allow_null=True, help_text="share of the province's area under the campaign's blocks"
+    )
+    area_counties = serializers.ListField(child=serializers.IntegerField())
+    area_comparable = serializers.BooleanField()
+    official_demo = serializers.BooleanField(help_text="the demo's own figure (status DEMO)")
 
 
 class ProvinceStatusApi(APIView):

@@ -116,6 +116,9 @@ class StatisticStatus(models.TextChoices):
     WEAKLY_VERIFIED = "WEAKLY_VERIFIED", _("Weakly verified")
     UNVERIFIED = "UNVERIFIED", _("Unverified")
     OTHER_SOURCE = "OTHER_SOURCE", _("Other source (different definition)")
+    # The demo's own figures for the land its blocks cover, from its synthetic ground truth:
+    # not an official statistic, and marked so wherever shown.
+    DEMO = "DEMO", _("Demo figure (synthetic ground truth)")
 
 
 class AreaUnit(models.TextChoices):
@@ -154,14 +157,17 @@ class _WideReadDecimalField(models.DecimalField):
 
 
 class OfficialStatistic(models.Model):
-    """Cultivated land of a province for a campaign, e.g. from the Third National Land Survey."""
+    """Cultivated land of a province (or a county) for a campaign, e.g. from the Third National
+    Land Survey. County figures (``import_statistics --level county``) let a campaign that
+    covers only part of a province compare its mapped area with the counties it covers."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="statistics")
     province = models.ForeignKey(
         AdminUnit,
         on_delete=models.PROTECT,
         related_name="statistics",
-        limit_choices_to={"level": "province"},
+        limit_choices_to={"level__in": ["province", "county"]},
+        help_text=_("The province, or the county for a county-level figure"),
     )
     value = _WideReadDecimalField(max_digits=14, decimal_places=4)
     unit = models.CharField(max_length=10, choices=AreaUnit.choices, default=AreaUnit.HA_10K)
@@ -169,6 +175,13 @@ class OfficialStatistic(models.Model):
     source = models.TextField(help_text=_("Citation: publication, URL or office"))
     evidence = models.TextField(
         blank=True, help_text=_("The quoted sentence that gives the figure")
+    )
+    campaign_part = models.BooleanField(
+        default=False,
+        help_text=_(
+            "The figure counts only the part of the unit inside the campaign's blocks (the "
+            "demo's figures from its ground truth), not the whole unit"
+        ),
     )
     updated_at = models.DateTimeField(auto_now=True)
 

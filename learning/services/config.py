@@ -54,6 +54,9 @@ class RoundConfig(BaseModel):
     blocks_per_province_limit: Annotated[int | None, Field(ge=1)] = None
     # Validation and selection.
     validation_share: Annotated[float, Field(ge=0, lt=1)] = 0.25
+    # At least this many held-out blocks per province (as far as finished, never-trained blocks
+    # allow); pair it with stopping.min_iou_samples so that too few blocks leave IoU unknown.
+    validation_min_blocks: Annotated[int, Field(ge=0, le=10_000)] = 0
     select_per_province: Annotated[int, Field(ge=0, le=10_000)] = 10
     spread_cell_deg: Annotated[float, Field(ge=0, le=10)] = 0.2
     weights: SelectionWeights = SelectionWeights()

@@ -84,7 +84,8 @@ from learning.services.rounds import (
     round_transition,
 )
 from learning.services.validation import validation_split_ensure
-from mapping.models import Block, OfficialStatistic
+from mapping.models import Block
+from mapping.services.area_reference import area_reference
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,15 @@ def round_advance_run(*, round_id: int) -> dict[str, Any]:
         return {"state": "failed"}
     state = rnd.state
     if state == RoundState.QUEUED:
+        if cfg.validation_min_blocks:
+            # Before training sees the samples: held-out blocks must never have been trained on.
+            moved = validation_split_ensure(
+                campaign=rnd.campaign, share=cfg.validation_share,
+                min_blocks=cfg.validation_min_blocks,
+            )
+            if moved:
+                round_log(rnd=round_id, message=f"{moved} sample(s) held out for validation "
+                          f"(at least {cfg.validation_min_blocks} block(s) per province)")
         total = cfg.epochs * cfg.steps_per_epoch
         if _enter(
             round_id=round_id,
@@ -961,6 +971,7 @@ def _source_area(slug: str) -> str | None:
 def round_evaluate_run(*, round_id: int) -> None:
     """Per province: pixel IoU on held-out samples, correctness, area per source vs official,
     the stopping rules; writes ProvinceRoundResult and ProvinceStatus (idempotent)."""
+    from learning.core.intervals import bootstrap_iou_interval, wilson_interval
     from learning.core.segmentation.data import rasterize_polygons
     from learning.core.segmentation.metrics import IoUCounts, iou_counts
     from learning.core.stopping import Decision, ProvinceMeasurements, province_stop_check
@@ -977,6 +988,7 @@ def round_evaluate_run(*, round_id: int) -> None:
     for i, province in enumerate(rnd.provinces.all().order_by("adcode")):
         counts = IoUCounts(0, 0, 0, 0)
         n_iou = 0
+        per_block: dict[int, IoUCounts] = defaultdict(lambda: IoUCounts(0, 0, 0, 0))
         for sample in validation_samples(campaign_id=rnd.campaign_id, province_id=province.pk):
             pred = BlockPrediction.objects.filter(
                 block=sample.block, source=sample.source, model_version=seg_mv
@@ -986,25 +998,30 @@ def round_evaluate_run(*, round_id: int) -> None:
             mask, _, transform = read_prediction(pred.mask_path)
             polys = [shapely.from_wkb(bytes(p.geometry.wkb)) for p in sample.polygons.all()]
             truth = rasterize_polygons(polys, transform=transform, shape=mask.shape)
-            counts = counts + iou_counts(mask, truth)
+            c = iou_counts(mask, truth)
+            counts = counts + c
+            per_block[sample.block_id] = per_block[sample.block_id] + c
             n_iou += 1
         overall = overall + counts
         iou = None if n_iou == 0 or np.isnan(counts.iou) else float(counts.iou)
         if n_iou and iou is None:
             iou = 1.0  # no cropland in truth or prediction on any held-out block: all correct
         correctness, n_corr, corr_how = _correctness(rnd=rnd, province_id=province.pk)
+        # The official figure for the land the campaign covers, and the mapped area of the
+        # same land (mapping/services/area_reference.py).
+        ref = area_reference(campaign=rnd.campaign, province=province)
+        mapped = BlockPrediction.objects.filter(
+            round=rnd, model_version=seg_mv, block__province=province
+        )
+        if ref.block_ids is not None:
+            mapped = mapped.filter(block_id__in=ref.block_ids)
         areas: dict[str, float] = defaultdict(float)
         has: set[str] = set()
-        for slug, area in BlockPrediction.objects.filter(
-            round=rnd, model_version=seg_mv, block__province=province
-        ).values_list("source__slug", "cropland_area_ha"):
+        for slug, area in mapped.values_list("source__slug", "cropland_area_ha"):
             key = _source_area(slug)
             if key:
                 areas[key] += area
                 has.add(key)
-        stat = OfficialStatistic.objects.filter(
-            campaign_id=rnd.campaign_id, province=province
-        ).first()
         used = ProvinceRoundResult.objects.filter(
             province=province, round__campaign_id=rnd.campaign_id, round__number__lt=rnd.number
         ).count()
@@ -1016,8 +1033,10 @@ def round_evaluate_run(*, round_id: int) -> None:
             correctness_samples=n_corr,
             area_mapbox_ha=areas["mapbox"] if "mapbox" in has else None,
             area_google_ha=areas["google"] if "google" in has else None,
-            official_area_ha=float(stat.hectares) if stat and stat.hectares > 0 else None,
-            official_status=stat.status if stat else None,
+            official_area_ha=ref.official_ha if ref.official_ha else None,
+            official_status=ref.status or None,
+            official_scope=ref.scope,
+            coverage_share=ref.coverage_share,
             supplementary_rounds=used,
         )
         decision = province_stop_check(m, rules)
@@ -1028,6 +1047,19 @@ def round_evaluate_run(*, round_id: int) -> None:
         }[decision.decision]
         reasons = {c["name"]: c for c in decision.to_dict()["criteria"]}  # type: ignore[union-attr]
         reasons["correctness"]["basis"] = corr_how
+        reasons["area"]["reference"] = ref.as_dict()
+        # 95 % intervals beside the numbers: blocks resampled for IoU, Wilson for correctness.
+        iou_ci = bootstrap_iou_interval(
+            [(b.tp, b.fp, b.fn) for _, b in sorted(per_block.items())], seed=cfg.seed
+        )
+        corr_ci = (
+            wilson_interval(int(round(correctness * n_corr)), n_corr)
+            if correctness is not None and n_corr
+            else None
+        )
+        reasons["iou"]["ci"] = list(iou_ci) if iou_ci else None
+        reasons["iou"]["blocks"] = len(per_block)
+        reasons["correctness"]["ci"] = list(corr_ci) if corr_ci else None
         result, _ = ProvinceRoundResult.objects.update_or_create(
             round=rnd,
             province=province,
@@ -1039,7 +1071,7 @@ def round_evaluate_run(*, round_id: int) -> None:
                 area_mapbox_ha=m.area_mapbox_ha,
                 area_google_ha=m.area_google_ha,
                 official_ha=m.official_area_ha,
-                official_status=stat.status if stat else "",
+                official_status=ref.status,
                 supplementary_rounds=used,
                 decision=outcome,
                 reasons=json_safe(reasons),

@@ -73,8 +73,10 @@ def _stable_key(block_id: int) -> str:
     return hashlib.sha256(f"block:{block_id}".encode()).hexdigest()
 
 
-def validation_split_ensure(*, campaign: Campaign, share: float) -> int:
-    """Hold out ``share`` of each province's annotated blocks for validation.
+def validation_split_ensure(*, campaign: Campaign, share: float, min_blocks: int = 0) -> int:
+    """Hold out ``share`` of each province's annotated blocks for validation, and at least
+    ``min_blocks`` of them (as far as there are blocks free to hold out), so that a province's
+    IoU never rests on one or two blocks.
 
     The unit is the block: all its samples (one per source) are held out together, because the
     two sources show the same fields and a block trained on Mapbox and validated on Google
@@ -85,7 +87,7 @@ def validation_split_ensure(*, campaign: Campaign, share: float) -> int:
     """
     from learning.services.data import reviewed
 
-    if share <= 0:
+    if share <= 0 and min_blocks <= 0:
         return 0
     trained: set[int] = set()
     for ids in ModelVersion.objects.filter(campaign=campaign, kind="segmenter").values_list(
@@ -107,7 +109,7 @@ def validation_split_ensure(*, campaign: Campaign, share: float) -> int:
         by_province.setdefault(b["province"], []).append(block_id)
     moved = 0
     for block_ids in by_province.values():
-        want = math.floor(len(block_ids) * share + 0.5)
+        want = max(math.floor(len(block_ids) * share + 0.5), min_blocks)
         have = sum(1 for k in block_ids if SampleSplit.VALIDATION in blocks[k]["splits"])
         if have >= want:
             continue

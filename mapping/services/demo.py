@@ -120,6 +120,7 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
     campaign.provinces.set(provinces)
     statistics_import(campaign=campaign, path=DEFAULT_STATISTICS)
     grid_build(campaign=campaign, within=list(WINDOWS.values()))
+    demo_statistics_write(campaign=campaign)
 
     sources = {}
     for look in ("mapbox", "google"):
@@ -201,6 +202,58 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
         samples=n_samples,
         logins=logins,
     )
+
+
+# The demo's footprint figures: truth rendered at a quarter of the demo zoom's pixels per side
+# (the landscape is drawn in ground units, so the cropland share holds; 16x less work).
+DEMO_STATS_DECIMATION = 4
+DEMO_STATS_SOURCE = (
+    "croplayer demo: cropland of the synthetic ground truth (seed {seed}) inside the demo "
+    "campaign's blocks of this county; not an official statistic"
+)
+
+
+def demo_statistics_write(*, campaign: Campaign) -> int:
+    """The demo's own area figures: for each county its blocks touch, the ground truth's
+    cropland inside those blocks, as a county figure with status DEMO that counts only the
+    campaign's part of the county (``campaign_part``). The TNLS province figures stay as they
+    are (the demo covers 5-10 % of each province, so they are not comparable). Returns how
+    many figures were written."""
+    from collections import defaultdict
+    from decimal import Decimal
+
+    from mapping.geo.grid import BlockId, block_raster
+    from mapping.imagery.synthetic import truth_mask
+    from mapping.models import OfficialStatistic, StatisticStatus
+
+    per_county: dict[int, float] = defaultdict(float)
+    for block in Block.objects.filter(campaign=campaign, county__isnull=False).order_by("pk"):
+        w, s, e, n = block.geometry.extent
+        full = block_raster((w, s, e, n), campaign.zoom)
+        raster = type(full)(
+            west=full.west, south=full.south, east=full.east, north=full.north,
+            width=max(16, full.width // DEMO_STATS_DECIMATION),
+            height=max(16, full.height // DEMO_STATS_DECIMATION),
+        )
+        truth = truth_mask(BlockId(block.row, block.col), raster, seed=SEED)
+        lat = np.radians((s + n) / 2)
+        block_ha = (e - w) * 111_320.0 * np.cos(lat) * (n - s) * 110_574.0 / 10_000.0
+        per_county[block.county_id] += float(truth.mean()) * float(block_ha)
+    with transaction.atomic():
+        for county_id, ha in per_county.items():
+            OfficialStatistic.objects.update_or_create(
+                campaign=campaign,
+                province_id=county_id,
+                defaults={
+                    "value": Decimal(f"{ha:.4f}"),
+                    "unit": "ha",
+                    "status": StatisticStatus.DEMO,
+                    "source": DEMO_STATS_SOURCE.format(seed=SEED),
+                    "evidence": "",
+                    "campaign_part": True,
+                },
+            )
+    return len(per_county)
 
 
 def _demo_work(*, campaign: Campaign, blocks: list[Block]) -> None:

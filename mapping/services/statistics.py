@@ -1,4 +1,5 @@
-"""Import official cultivated-land statistics per province from CSV, all or nothing."""
+"""Import official cultivated-land statistics per province or per county from CSV, all or
+nothing."""
 
 from __future__ import annotations
 
@@ -88,16 +89,55 @@ def _province_area_ha(unit: AdminUnit, cache: dict[int, float | None]) -> float 
     return cache[unit.pk]
 
 
+def _county_lookup() -> tuple[dict[str, AdminUnit], dict[tuple[str, str], AdminUnit]]:
+    """Counties by adcode (and by unique name), and by (province adcode or name, county name)
+    for names that repeat across provinces (there are several 朝阳区, 新华区, ...)."""
+    by_key: dict[str, AdminUnit] = {}
+    names: dict[str, list[AdminUnit]] = {}
+    by_pair: dict[tuple[str, str], AdminUnit] = {}
+    provinces = {
+        u.pk: u for u in AdminUnit.objects.filter(level=AdminLevel.PROVINCE).defer("geometry")
+    }
+    cities = {
+        u.pk: u.parent_id
+        for u in AdminUnit.objects.filter(level=AdminLevel.CITY).defer("geometry")
+    }
+    for unit in AdminUnit.objects.filter(level=AdminLevel.COUNTY).defer("geometry"):
+        by_key[str(unit.adcode)] = unit
+        for n in {unit.name_zh, unit.name_en}:
+            if n:
+                names.setdefault(n.strip().lower(), []).append(unit)
+        parent = unit.parent_id
+        prov = provinces.get(parent) or provinces.get(cities.get(parent))  # type: ignore[arg-type]
+        if prov is not None:
+            for p in (str(prov.adcode), prov.name_zh, prov.name_en, prov.short_name):
+                for n in (unit.name_zh, unit.name_en):
+                    if p and n:
+                        by_pair[(p.strip().lower(), n.strip().lower())] = unit
+    for n, units in names.items():
+        if len(units) == 1:
+            by_key.setdefault(n, units[0])
+    return by_key, by_pair
+
+
 def statistics_import(
-    *, campaign: Campaign, path: Path | None = None, text: str | None = None
+    *,
+    campaign: Campaign,
+    path: Path | None = None,
+    text: str | None = None,
+    level: str = AdminLevel.PROVINCE,
 ) -> StatisticsReport:
     """Create or update the campaign's official figures from CSV; one transaction.
 
-    Columns: ``province_zh`` or ``province_en`` or ``province`` (name or adcode); a value column
+    Province level: ``province_zh`` or ``province_en`` or ``province`` (name or adcode).
+    County level (``level="county"``): ``county`` (adcode, or a name; a name found in several
+    provinces needs a ``province`` column too). Then a value column
     (``cultivated_land_10k_ha``, ``cultivated_land_10k_mu``, ``value_ha``, or ``value`` with
     ``unit``); ``status`` (one of StatisticStatus); ``source``; optional ``evidence``.
-    A national-total row is skipped.
+    A national-total row is skipped. The same status and source rules hold at both levels.
     """
+    if level not in (AdminLevel.PROVINCE, AdminLevel.COUNTY):
+        raise StatisticsImportError(f"level must be province or county, got {level!r}")
     if text is None:
         if path is None or not path.is_file():
             raise StatisticsImportError(f"{path}: no such file")
@@ -108,19 +148,28 @@ def statistics_import(
         except UnicodeDecodeError as e:
             raise StatisticsImportError(f"{path}: not UTF-8 text ({e})") from e
     try:
-        return _import_text(campaign=campaign, text=text)
+        return _import_text(campaign=campaign, text=text, level=level)
     except csv.Error as e:  # a NUL byte, a field over csv's size limit, a broken quote
         raise StatisticsImportError(f"not a readable CSV file ({e})") from e
 
 
-def _import_text(*, campaign: Campaign, text: str) -> StatisticsReport:
+def _import_text(*, campaign: Campaign, text: str, level: str) -> StatisticsReport:
     reader = csv.DictReader(io.StringIO(text))
     columns = set(reader.fieldnames or [])
-    name_cols = [c for c in ("province_zh", "province_en", "province") if c in columns]
-    if not name_cols:
-        raise StatisticsImportError(
-            "missing a province column (province_zh, province_en or province)"
-        )
+    county_level = level == AdminLevel.COUNTY
+    if county_level:
+        name_cols = [c for c in ("county_code", "county", "county_zh", "county_en")
+                     if c in columns]
+        if not name_cols:
+            raise StatisticsImportError(
+                "missing a county column (county, county_code, county_zh or county_en)"
+            )
+    else:
+        name_cols = [c for c in ("province_zh", "province_en", "province") if c in columns]
+        if not name_cols:
+            raise StatisticsImportError(
+                "missing a province column (province_zh, province_en or province)"
+            )
     value_col = next(((c, u) for c, u in VALUE_COLUMNS if c in columns), None)
     if value_col is None and not {"value", "unit"} <= columns:
         raise StatisticsImportError(
@@ -130,9 +179,19 @@ def _import_text(*, campaign: Campaign, text: str) -> StatisticsReport:
     for required in ("status", "source"):
         if required not in columns:
             raise StatisticsImportError(f"missing column {required!r}")
-    lookup = _province_lookup()
-    if not lookup:
-        raise StatisticsImportError("no provinces in the database: import admin units first")
+    if county_level:
+        lookup, by_pair = _county_lookup()
+        if not lookup:
+            raise StatisticsImportError(
+                "no counties in the database: import admin units first (import_admin_units "
+                "--default)"
+            )
+        prov_cols = [c for c in ("province", "province_zh", "province_en") if c in columns]
+    else:
+        lookup, by_pair, prov_cols = _province_lookup(), {}, []
+        if not lookup:
+            raise StatisticsImportError("no provinces in the database: import admin units first")
+    what = "county" if county_level else "province"
 
     problems: list[str] = []
     areas: dict[int, float | None] = {}
@@ -144,14 +203,20 @@ def _import_text(*, campaign: Campaign, text: str) -> StatisticsReport:
         if any(n.lower() in NATIONAL_ROWS for n in names):
             report.skipped.append(f"line {lineno}: national total")
             continue
-        unit = next((lookup[n.lower()] for n in names if n.lower() in lookup), None)
+        provs = [(row.get(c) or "").strip().lower() for c in prov_cols]
+        unit = next(
+            (by_pair[(p, n.lower())] for p in provs for n in names if (p, n.lower()) in by_pair),
+            None,
+        ) or next((lookup[n.lower()] for n in names if n.lower() in lookup), None)
         if unit is None:
             problems.append(
-                f"line {lineno}: unknown province {' / '.join(n for n in names if n)!r}"
+                f"line {lineno}: unknown {what} {' / '.join(n for n in names if n)!r}"
+                + (" (a name found in several provinces needs a province column)"
+                   if county_level else "")
             )
             continue
         if unit.adcode in seen:
-            problems.append(f"line {lineno}: province {unit.name_zh} appears twice")
+            problems.append(f"line {lineno}: {what} {unit.name_zh} appears twice")
         seen.add(unit.adcode)
         if value_col is not None:
             raw, area_unit = row.get(value_col[0]), value_col[1].value
@@ -193,7 +258,7 @@ def _import_text(*, campaign: Campaign, text: str) -> StatisticsReport:
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         raise StatisticsImportError(f"{len(problems)} problem(s): {'; '.join(problems[:10])}{more}")
     if not parsed:
-        raise StatisticsImportError("no province rows")
+        raise StatisticsImportError(f"no {what} rows")
     with transaction.atomic():
         for unit, value, area_unit, status, source, evidence in parsed:
             _, created = OfficialStatistic.objects.update_or_create(

@@ -143,3 +143,30 @@ def test_rules_are_strict_and_frozen() -> None:
     with pytest.raises(ValidationError):
         rules.iou_min = 0.5  # type: ignore[misc]
     assert StoppingRules.model_validate_json(rules.model_dump_json()) == rules
+
+
+def test_partial_campaign_without_a_footprint_figure_is_not_comparable():
+    """Issue 13: a campaign over 9.5 % of a province must not fail the area on a ratio that
+    could never pass; it says "not comparable" with the coverage share, and is never excluded
+    for it (more rounds cannot make the figure appear)."""
+    r = _check(official_scope="none", coverage_share=0.095, area_mapbox_ha=250_000,
+               supplementary_rounds=7)
+    area = {c.name: c for c in r.criteria}["area"]
+    assert area.outcome is Outcome.NOT_COMPARABLE
+    assert "9.5%" in area.reason and "not comparable" in area.reason
+    assert area.value == pytest.approx(0.095)
+    assert r.decision is Decision.CONTINUE  # not exhausted after 7 supplementary rounds
+    assert "cannot converge until an official figure" in r.reason
+    # Another criterion open as well: the usual limit applies.
+    r = _check(official_scope="none", coverage_share=0.095, iou=0.5, supplementary_rounds=7)
+    assert r.decision is Decision.EXHAUSTED
+
+
+def test_summed_county_figures_are_named_and_decide_like_the_province_figure():
+    r = _check(official_scope="counties", official_area_ha=8_000_000,
+               official_status=OfficialStatus.DEMO)
+    area = {c.name: c for c in r.criteria}["area"]
+    assert area.outcome is Outcome.PASSED and r.decision is Decision.CONVERGED
+    assert "of the covered counties (DEMO)" in area.reason
+    r = _check(official_scope="counties", official_area_ha=80_000_000)
+    assert {c.name: c for c in r.criteria}["area"].outcome is Outcome.FAILED

@@ -17,6 +17,11 @@ def _fmt(v: float | None, pct: bool = False) -> str:
     return f"{v:.1f}%" if pct else f"{v:.3f}"
 
 
+def _ci(row: dict[str, Any], name: str) -> str:
+    lo, hi = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    return "" if lo is None or hi is None else f" [{lo:.3f}-{hi:.3f}]"
+
+
 class Command(BaseCommand):
     help = "Print the stop status of every province (the dashboard's numbers)."
 
@@ -39,7 +44,9 @@ class Command(BaseCommand):
         for p in data["provinces"]:
             self.stdout.write(
                 f"{p['adcode']} {p['province']:<14} IoU {_fmt(p['iou'])} (n={p['iou_samples']})"
+                f"{_ci(p, 'iou')}"
                 f"  correct {_fmt(p['correctness'])} (n={p['correctness_samples']})"
+                f"{_ci(p, 'correctness')}"
                 f"  mapbox {_fmt(p['area_mapbox_pct'], True)} google "
                 f"{_fmt(p['area_google_pct'], True)} ({p['official_status'] or '-'})"
                 f"  rounds {p['supplementary_rounds']}/{p['max_supplementary_rounds']}"

@@ -18,8 +18,8 @@ from mapping.services.statistics import (
 
 class Command(BaseCommand):
     help = (
-        "Import official cultivated land per province (CSV with province, value, status and "
-        "source columns). All or nothing."
+        "Import official cultivated land per province, or per county with --level county (CSV "
+        "with province or county, value, status and source columns). All or nothing."
     )
 
     def add_arguments(self, parser):
@@ -30,6 +30,13 @@ class Command(BaseCommand):
             help="the Third National Land Survey table shipped with croplayer",
         )
         parser.add_argument("--campaign", required=True)
+        parser.add_argument(
+            "--level",
+            choices=["province", "county"],
+            default="province",
+            help="county: one figure per county (column county: adcode or name), summed over "
+            "the counties a campaign covers when it covers only part of a province",
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **opts):
@@ -39,9 +46,11 @@ class Command(BaseCommand):
             raise CommandError(f"no campaign {opts['campaign']!r}") from e
         if not opts["file"] and not opts["default"]:
             raise CommandError("give a FILE or --default")
+        if opts["default"] and opts["level"] == "county":
+            raise CommandError("--default is the province table; give a county FILE")
         path = DEFAULT_STATISTICS if opts["default"] else Path(opts["file"])
         try:
-            report = statistics_import(campaign=campaign, path=path)
+            report = statistics_import(campaign=campaign, path=path, level=opts["level"])
         except StatisticsImportError as e:
             raise CommandError(f"nothing imported: {e}") from e
         if opts["json"]:
