@@ -29,6 +29,7 @@ from annotation.models import (
     IntegrationDecision,
     Verdict,
 )
+from annotation.selectors import PredictionMissing, block_prediction_current
 from annotation.services import block_next_for_user
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
 from learning.models import BlockPrediction, ModelKind
@@ -73,6 +74,7 @@ PANEL_MESSAGES = {
     "queued": gettext_lazy("offline: saved when the network returns"),
     "error": gettext_lazy("error: %(reason)s"),
     "by": gettext_lazy("%(user)s · %(when)s · %(source)s"),
+    "noneOthers": gettext_lazy("not labelled by you yet; %(others)s"),
     "model": gettext_lazy("model %(model)s, round %(round)s"),
     "noModel": gettext_lazy("no model prediction yet"),
     "noAssignment": gettext_lazy("This block is not assigned to you."),
@@ -207,7 +209,16 @@ def block_workspace(request: HttpRequest, block_id: int) -> HttpResponse:
     west, south, east, north = block.geometry.extent
     zh = (get_language() or "").startswith("zh")
     panel = panel_config(block=block, user=request.user)
+    # Why a source has no prediction to show, known now: the page does not ask the prediction
+    # endpoint for one it would answer 404 (a console error on every block before round 1).
+    missing: dict[str, str] = {}
+    for s in sources:
+        try:
+            block_prediction_current(block=block, source=s)
+        except PredictionMissing as e:
+            missing[s.slug] = str(e)
     config = {
+        "predictionMissing": missing,
         "block": block.pk,
         "bounds": [west, south, east, north],
         "zoom": block.campaign.zoom,

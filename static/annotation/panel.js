@@ -124,13 +124,23 @@
   }
 
   // ---- labels: rendering ------------------------------------------------------------------------
-  function provText(label) {
-    if (!label) return M.none;
-    const parts = [fmt(M.by, { user: label.user || "?", when: label.pending ? M.saving : when(label.updated_at),
-      source: label.source ? sourceName(label.source) : "" })];
+  const SEP = " · ";
+  function provText(label, kind, others) {
+    if (!label) {
+      // Not labelled by this person: say so, and what the others said (leads see everyone's).
+      if (others && others.length) {
+        return fmt(M.noneOthers, { others: others.map(l => `${l.user}: ${labelOf(kind, l.value)}`).join(", ") });
+      }
+      return M.none;
+    }
+    // A part left empty (no source for the integration decision) leaves no empty "· ·".
+    const by = fmt(M.by, { user: label.user || "?", when: label.pending ? M.saving : when(label.updated_at),
+      source: label.source ? sourceName(label.source) : "" });
+    const parts = by.split(SEP).map(p => p.trim()).filter(Boolean);
     if (label.model_version) parts.push(fmt(M.model, { model: label.model_version, round: label.round_number ?? "–" }));
-    return parts.join(" · ").replace(/ · $/, "");
+    return parts.join(SEP);
   }
+  const othersOn = (list, source) => list.filter(l => l.source === source && l.user !== P.user && !l.pending);
   function mark(containerId, value) {
     document.querySelectorAll(`#${containerId} [data-value]`).forEach(b => {
       b.classList.toggle("active", b.dataset.value === value);
@@ -150,8 +160,8 @@
     // A verdict judges a prediction: none on this source, nothing to judge (the server says so too).
     document.querySelectorAll("#pn-verdicts button").forEach(b => { b.disabled = !pred; });
     mark("pn-coverage", c && c.value);
-    $("pn-verdict-prov").textContent = provText(v);
-    $("pn-coverage-prov").textContent = provText(c);
+    $("pn-verdict-prov").textContent = provText(v, "verdict", othersOn(labels.verdicts, src));
+    $("pn-coverage-prov").textContent = provText(c, "coverage", othersOn(labels.coverage, src));
     if ($("pn-integration")) {
       mark("pn-integration", labels.integration && labels.integration.value);
       $("pn-integration-prov").textContent = provText(labels.integration);

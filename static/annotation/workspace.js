@@ -140,7 +140,10 @@
   };
   const drawn = L.featureGroup().addTo(map);
   map.pm.setGlobalOptions({
-    snappable: true, snapDistance: 12, allowSelfIntersection: false, layerGroup: drawn,
+    // Self-intersections are allowed to geoman, which would otherwise drop the clicked corner
+    // without a word (a bow-tie became a triangle): the workspace checks every outline itself,
+    // marks the crossing and says what to do (checkOutline).
+    snappable: true, snapDistance: 12, allowSelfIntersection: true, layerGroup: drawn,
     templineStyle: { color: "#00e5ff" }, hintlineStyle: { color: "#00e5ff", dashArray: "5 5" },
   });
   map.pm.setLang(C.zh ? "zh" : "en");
@@ -343,6 +346,9 @@
     if (!drawn.hasLayer(layer)) return;
     const geometry = geomOf(layer);
     if (rounded(geometry) === rounded(layer._ws.geometry)) return;
+    clearProblem();
+    const crossings = outlineCrossings(geometry.coordinates);
+    if (crossings.length) { editedCrossing(layer, geometry, crossings); return; }
     record({ kind: "update", h: layer._ws.h, before: { geometry: layer._ws.geometry }, after: { geometry } });
     layer._ws.geometry = geometry;
     enqueue({ kind: "update", method: "PATCH", target: keyOf(layer), body: { geometry } });
@@ -368,6 +374,9 @@
     map.removeLayer(layer);
     const geometry = geomOf(layer);
     if (ev.shape === "Line") { splitAlong(geometry.coordinates); return; }
+    clearProblem();
+    const crossings = outlineCrossings(geometry.coordinates);
+    if (crossings.length) { drawnCrossing(geometry, crossings); return; }
     const made = createPolygon(geometry, currentSubtype(), provenance());
     record(created(made));
     select(made);
@@ -500,6 +509,143 @@
     return pieces;
   }
 
+  // ---- outlines that cross themselves -----------------------------------------------------------
+  // Where the segments of a polygon's rings cross or touch (other than at the corner two
+  // neighbouring segments share): the points the server's rules would refuse as a
+  // self-intersection, found here so the interpreter sees where, in their language, at once.
+  function segmentMeet(p, p2, q, q2) {
+    const rx = p2[0] - p[0], ry = p2[1] - p[1], sx = q2[0] - q[0], sy = q2[1] - q[1];
+    const d = rx * sy - ry * sx;
+    const qpx = q[0] - p[0], qpy = q[1] - p[1];
+    const scale = Math.max(Math.abs(rx), Math.abs(ry), Math.abs(sx), Math.abs(sy)) || 1;
+    if (Math.abs(d) < 1e-12 * scale * scale) {
+      // Parallel: they meet only if they lie on one line and overlap.
+      if (Math.abs(qpx * ry - qpy * rx) > 1e-12 * scale * scale) return null;
+      const len2 = rx * rx + ry * ry || 1;
+      const t0 = (qpx * rx + qpy * ry) / len2, t1 = ((q2[0] - p[0]) * rx + (q2[1] - p[1]) * ry) / len2;
+      const lo = Math.max(0, Math.min(t0, t1)), hi = Math.min(1, Math.max(t0, t1));
+      if (lo > hi) return null;
+      const t = (lo + hi) / 2;
+      return [p[0] + t * rx, p[1] + t * ry];
+    }
+    const t = (qpx * sy - qpy * sx) / d, u = (qpx * ry - qpy * rx) / d;
+    if (t < 0 || t > 1 || u < 0 || u > 1) return null;
+    return [p[0] + t * rx, p[1] + t * ry];
+  }
+  function outlineCrossings(rings) {
+    const segs = [];
+    rings.forEach((ring, r) => {
+      const n = ring.length - 1; // closed: the last position repeats the first
+      for (let i = 0; i < n; i++) {
+        const a = ring[i], b = ring[i + 1];
+        if (a[0] === b[0] && a[1] === b[1]) continue; // a doubled click: no segment
+        segs.push({ r, i, n, a, b, box: [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])] });
+      }
+    });
+    const found = [];
+    const seen = new Set();
+    for (let x = 0; x < segs.length; x++) {
+      const A = segs[x];
+      for (let y = x + 1; y < segs.length; y++) {
+        const B = segs[y];
+        if (!bboxesMeet(A.box, B.box)) continue;
+        const neighbours = A.r === B.r && (B.i === A.i + 1 || (A.i === 0 && B.i === A.n - 1));
+        const pt = segmentMeet(A.a, A.b, B.a, B.b);
+        if (!pt) continue;
+        if (neighbours) {
+          // Neighbours share a corner; they are at fault only if they fold back over each other.
+          const shared = B.i === A.i + 1 ? A.b : A.a;
+          if (Math.hypot(pt[0] - shared[0], pt[1] - shared[1]) < 1e-12) continue;
+        }
+        const key = `${pt[0].toFixed(9)},${pt[1].toFixed(9)}`;
+        if (!seen.has(key)) { seen.add(key); found.push(pt); }
+      }
+    }
+    return found;
+  }
+  function repairPieces(rings) {
+    // The drawn outline cut at its crossings into valid polygons (what freehand strokes get).
+    return cleanPieces(polygonClipping.union(rings.map(closed)), MIN_AREA_DEG2)
+      .filter(p => vertexCount(p) <= MAX_VERTICES);
+  }
+  const problemEl = document.getElementById("ws-problem");
+  const problemLayer = L.layerGroup([], { pmIgnore: true }).addTo(map);
+  let problemRepair = null;
+  function clearProblem() {
+    problemLayer.clearLayers();
+    problemEl.hidden = true;
+    problemRepair = null;
+    delete document.getElementById("ws-map").dataset.crossings;
+  }
+  function markCrossings(points) {
+    points.forEach(([x, y]) => L.circleMarker([y, x], {
+      radius: 9, color: "#ff1744", weight: 3, fillColor: "#ffeb3b", fillOpacity: 0.9,
+      className: "ws-crossing", interactive: false, pmIgnore: true, snapIgnore: true,
+    }).addTo(problemLayer));
+    document.getElementById("ws-map").dataset.crossings = String(points.length);
+  }
+  function showProblem(text, repairLabel, repair, dismissLabel) {
+    document.getElementById("ws-problem-text").textContent = text;
+    const fix = document.getElementById("ws-problem-repair");
+    fix.hidden = !repair;
+    fix.textContent = repairLabel || "";
+    document.getElementById("ws-problem-dismiss").textContent = dismissLabel;
+    problemRepair = repair;
+    problemEl.hidden = false;
+  }
+  function drawnCrossing(geometry, crossings) {
+    // Nothing is saved: a different shape than the one drawn is never stored without a word.
+    L.polygon(L.GeoJSON.coordsToLatLngs(geometry.coordinates, 1), {
+      color: "#ff1744", weight: 2, dashArray: "4 4", fillOpacity: 0.08, className: "ws-rejected",
+      interactive: false, pmIgnore: true, snapIgnore: true,
+    }).addTo(problemLayer);
+    markCrossings(crossings);
+    const pieces = repairPieces(geometry.coordinates);
+    const subtype = currentSubtype();
+    const prov = provenance();
+    showProblem(t("crossDrawn", { n: crossings.length }),
+      pieces.length ? t("crossSplit", { n: pieces.length }) : "",
+      pieces.length ? () => {
+        const made = pieces.map(p => createPolygon({ type: "Polygon", coordinates: p }, subtype, prov));
+        record(group(made.map(created)));
+        select(made[0]);
+        hint(t("crossSplitDone", { n: made.length }));
+      } : null,
+      t("crossDiscard"));
+  }
+  function editedCrossing(layer, geometry, crossings) {
+    // The edit is undone on screen (the stored polygon never changed): the outline goes back.
+    const before = layer._ws.geometry;
+    if (layer.pm.enabled()) layer.pm.disable();
+    layer.setLatLngs(L.GeoJSON.coordsToLatLngs(before.coordinates, 1));
+    markCrossings(crossings);
+    const pieces = repairPieces(geometry.coordinates);
+    const h = layer._ws.h;
+    showProblem(t("crossEdited", { n: crossings.length }),
+      pieces.length > 1 ? t("crossSplit", { n: pieces.length }) : "",
+      pieces.length > 1 ? () => {
+        const target = live(h);
+        if (!target) return;
+        pieces.sort((a, b) => polygonArea(b) - polygonArea(a));
+        const opGroup = uuid();
+        const prov = provOf(target);
+        const parts = [change(h, { geometry: target._ws.geometry },
+          { geometry: { type: "Polygon", coordinates: pieces[0] } }, { group: opGroup })];
+        pieces.slice(1).forEach(p => parts.push(created(
+          createPolygon({ type: "Polygon", coordinates: p }, target._ws.subtype, prov, null, { group: opGroup }))));
+        record(group(parts));
+        select(target);
+        hint(t("crossSplitDone", { n: pieces.length }));
+      } : null,
+      t("crossKeep"));
+  }
+  document.getElementById("ws-problem-repair").addEventListener("click", () => {
+    const repair = problemRepair;
+    clearProblem();
+    if (repair) repair();
+  });
+  document.getElementById("ws-problem-dismiss").addEventListener("click", clearProblem);
+
   // ---- split and merge ---------------------------------------------------------------------------
   function splitAlong(line) {
     if (line.length < 2) return;
@@ -622,6 +768,12 @@
     return p && p.settled && p.settled.ok ? p.settled.data : null;
   };
   function loadPrediction(slug) {
+    const missing = (C.predictionMissing || {})[slug];
+    if (missing && !predictions[slug]) {
+      // The server said when the page was made: nothing to fetch (and no 404 in the console).
+      const settled = { ok: false, reason: missing };
+      predictions[slug] = { settled, promise: Promise.resolve(settled) };
+    }
     if (!predictions[slug]) {
       const entry = {};
       entry.promise = fetch(PREDICTION_API(slug), { credentials: "same-origin" }).then(async res => {
@@ -828,6 +980,10 @@
         retryLater();
         return;
       } else {
+        const at = data && Array.isArray(data.location) ? data.location.map(Number) : null;
+        if (at && at.length === 2 && at.every(Number.isFinite) && op.source === source) markCrossings([at]);
+        // An edit the server refused must not stay on screen as if it were stored.
+        if (op.kind === "update") resyncAfterFlush = true;
         await dropOp(op, ops, reasonOf(data, res.status));
       }
     }
@@ -836,7 +992,11 @@
     if (!data) return `HTTP ${status}`;
     if (typeof data === "string") return data;
     if (data.detail) return String(data.detail);
-    return Object.entries(data).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
+    // A geometry refusal is the reason itself (already in the reader's language); its location
+    // is marked on the map, not printed.
+    if (Array.isArray(data.geometry)) return data.geometry.join(" ");
+    return Object.entries(data).filter(([k]) => k !== "location")
+      .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(" ") : v}`).join("; ");
   }
   function settle(op) {
     const i = pendingLocal.indexOf(op.op_id);
@@ -1048,6 +1208,7 @@
       // redrawn meanwhile): the old source's polygons go at once.
       select(null);
       drawn.clearLayers();
+      clearProblem();
     }
     source = slug;
     // When every tile on screen has arrived (bench/bench_workspace.py reads the mark).
@@ -1062,11 +1223,18 @@
     drawOverlay();
     sourceListeners.forEach(fn => { try { fn(slug); } catch (err) { console.error(err); } });
   }
+  // The divider goes under the slider's thumb, wherever the slider sits: the thumb's centre runs
+  // from half a thumb past the slider's left end to half a thumb before its right end.
+  const SWIPE_THUMB_PX = 16; // #ws-swipe's thumb width in workspace.css
+  function swipeX() {
+    const box = map.getContainer().getBoundingClientRect(), r = swipe.getBoundingClientRect();
+    return r.left - box.left + SWIPE_THUMB_PX / 2 + (r.width - SWIPE_THUMB_PX) * swipe.value / 100;
+  }
   function clip() {
     const other = otherSource();
     if (!comparing || !other) return;
     const size = map.getSize();
-    const x = size.x * swipe.value / 100;
+    const x = Math.max(0, Math.min(size.x, swipeX()));
     const nw = map.containerPointToLayerPoint([0, 0]);
     const se = map.containerPointToLayerPoint(size);
     const cx = map.containerPointToLayerPoint([x, 0]).x;
@@ -1131,7 +1299,7 @@
       // put 20,000 markers on the page.
       if (!selected) { hint(t("selectFirst")); return; }
       if (selected.pm.enabled()) selected.pm.disable();
-      else { if (selected.pm.layerDragEnabled()) selected.pm.disableLayerDrag(); selected.pm.enable({ snappable: true }); }
+      else { if (selected.pm.layerDragEnabled()) selected.pm.disableLayerDrag(); selected.pm.enable({ snappable: true, allowSelfIntersection: true }); }
     } else if (name === "delete") deleteSelected();
     else if (name === "undo") undo();
     else if (name === "redo") redo();
@@ -1157,7 +1325,7 @@
       else if (map.pm.Draw.Line.enabled()) map.pm.Draw.Line._finishShape();
       return;
     }
-    if (k === "escape") { stopTools(); select(null); hint(""); return; }
+    if (k === "escape") { stopTools(); select(null); hint(""); clearProblem(); return; }
     const src = C.sources.find(x => x.slug[0] === k);
     if ((k === "m" || k === "g") && src) { setSource(src.slug); return; }
     const action = {
@@ -1197,7 +1365,8 @@
       .filter(u => u.includes(`/api/blocks/${C.block}/imagery/`));
     const urls = [window.location.href, `/api/blocks/${C.block}/labels/`,
       ...Object.keys(versions).map(slug => `${API}${slug}/`),
-      ...Object.keys(predictions).map(PREDICTION_API), ...tilesSeen];
+      ...Object.keys(predictions).filter(slug => !(C.predictionMissing || {})[slug]).map(PREDICTION_API),
+      ...tilesSeen];
     (reg.active || sw.controller).postMessage({ type: "warm", urls });
   }
   const logoutForm = document.querySelector(".topbar form.user");
