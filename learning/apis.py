@@ -165,6 +165,9 @@ class RoundCancelApi(APIView):
 class ModelVersionOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
+    engine = serializers.CharField(
+        allow_null=True, help_text="segmentation engine (unet, mask2former); null for other kinds"
+    )
     name = serializers.CharField()
     is_current = serializers.BooleanField()
     bundle_path = serializers.CharField()

@@ -8,6 +8,7 @@ from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Value
 
 from learning.models import (
     BlockSelection,
+    ModelKind,
     ModelVersion,
     Round,
     RoundState,
@@ -83,10 +84,19 @@ def model_versions_list(*, campaign: Campaign, kind: str | None = None) -> Query
     return qs.order_by("-created_at", "-pk")
 
 
+def model_version_engine(mv: ModelVersion) -> str | None:
+    """The segmentation engine of a segmenter version (versions made before engines were
+    recorded are Mask2Former); None for other kinds."""
+    if mv.kind != ModelKind.SEGMENTER:
+        return None
+    return str((mv.config or {}).get("engine") or "mask2former")
+
+
 def model_version_data(mv: ModelVersion) -> dict[str, Any]:
     return {
         "id": mv.pk,
         "kind": mv.kind,
+        "engine": model_version_engine(mv),
         "name": mv.name,
         "is_current": mv.is_current,
         "bundle_path": mv.bundle_path,

@@ -42,24 +42,32 @@ from learning.dashboard import (
     worker_warning,
 )
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
+from learning.selectors import model_version_engine
 from learning.services.demo_player import demo_playable
 from mapping.models import Campaign
 
 # --- pages ---------------------------------------------------------------------------------
 
 # Round presets offered on the rounds page (merged into the round config, which the engine
-# validates). Both use the tiny Mask2Former; "tiny" trains a few steps so a round finishes in
-# minutes on a CPU (tests, demo), "small" trains longer on bigger crops.
+# validates). All train the engine that learns best on the worker's hardware ("auto": U-Net on
+# a CPU, Mask2Former with CUDA). "demo" trains the full-size model for 90 s, long enough to
+# learn; "tiny" trains a tiny model a few steps so a round finishes in a minute (tests, smoke
+# runs); "small" trains the tiny model for 20 s.
 ROUND_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "segmenter_engine": "auto", "segmenter_preset": "default", "iqa_preset": "tiny",
+        "train_seconds": 90, "epochs": 100, "steps_per_epoch": 50, "window": 512,
+        "overlap": 64, "iqa_epochs": 3,
+    },
     "tiny": {
-        "segmenter_preset": "tiny", "iqa_preset": "tiny", "epochs": 1, "steps_per_epoch": 2,
-        "batch_size": 2, "crop_size": 64, "warmup_steps": 0, "window": 128, "overlap": 16,
-        "iqa_epochs": 1,
+        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
+        "train_seconds": 30, "epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
+        "crop_size": 64, "warmup_steps": 0, "window": 128, "overlap": 16, "iqa_epochs": 1,
     },
     "small": {
-        "segmenter_preset": "tiny", "iqa_preset": "tiny", "epochs": 2, "steps_per_epoch": 25,
-        "batch_size": 4, "crop_size": 128, "warmup_steps": 5, "window": 256, "overlap": 32,
-        "iqa_epochs": 3,
+        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
+        "train_seconds": 20, "epochs": 100, "steps_per_epoch": 25, "batch_size": 4,
+        "crop_size": 128, "warmup_steps": 5, "window": 256, "overlap": 32, "iqa_epochs": 3,
     },
 }
 ROUNDS_MESSAGES = {
@@ -234,6 +242,7 @@ def models_page(request: HttpRequest, slug: str) -> HttpResponse:
     rows = [
         {
             "v": v,
+            "engine": model_version_engine(v),
             "metrics_json": json.dumps(v.metrics, indent=1, ensure_ascii=False),
             "config_json": json.dumps(v.config, indent=1, ensure_ascii=False),
             "overall": {k: m for k, m in (v.metrics or {}).items()

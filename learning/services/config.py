@@ -26,14 +26,19 @@ class RoundConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Segmenter: the preset names a Mask2FormerSegConfig; the rest are TrainOptions.
+    # Segmenter: the engine ("auto": the one that learns best on the worker's hardware, U-Net
+    # on a CPU, Mask2Former with CUDA), a preset of its config, and TrainOptions; batch, crop,
+    # learning rate and warm-up default to the engine's own (None). Training stops after
+    # ``train_seconds`` or ``epochs`` x ``steps_per_epoch`` steps, whichever comes first.
+    segmenter_engine: Literal["auto", "unet", "mask2former"] = "auto"
     segmenter_preset: Literal["tiny", "default"] = "default"
-    epochs: Annotated[int, Field(ge=1, le=1000)] = 10
+    train_seconds: Annotated[float | None, Field(gt=0, le=86_400)] = 600.0
+    epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     steps_per_epoch: Annotated[int, Field(ge=1, le=100_000)] = 100
-    batch_size: Annotated[int, Field(ge=1, le=256)] = 8
-    crop_size: Annotated[int, Field(ge=32, le=2048)] = 256
-    lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
-    warmup_steps: Annotated[int, Field(ge=0)] = 50
+    batch_size: Annotated[int | None, Field(ge=1, le=256)] = None
+    crop_size: Annotated[int | None, Field(ge=32, le=2048)] = None
+    lr: Annotated[float | None, Field(gt=0, le=1)] = None
+    warmup_steps: Annotated[int | None, Field(ge=0)] = None
     warm_start: bool = True
     seed: int = 0
     # Inference on whole blocks.

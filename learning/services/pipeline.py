@@ -483,13 +483,28 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def segmenter_engine_name(cfg: RoundConfig) -> str:
+    """The engine a round trains: the configured one, or on "auto" the one that learns best on
+    this worker (Mask2Former with CUDA, the U-Net on a CPU)."""
+    from learning.core.segmentation.engine import default_engine_name
+
+    if cfg.segmenter_engine != "auto":
+        return cfg.segmenter_engine
+    return default_engine_name(cuda=_cuda())
+
+
 def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: bool) -> int:
-    """Mask2Former on the accepted training samples, warm-started from the current segmenter;
-    resumable from its per-epoch checkpoint; registered only once its bundle is complete."""
+    """The round's segmentation engine on the accepted training samples, warm-started from the
+    current segmenter when it is the same engine; budgeted by ``train_seconds``; resumable from
+    its per-epoch checkpoint; registered only once its bundle is complete."""
     import torch
 
     from learning.core.segmentation.data import CropSampler
-    from learning.core.segmentation.mask2former import Mask2FormerEngine, Mask2FormerSegConfig
+    from learning.core.segmentation.engine import (
+        engine_config,
+        engine_train_defaults,
+        get_engine,
+    )
     from learning.core.segmentation.training import CHECKPOINT, TrainOptions, fit
 
     name = f"seg-r{rnd.number}"
@@ -525,7 +540,7 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
             "no accepted training sample with an image (label some blocks, or "
             "accept submitted work, before starting a round)"
         )
-    preset = Mask2FormerSegConfig.tiny if cfg.segmenter_preset == "tiny" else Mask2FormerSegConfig
+    engine_name = segmenter_engine_name(cfg)
     warm = model_version_current(campaign=rnd.campaign_id, kind=ModelKind.SEGMENTER)
     if frozen is not None:
         warm = ModelVersion.objects.filter(pk=frozen["warm"]).first() if frozen["warm"] else None
@@ -533,23 +548,30 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
         checkpoint_set(round_id=rnd.pk,
                        seg_inputs={"samples": used, "warm": warm.pk if warm else None})
     overrides: dict[str, Any] = {"init_seed": cfg.seed}
-    if cfg.warm_start and warm is not None:
+    # Warm start only from the same engine (a U-Net cannot start from Mask2Former weights);
+    # versions from before engines were recorded are Mask2Former.
+    if cfg.warm_start and warm is not None and (warm.config or {}).get(
+        "engine", "mask2former"
+    ) == engine_name:
         weights = data_path(warm.bundle_path) / "weights.safetensors"
         if weights.is_file():
             overrides["pretrained_path"] = str(weights)
-    seg_cfg = preset(**overrides)
-    crop = min(cfg.crop_size, min(min(img.shape[:2]) for img, _ in pairs))
+    seg_cfg = engine_config(engine_name, preset=cfg.segmenter_preset, **overrides)
+    train = {"batch_size": 8, "crop_size": 256, "lr": 1e-4, "warmup_steps": 50}
+    train |= engine_train_defaults(engine_name)
+    train |= {k: getattr(cfg, k) for k in ("batch_size", "crop_size", "lr", "warmup_steps")
+              if getattr(cfg, k) is not None}
+    crop = min(int(train.pop("crop_size")), min(min(img.shape[:2]) for img, _ in pairs))
     crop = max(32, crop - crop % 32)
     options = TrainOptions(
+        **train,
         epochs=cfg.epochs,
         steps_per_epoch=cfg.steps_per_epoch,
-        batch_size=cfg.batch_size,
         crop_size=crop,
-        lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
         seed=cfg.seed,
+        time_budget_s=cfg.train_seconds,
     )
-    engine = Mask2FormerEngine(seg_cfg, device="cuda" if _cuda() else "cpu")
+    engine = get_engine(engine_name)(seg_cfg, device="cuda" if _cuda() else "cpu")
     work_dir = data_path(Path("learning") / rnd.campaign.slug / f"round-{rnd.number}" / name)
     if fresh and work_dir.exists():
         # Left by another round of the same number (a campaign deleted and made again): a
@@ -584,8 +606,10 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
     identity = {"engine": engine.name, "config": seg_cfg.model_dump(mode="json"), "samples": used}
     round_log(
         rnd=rnd.pk,
-        message=f"segmenter {name}: {len(pairs)} training samples, "
-        f"{options.epochs} x {options.steps_per_epoch} steps, crop {crop}"
+        message=f"segmenter {name} ({engine_name}): {len(pairs)} training samples, "
+        f"{options.epochs} x {options.steps_per_epoch} steps"
+        + (f" or {cfg.train_seconds:.0f} s" if cfg.train_seconds else "")
+        + f", crop {crop}"
         + (f", warm start from {warm.name}" if "pretrained_path" in overrides and warm else ""),
     )
     t0 = time.monotonic()
@@ -602,9 +626,12 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
         raise RoundStopped("cancelled")
     Round.objects.filter(pk=rnd.pk).update(stage_done=options.epochs * options.steps_per_epoch)
     metrics = {
+        "engine": engine_name,
         "epoch_losses": history["epoch_losses"],
         "resumed_from_epoch": history["resumed_from_epoch"],
         "n_train_samples": len(pairs),
+        "steps": len(history["step_losses"]),
+        "stopped": history["stopped"],
     }
     rel = bundle_relpath(campaign=rnd.campaign, kind=ModelKind.SEGMENTER, name=name)
     engine.save(data_path(rel), metrics=metrics, overwrite=True)
@@ -615,6 +642,7 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
         bundle_path=rel,
         rnd=rnd,
         config={
+            "engine": engine_name,
             "preset": cfg.segmenter_preset,
             "model": seg_cfg.model_dump(mode="json"),
             "train": options.model_dump(mode="json"),
@@ -626,7 +654,8 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
     )
     round_log(
         rnd=rnd.pk,
-        message=f"segmenter {name} trained: loss "
+        message=f"segmenter {name} ({engine_name}) trained {len(history['step_losses'])} steps "
+        f"in {history['seconds']:.0f} s: loss "
         + " -> ".join(f"{v:.3f}" for v in history["epoch_losses"][-3:]),
     )
     return mv.pk
