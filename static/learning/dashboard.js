@@ -73,41 +73,76 @@
   metricSel.addEventListener("change", restyle);
 
   // --- history charts -----------------------------------------------------------------------
+  // One x position per round of the campaign (a province not evaluated in a round has a gap the
+  // line spans), the province's values as lines with their points, and the threshold as a line
+  // across the whole chart (drawn by the plugin below, so it shows even with a single round).
+  const THRESHOLD_COLOUR = "#c62828";
+  const thresholdLine = {
+    id: "croplayerThreshold",
+    afterDatasetsDraw(chart, _args, opts) {
+      const y = chart.scales.y, area = chart.chartArea;
+      if (opts.value === null || opts.value === undefined || !y || !area) return;
+      const py = y.getPixelForValue(opts.value);
+      if (py < area.top || py > area.bottom) return;
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.strokeStyle = THRESHOLD_COLOUR;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([8, 4]);
+      ctx.beginPath();
+      ctx.moveTo(area.left, py);
+      ctx.lineTo(area.right, py);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = THRESHOLD_COLOUR;
+      ctx.font = "11px sans-serif";
+      ctx.textAlign = "right";
+      ctx.fillText(`${t.threshold} ${opts.value}`, area.right - 4, py - 4);
+      ctx.restore();
+    },
+  };
+  const allRounds = [...new Set(Object.values(data.history).flat().map(p => p.round))].sort((a, b) => a - b);
   const charts = {};
-  function lineChart(id, label, threshold, percent) {
+  function lineChart(id, threshold, percent) {
     const el = document.getElementById(id);
     if (!el || !window.Chart) return null;
     return new Chart(el, {
       type: "line",
       data: {labels: [], datasets: []},
+      plugins: [thresholdLine],
       options: {
-        animation: false, responsive: true,
-        scales: {y: {min: 0, suggestedMax: percent ? 1.2 : 1}, x: {title: {display: true, text: t.round}}},
-        plugins: {legend: {position: "bottom"}},
+        animation: false, responsive: true, spanGaps: true,
+        elements: {line: {borderWidth: 2, tension: 0}, point: {radius: 4, hoverRadius: 6}},
+        scales: {
+          y: {min: 0, suggestedMax: percent ? 1.2 : 1},
+          x: {title: {display: true, text: t.round}, offset: true},
+        },
+        plugins: {legend: {position: "bottom"}, croplayerThreshold: {value: threshold}},
       },
     });
   }
-  charts.iou = lineChart("chart-iou");
-  charts.correctness = lineChart("chart-correctness");
-  charts.area = lineChart("chart-area", null, null, true);
-  function setChart(chart, labels, series, threshold) {
+  charts.iou = lineChart("chart-iou", th.iou_min);
+  charts.correctness = lineChart("chart-correctness", th.correctness_min);
+  charts.area = lineChart("chart-area", th.area_ratio_min, true);
+  function setChart(chart, labels, series) {
     if (!chart) return;
     chart.data.labels = labels;
-    chart.data.datasets = series.concat([{label: t.threshold, data: labels.map(() => threshold),
-      borderDash: [6, 4], borderColor: "#999", pointRadius: 0, fill: false}]);
+    chart.data.datasets = series.map(d => ({...d, backgroundColor: d.borderColor, fill: false}));
     chart.update();
   }
   const histSel = document.getElementById("history-province");
   function showHistory(adcode) {
     if (histSel.value !== adcode) histSel.value = adcode;
     const h = data.history[adcode] || [];
-    const labels = h.map(p => "#" + p.round);
-    setChart(charts.iou, labels, [{label: "IoU", data: h.map(p => p.iou), borderColor: "#2e7d32"}], th.iou_min);
-    setChart(charts.correctness, labels, [{label: t.correctness, data: h.map(p => p.correctness), borderColor: "#1565c0"}], th.correctness_min);
+    const byRound = new Map(h.map(p => [p.round, p]));
+    const labels = allRounds.map(r => "#" + r);
+    const pick = (f) => allRounds.map(r => { const p = byRound.get(r); return p ? f(p) : null; });
+    setChart(charts.iou, labels, [{label: "IoU", data: pick(p => p.iou), borderColor: "#2e7d32"}]);
+    setChart(charts.correctness, labels, [{label: t.correctness, data: pick(p => p.correctness), borderColor: "#1565c0"}]);
     setChart(charts.area, labels, [
-      {label: "Mapbox", data: h.map(p => p.area_mapbox_pct === null ? null : p.area_mapbox_pct / 100), borderColor: "#6a1b9a"},
-      {label: "Google", data: h.map(p => p.area_google_pct === null ? null : p.area_google_pct / 100), borderColor: "#e8590c"},
-    ], th.area_ratio_min);
+      {label: "Mapbox", data: pick(p => p.area_mapbox_pct === null ? null : p.area_mapbox_pct / 100), borderColor: "#6a1b9a"},
+      {label: "Google", data: pick(p => p.area_google_pct === null ? null : p.area_google_pct / 100), borderColor: "#e8590c"},
+    ]);
     document.querySelector(".charts").dataset.points = String(h.length);
   }
   histSel.addEventListener("change", () => showHistory(histSel.value));
