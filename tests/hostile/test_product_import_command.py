@@ -27,7 +27,8 @@ def test_hostile_raster_is_refused(case, campaign, tmp_path, listener, canary):
         _run(str(path), campaign.slug)
     text = str(err.value)
     assert words in text and "\n" not in text, text
-    assert "CANARY" not in text
+    assert "CANARY" not in text and "See previous exception" not in text
+    assert leaks(text.replace(str(path), "FILE")) == [], text
     assert CroplandProduct.objects.count() == 0
     assert listener.connections() == 0, "the command made an outbound request"
 
