@@ -159,9 +159,9 @@ def replay(pool: Sequence[Tile], validation: Sequence[Tile], *,
         return {"steps": len(res.get("step_losses", [])), "seconds": res.get("seconds")}
 
     def point(name: str, arm: _Arm, rnd: int, trained: dict[str, Any],
-              picked: list[Any]) -> None:
-        p = {"round": rnd, "labels": len(arm.labelled), **evaluate(arm.engine, validation,
-                                                                   config),
+              picked: list[Any], scores: dict[str, Any] | None = None) -> None:
+        p = {"round": rnd, "labels": len(arm.labelled),
+             **(scores or evaluate(arm.engine, validation, config)),
              "train": trained, "added": picked}
         arm.curve.append(p)
         if on_round is not None:
@@ -169,10 +169,11 @@ def replay(pool: Sequence[Tile], validation: Sequence[Tile], *,
 
     engine0 = make_engine()
     trained0 = fit(engine0, initial, 0)
+    scores0 = evaluate(engine0, validation, config)  # one model for both arms: scored once
     arms = {name: _Arm(copy.deepcopy(engine0), list(initial), []) for name in ARMS}
     del engine0
     for name, arm in arms.items():
-        point(name, arm, 0, trained0, [pool[i].name for i in initial])
+        point(name, arm, 0, trained0, [pool[i].name for i in initial], scores0)
     pick_rng = {"selection": np.random.default_rng([config.seed, 1]),
                 "random": np.random.default_rng([config.seed, 2])}
     for rnd in range(1, config.rounds + 1):

@@ -128,3 +128,35 @@ def test_bad_checkpoint_folders_are_refused_with_a_reason(tmp_path: Path) -> Non
     (other / "model.safetensors").write_bytes(b"")
     with pytest.raises(ValueError, match="neither a Mask2Former"):
         Mask2FormerSegConfig.tiny(pretrained_path=str(other)).build()
+
+
+def test_train_segmenter_cli_takes_a_checkpoint_folder(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from learning.core.cli import main
+
+    _ade_like(tmp_path / "ade")
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "img" / f"{i}.png"),
+                    rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "msk" / f"{i}.png"), (rng.random((64, 64)) > 0.5)
+                    .astype(np.uint8))
+    common = ["train-segmenter", "--images", str(tmp_path / "img"), "--masks",
+              str(tmp_path / "msk"), "--engine", "mask2former", "--preset", "tiny",
+              "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+              "--crop-size", "64", "--no-progress", "--json"]
+    rc = main([*common, "--pretrained", str(tmp_path / "ade"), "--out", str(tmp_path / "b")])
+    assert rc == 0, capsys.readouterr().err
+    stored = json.loads((tmp_path / "b" / "pretrained.json").read_text())
+    assert "class_predictor.weight" in stored["reheaded"] and stored["loaded"] > 100
+    capsys.readouterr()
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    rc = main([*common, "--pretrained", str(tmp_path / "half"), "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "needs config.json and model.safetensors" in err
+    assert not (tmp_path / "c").exists()
