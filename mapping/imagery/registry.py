@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from mapping.imagery.base import ImagerySource
 from mapping.imagery.geotiff import GeoTiffConfig, build_geotiff
@@ -38,6 +38,21 @@ def parse_source_config(
         raise ValueError(f"config kind {data['kind']!r} does not match {kind!r}")
     context = {"allowed_hosts": tuple(allowed_hosts)} if allowed_hosts is not None else None
     return model.model_validate(data, context=context)
+
+
+def config_error_text(error: ValueError) -> str:
+    """A config error as the person editing the config should read it: one line per problem,
+    the field and what is wrong with it, never pydantic's dump of the whole input (which
+    repeats the config, headers and all, back into the form)."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        message = str(problem.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        lines.append(f"{where}: {message}" if where else message)
+    return "; ".join(lines) or "invalid config"
 
 
 def build_source(

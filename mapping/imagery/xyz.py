@@ -87,7 +87,10 @@ class XyzConfig(BaseModel):
     resampling: Literal["bilinear", "cubic"] = "bilinear"
     tile_size: int = Field(256, ge=64, le=1024)
     max_tile_bytes: int = Field(4_000_000, ge=1024)
-    user_agent: str = Field("croplayer/0.1 (+block imagery)", max_length=200)
+    # Printable ASCII only: a CR or LF would end the header and start another one.
+    user_agent: str = Field(
+        "croplayer/0.1 (+block imagery)", min_length=1, max_length=200, pattern=r"^[ -~]+$"
+    )
 
     @field_validator("url_template")
     @classmethod

@@ -51,13 +51,13 @@ def imagery_source_validate(
     *, kind: str, config: dict[str, Any], slug: str = "source"
 ) -> dict[str, Any]:
     """Return ``config`` if the source kind accepts it, else ImageryConfigError with the reason."""
-    from mapping.imagery.registry import parse_source_config
+    from mapping.imagery.registry import config_error_text, parse_source_config
 
     data = _effective_config(kind=kind, slug=slug or "source", config=config)
     try:
         parse_source_config(kind, data, allowed_hosts=settings.IMAGERY_ALLOWED_HOSTS)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
-        raise ImageryConfigError(str(e)) from e
+        raise ImageryConfigError(config_error_text(e)) from e
     return config
 
 
