@@ -60,7 +60,10 @@ def main() -> int:
     redis_proc = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET,
                                       log=var / "log" / "redis.log")
     call_command("migrate", "--noinput", verbosity=0)
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    from mapping.models import Campaign
+
+    if not Campaign.objects.filter(slug="demo-2020").exists():  # loaded once per var folder
+        call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     log_path = var / "log" / "soak-worker.log"
     with log_path.open("wb") as fh:
         worker = subprocess.Popen(

@@ -428,7 +428,7 @@ def demo_play(*, campaign: Campaign, rounds: int, config: dict[str, Any] | None 
     """Play ``rounds`` rounds of the demo (see the module); stops early when every province
     has converged or been excluded. Returns what each round measured and what was exported."""
     from learning.views import ROUND_PRESETS
-    from mapping.imagery.synthetic import SyntheticConfig, build_synthetic
+    from mapping.services.imagery import _source_for
 
     if rounds < 1:
         raise DemoPlayError("rounds must be at least 1")
@@ -439,8 +439,8 @@ def demo_play(*, campaign: Campaign, rounds: int, config: dict[str, Any] | None 
                    .order_by("slug").reverse())  # mapbox first: the demo samples are on it
     if round_active(campaign=campaign) is not None:
         raise DemoPlayError("the campaign has a round running: wait for it or cancel it")
-    scenarios = {s.slug: build_synthetic(SyntheticConfig(**s.config), {}).scenario
-                 for s in sources}
+    # The imagery service's own built sources: the same scenarios the images were drawn with.
+    scenarios = {s.slug: _source_for(s).scenario for s in sources}
     user = player_ensure(campaign=campaign)
     cfg = {**ROUND_PRESETS.get(PRESET, {}), **PLAY_CONFIG, **(config or {})}
     report = PlayReport(campaign=campaign.slug)
