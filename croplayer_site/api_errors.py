@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.db import DataError
 from django.utils.translation import gettext
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -22,7 +21,6 @@ NOT_AUTHENTICATED = "not_authenticated"
 CSRF_FAILED = "csrf_failed"
 TOO_LARGE = "too_large"
 TOO_DEEP = "too_deep"
-OUT_OF_RANGE = "out_of_range"
 
 
 def _raised_by_json(exc: BaseException) -> bool:
@@ -51,18 +49,7 @@ def _refusal(exc: Exception) -> Response | None:
         # anything of the request was used (polygon coordinates 5,000 levels deep, say).
         detail = gettext("The JSON is nested too deeply.")
         return Response({"detail": detail, "code": TOO_DEEP}, status=400)
-    if _out_of_range(exc):
-        # An id or count no database column holds (?block=9223372036854775808): SQLite's driver
-        # cannot bind it, PostgreSQL refuses it (numeric_value_out_of_range).
-        detail = gettext("A number in the request is out of range.")
-        return Response({"detail": detail, "code": OUT_OF_RANGE}, status=400)
     return None
-
-
-def _out_of_range(exc: Exception) -> bool:
-    if isinstance(exc, OverflowError):
-        return True
-    return isinstance(exc, DataError) and getattr(exc.__cause__, "sqlstate", None) == "22003"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
