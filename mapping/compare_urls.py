@@ -22,6 +22,11 @@ urlpatterns = [
     ),
     path("campaigns/<slug:slug>/comparisons/", v.comparison_index, name="comparison-index"),
     path(
+        "campaigns/<slug:slug>/comparisons/products/",
+        v.product_upload_page,
+        name="comparison-product-upload",
+    ),
+    path(
         "campaigns/<slug:slug>/comparisons/start/",
         v.comparison_start_page,
         name="comparison-start",

@@ -83,28 +83,34 @@ class ProductListApi(APIView):
             raise PermissionDenied("only a lead or an admin imports products")
         data = self.ProductInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
-        tmp_dir = Path(settings.DATA_DIR) / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        suffix = Path(upload.name).suffix.lower()[:10] or ".tif"
-        # Always a real file: GDAL reads a path, and an in-memory upload has none.
-        with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix) as tmp:
-            for chunk in upload.chunks():
-                tmp.write(chunk)
-            tmp.flush()
-            try:
-                product = product_import(
-                    campaign=campaign,
-                    name=data.validated_data["name"],
-                    path=Path(tmp.name),
-                    cropland_classes=data.validated_data["cropland_classes"],
-                    description=data.validated_data["description"],
-                    original_name=upload.name,
-                    user=request.user,
-                )
-            except ProductImportError as e:
-                raise ValidationError({"file": [str(e)]}) from e
+        try:
+            product = product_upload(request.user, campaign, data.validated_data)
+        except ProductImportError as e:
+            raise ValidationError({"file": [str(e)]}) from e
         return Response(ProductOutputSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+def product_upload(user: Any, campaign: Any, data: dict[str, Any]) -> Any:
+    """An uploaded product file into the campaign: the API and the comparisons page's form both
+    come here. The upload becomes a real file (GDAL reads a path; an in-memory upload has none)
+    that ``product_import`` opens only through the safe opener (mapping/geo/safe_open.py)."""
+    upload = data["file"]
+    tmp_dir = Path(settings.DATA_DIR) / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.name).suffix.lower()[:10] or ".tif"
+    with tempfile.NamedTemporaryFile(dir=tmp_dir, suffix=suffix) as tmp:
+        for chunk in upload.chunks():
+            tmp.write(chunk)
+        tmp.flush()
+        return product_import(
+            campaign=campaign,
+            name=data["name"],
+            path=Path(tmp.name),
+            cropland_classes=data["cropland_classes"],
+            description=data.get("description", ""),
+            original_name=upload.name,
+            user=user,
+        )
 
 
 class ComparisonOutputSerializer(serializers.Serializer):
@@ -190,6 +196,37 @@ def comparison_index(request: HttpRequest, slug: str) -> HttpResponse:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
     except NotFound as e:
         raise Http404(str(e)) from e
+    return _index_render(request, campaign)
+
+
+@login_required
+@require_POST
+def product_upload_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The comparisons page's upload form (leads and admins): the same checks and the same safe
+    opener as the API; a refusal shows the page again with the reason (400), nothing stored."""
+    try:
+        campaign = campaign_get_for_user(user=request.user, slug=slug)
+    except NotFound as e:
+        raise Http404(str(e)) from e
+    if not has_role(request.user, LEAD, ADMIN):
+        raise Http404("only a lead or an admin imports products")
+    data = ProductListApi.ProductInputSerializer(
+        data={**request.POST.dict(), **request.FILES.dict()}
+    )
+    if not data.is_valid():
+        reason = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in data.errors.items())
+        return _index_render(request, campaign, status=400, upload_error=reason)
+    try:
+        product = product_upload(request.user, campaign, data.validated_data)
+    except ProductImportError as e:
+        return _index_render(request, campaign, status=400, upload_error=str(e))
+    messages.success(request, _("Product %(name)s imported.") % {"name": product.name})
+    return redirect("comparison-index", slug=campaign.slug)
+
+
+def _index_render(
+    request: HttpRequest, campaign: Any, *, status: int = 200, upload_error: str = ""
+) -> HttpResponse:
     from learning.models import ModelKind, ModelVersion
     from mapping.models import ImagerySource
 
@@ -204,8 +241,10 @@ def comparison_index(request: HttpRequest, slug: str) -> HttpResponse:
         "sources": ImagerySource.objects.filter(predictions__block__campaign=campaign)
         .distinct()
         .order_by("slug"),
+        "upload_error": upload_error,
+        "upload_values": request.POST if upload_error else {},
     }
-    return render(request, "mapping/compare_index.html", context)
+    return render(request, "mapping/compare_index.html", context, status=status)
 
 
 @login_required

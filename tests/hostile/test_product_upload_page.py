@@ -1,0 +1,77 @@
+"""The comparisons page's upload form (leads): a product imported from the web through the same
+safe opener as the API; hostile files refused with the reason on the page (400), nothing
+stored, no request made; other roles get no form and no import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from mapping.models import CroplandProduct
+from tests.hostile.conftest import leaks
+from tests.hostile.hostile_files import geotiff
+from tests.hostile.rasters import HOSTILE_RASTERS
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(users, who: str, slug: str, filename: str, data: bytes, client=None, **fields):
+    c = client or Client()
+    c.force_login(users[who])
+    body = {"name": "esa", "cropland_classes": "40", **fields}
+    body["file"] = SimpleUploadedFile(filename, data, content_type="application/octet-stream")
+    return c.post(f"/campaigns/{slug}/comparisons/products/", body, HTTP_ACCEPT_LANGUAGE="en")
+
+
+def _stored(data_dir: Path) -> tuple[int, list[Path]]:
+    folder = data_dir / "reference_products"
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return CroplandProduct.objects.count(), files
+
+
+def test_a_lead_imports_a_product_from_the_comparisons_page(users, campaign, data_dir, tmp_path):
+    c = Client()
+    c.force_login(users["lead"])
+    page = c.get(f"/campaigns/{campaign.slug}/comparisons/").content.decode()
+    assert 'id="product-upload"' in page and 'enctype="multipart/form-data"' in page
+    data = geotiff(tmp_path / "ok.tif").read_bytes()
+    r = _post(users, "lead", campaign.slug, "ok.tif", data, client=c)
+    assert r.status_code == 302 and r["Location"] == f"/campaigns/{campaign.slug}/comparisons/"
+    product = CroplandProduct.objects.get()
+    assert product.name == "esa" and product.original_name == "ok.tif"
+    page = c.get(r["Location"]).content.decode()
+    assert "Product esa imported." in page
+    # The form that starts a comparison is there now.
+    assert 'id="comparison-start"' in page
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_RASTERS))
+def test_hostile_file_is_refused_on_the_page(
+    case, users, campaign, data_dir, tmp_path, listener, canary
+):
+    filename, make, words = HOSTILE_RASTERS[case]
+    before = _stored(data_dir)
+    r = _post(users, "lead", campaign.slug, filename, make(tmp_path, listener, canary))
+    text = r.content.decode()
+    assert r.status_code == 400, text[:500]
+    assert 'id="product-upload-error"' in text and words in text
+    assert leaks(text) == [] and "Traceback" not in text
+    assert _stored(data_dir) == before
+    assert listener.connections() == 0, "the server made an outbound request"
+
+
+def test_missing_fields_say_which(users, campaign, data_dir, tmp_path):
+    data = geotiff(tmp_path / "ok.tif").read_bytes()
+    r = _post(users, "lead", campaign.slug, "ok.tif", data, cropland_classes="")
+    assert r.status_code == 400 and "cropland_classes" in r.content.decode()
+    assert CroplandProduct.objects.count() == 0
+
+
+@pytest.mark.parametrize("who", ["annotator", "outsider"])
+def test_only_leads_and_admins_import(users, campaign, data_dir, tmp_path, who):
+    data = geotiff(tmp_path / "ok.tif").read_bytes()
+    assert _post(users, who, campaign.slug, "ok.tif", data).status_code == 404
+    assert CroplandProduct.objects.count() == 0
