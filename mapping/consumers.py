@@ -7,30 +7,44 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
+
+# The kinds of job this consumer relays, each with the roles that may watch one (on top of
+# seeing its campaign): what the page listing the job shows to whom. Anything else is refused,
+# also a kind whose group exists: a round's progress goes to ``job.round-<id>`` too, but
+# rounds are watched on ``ws/rounds/<id>/`` (learning.consumers), which has the round's gate.
+JOB_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # the campaign page lists its fetch runs to everyone who sees the campaign
+    "fetch": ("FetchRun", (ANNOTATOR, LEAD, ADMIN)),
+    # exports and product comparisons are lead pages
+    "export": ("ProductExport", (LEAD, ADMIN)),
+    "compare": ("ProductComparison", (LEAD, ADMIN)),
+}
+
 
 def job_visible(*, user: Any, job: str) -> bool:
-    """Who may watch a job: anyone with a role a campaign's imagery fetch (the campaign page
-    shows it to all), leads and admins an export or a product comparison of an existing row;
-    never a job of a campaign the user does not see (a lead of another campaign)."""
-    from croplayer_site.roles import ADMIN, LEAD, has_role, user_roles
-    from mapping.models import FetchRun, ProductComparison, ProductExport
+    """Whether ``user`` may watch ``job`` (``<kind>-<id>``): deny by default.
+
+    Only a known kind (``JOB_KINDS``), only a row that exists (a job not created yet has
+    nothing to tell, and a subscription made in advance would receive whatever a future row
+    with that id broadcasts), only a user with the kind's role who sees the row's campaign
+    (``campaigns_visible_to``: not a lead of another campaign, not someone without a role).
+    """
+    from django.apps import apps
+
     from mapping.selectors import campaigns_visible_to
 
-    if not user_roles(user):
-        return False
     kind, _, pk = job.partition("-")
-    visible = campaigns_visible_to(user=user)
-    if kind == "fetch" and pk.isdigit():
-        # A fetch run not (yet) in the database has nothing to tell; one of a campaign the
-        # user does not see is refused.
-        return not FetchRun.objects.filter(pk=int(pk)).exclude(campaign__in=visible).exists()
-    models = {"export": ProductExport, "compare": ProductComparison}
-    if kind not in models:
-        return True
-    return (
-        has_role(user, LEAD, ADMIN)
-        and pk.isdigit()
-        and models[kind].objects.filter(pk=int(pk), campaign__in=visible).exists()
+    if kind not in JOB_KINDS or not (pk.isascii() and pk.isdigit()) or len(pk) > 18:
+        return False
+    if pk != str(int(pk)):
+        return False  # "fetch-007": the worker sends to "job.fetch-7", not this group
+    model_name, roles = JOB_KINDS[kind]
+    if not has_role(user, *roles):
+        return False
+    model = apps.get_model("mapping", model_name)
+    return bool(
+        model.objects.filter(pk=int(pk), campaign__in=campaigns_visible_to(user=user)).exists()
     )
 
 

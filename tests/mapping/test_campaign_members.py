@@ -213,8 +213,8 @@ def test_job_progress_of_another_campaign_is_refused(world, users):
         assert job_visible(user=users["admin"], job=job), job
         assert not job_visible(user=world["other_lead"], job=job), job
     assert job_visible(user=users["annotator"], job=f"fetch-{world['fetch'].pk}")
-    # a fetch run not in the database yet: as before, nothing to hide
-    assert job_visible(user=world["other_lead"], job="fetch-99999")
+    # a fetch run not in the database yet: refused (tests/mapping/test_job_consumer.py)
+    assert not job_visible(user=world["other_lead"], job="fetch-99999")
 
 
 @pytest.mark.django_db(transaction=True)

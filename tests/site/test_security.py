@@ -86,14 +86,14 @@ def _session_cookie(user) -> str:
     return f"sessionid={c.cookies['sessionid'].value}"
 
 
-def _accepted_and_receives(base: str, cookie: str) -> None:
-    ws = _handshake(base, "/ws/jobs/fetch-5/", origin=base, cookie=cookie)
+def _accepted_and_receives(base: str, cookie: str, job: str) -> None:
+    ws = _handshake(base, f"/ws/jobs/{job}/", origin=base, cookie=cookie)
     try:
         assert ws.status == 101, ws.reply
         layer = get_channel_layer()
         for _ in range(50):  # the consumer joins its group right after the handshake
             async_to_sync(layer.group_send)(
-                "job.fetch-5", {"type": "job.progress", "job": "fetch-5", "ok": 2}
+                f"job.{job}", {"type": "job.progress", "job": job, "ok": 2}
             )
             ws.sock.settimeout(0.2)
             try:
@@ -102,13 +102,13 @@ def _accepted_and_receives(base: str, cookie: str) -> None:
                 continue
             break
         ws.sock.settimeout(10)
-        assert ws.text_frame() == {"job": "fetch-5", "ok": 2}
+        assert ws.text_frame() == {"job": job, "ok": 2}
     finally:
         ws.sock.close()
 
 
-def _refused(base: str, *, origin: str | None, cookie: str | None) -> None:
-    ws = _handshake(base, "/ws/jobs/fetch-5/", origin=origin, cookie=cookie)
+def _refused(base: str, job: str, *, origin: str | None, cookie: str | None) -> None:
+    ws = _handshake(base, f"/ws/jobs/{job}/", origin=origin, cookie=cookie)
     try:
         assert ws.status == 403, (origin, cookie, ws.reply)
     finally:
@@ -121,12 +121,19 @@ def test_websockets_only_from_this_origin_and_with_a_session(users, asgi_server)
     sent through the channel layer; from another origin (which can still make the browser
     send the session cookie), with a null or no Origin, the handshake is refused (403) before
     any consumer runs; without a session (or a forged one) the consumer refuses it."""
+    from mapping.models import FetchRun
+    from mapping.services.members import campaign_members_add
+
+    camp = Campaign.objects.create(slug="sec-ws", name="W", region="t", year=2020)
+    campaign_members_add(campaign=camp, users=[users["lead"]])
+    source = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
+    job = f"fetch-{FetchRun.objects.create(campaign=camp, source=source).pk}"
     session = _session_cookie(users["lead"])
-    _accepted_and_receives(asgi_server, session)
+    _accepted_and_receives(asgi_server, session, job)
     for origin in ("https://evil.example", "http://127.0.0.1.evil.example", "null", None):
-        _refused(asgi_server, origin=origin, cookie=session)
+        _refused(asgi_server, job, origin=origin, cookie=session)
     for cookie in (None, "sessionid=forged-not-a-session"):
-        _refused(asgi_server, origin=asgi_server, cookie=cookie)
+        _refused(asgi_server, job, origin=asgi_server, cookie=cookie)
 
 
 # --- CSRF on session-authenticated API calls ---------------------------------------------------
