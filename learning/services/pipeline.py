@@ -602,7 +602,19 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
         pairs, crop_size=options.crop_size, balance=options.balance, jitter=options.jitter
     )
     base = resumed_epoch * options.steps_per_epoch
-    beat.progress = lambda: base + _Sampler.draws
+    total_steps = options.epochs * options.steps_per_epoch
+    t_train = time.monotonic()
+
+    def _progress() -> int:
+        # A time-budgeted training ends long before its step cap: report the larger of the
+        # steps done and the share of the budget spent, so the bar and its ETA move.
+        done = base + _Sampler.draws
+        if cfg.train_seconds:
+            spent = (time.monotonic() - t_train) / cfg.train_seconds
+            done = max(done, int(total_steps * min(0.99, spent)))
+        return done
+
+    beat.progress = _progress
     identity = {"engine": engine.name, "config": seg_cfg.model_dump(mode="json"), "samples": used}
     round_log(
         rnd=rnd.pk,
