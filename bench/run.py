@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -26,12 +27,17 @@ def main() -> int:
     ap.add_argument("names", nargs="*", choices=names + [[]], help="benchmarks (default all)")
     ap.add_argument("--quick", action="store_true", help="smaller inputs, for CI smoke runs")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for JSON results")
+    ap.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                    help="training seconds per engine (segmenter; default 600, --quick 30)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.names or names:
         mod = importlib.import_module(f"bench.bench_{name}")
-        result = mod.run(quick=args.quick)
+        kwargs = {}
+        if args.budget is not None and "budget" in inspect.signature(mod.run).parameters:
+            kwargs["budget"] = args.budget
+        result = mod.run(quick=args.quick, **kwargs)
         result = {
             "benchmark": name,
             "when": dt.datetime.now(dt.UTC).isoformat(),
