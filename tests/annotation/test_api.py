@@ -272,7 +272,7 @@ BOWTIE = [[112.51, 30.31], [112.52, 30.32], [112.52, 30.31], [112.51, 30.32], [1
             {"If-Match": '"1"'},
             json.dumps({"op_id": OP, "geometry": {"type": "Polygon", "coordinates": [BOWTIE]}}),
             400,
-            "Self-intersection",
+            "the outline crosses or touches itself",
         ),
         (
             {"If-Match": '"1"'},
@@ -333,7 +333,7 @@ def test_bad_update_and_delete_requests(users, block, drawn):
     assert r.status_code == 400 and "give a geometry, a subtype or both" in r.content.decode()
     bowtie = {"op_id": OP, "geometry": {"type": "Polygon", "coordinates": [BOWTIE]}}
     r = c.patch(url, bowtie, content_type="application/json", headers={"If-Match": "1"})
-    assert r.status_code == 400 and "Self-intersection" in r.json()["geometry"][0]
+    assert r.status_code == 400 and "the outline crosses" in r.json()["geometry"][0]
     assert c.delete(url, headers={"If-Match": "1"}).status_code == 400  # no op_id
     assert c.delete(f"{url}?op_id={OP}").status_code == 428
     assert stored() == before
