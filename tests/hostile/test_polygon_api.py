@@ -42,12 +42,13 @@ def _stored() -> tuple[int, int, int]:
             ClientOperation.objects.count())
 
 
-@pytest.mark.parametrize("depth", [5_000, 100_000])
+@pytest.mark.parametrize("depth", [900, 5_000, 100_000])
 def test_deeply_nested_coordinates_are_400(depth, post):
     before = _stored()
     r = post(nested_json(depth))
     assert r.status_code == 400, r.content[:300]
-    assert "nested" in r.json()["detail"]
+    # Past the parser's depth the body is refused as such; below it the geometry rules speak.
+    assert "nested" in r.json().get("detail", "") or "geometry" in r.json(), r.content[:300]
     assert _stored() == before
 
 
