@@ -163,3 +163,6 @@ def test_cli_replay_bad_input_is_one_line(tmp_path: Path,
     assert main(["replay", "--real-data", str(real), "--datasets", "gid15", "--initial", "0",
                  "--no-save"]) == 2
     assert "bad replay option" in capsys.readouterr().err
+    assert main(["replay", "--real-data", str(real), "--datasets", "gid15", "--steps", "0",
+                 "--no-save"]) == 2
+    assert "steps_per_epoch" in capsys.readouterr().err

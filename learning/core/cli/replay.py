@@ -33,6 +33,9 @@ def configure_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
                    help="training time per round and arm (same for both)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="train a fixed number of steps per round and arm instead of --budget "
+                        "(equal work for both arms on a busy, shared CPU)")
     p.add_argument("--candidates", type=int, default=None,
                    help="score at most this many unlabelled tiles per round (default: all)")
     p.add_argument("--val-fraction", type=float, default=0.2,
@@ -68,8 +71,11 @@ def run_replay(args: argparse.Namespace) -> dict[str, Any]:
         config = ReplayConfig(initial=args.initial, per_round=args.per_round,
                               rounds=args.rounds, seed=args.seed, candidates=args.candidates)
         defaults = engine_train_defaults(name)
-        options = TrainOptions(**{**defaults, "epochs": 100_000, "steps_per_epoch": 50,
-                                  "time_budget_s": args.budget, "seed": args.seed})
+        schedule: dict[str, Any] = (
+            {"epochs": 1, "steps_per_epoch": args.steps, "time_budget_s": None}
+            if args.steps is not None
+            else {"epochs": 100_000, "steps_per_epoch": 50, "time_budget_s": args.budget})
+        options = TrainOptions(**{**defaults, **schedule, "seed": args.seed})
     except ValidationError as e:
         bad = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
                         for err in e.errors())
