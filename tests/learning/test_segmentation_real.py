@@ -60,7 +60,7 @@ def test_unet_learns_real_cropland_within_a_time_budget(shared_data: Path) -> No
     train, val = split_tiles(load_real(shared_data / "real"), val_fraction=0.2, seed=5)
     engine = engine_build("unet", device="cpu")
     options = TrainOptions(**engine_train_defaults("unet"), epochs=10_000, steps_per_epoch=50,
-                           time_budget_s=240)
+                           time_budget_s=240, budget_clock="cpu")
     r = engine.train([(t.image, t.mask) for t in train], options=options)
     assert r["stopped"] == "time_budget"
     gid = [t for t in val if t.dataset == "gid15"]
