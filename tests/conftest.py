@@ -41,6 +41,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     embedded_redis.stop(_embedded_redis)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A finished run never waits on stray threads (tests/exit_guard.py).
+    from tests.exit_guard import NAME, ExitGuard
+
+    if not config.pluginmanager.is_blocked(NAME):
+        config.pluginmanager.register(ExitGuard(), NAME)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test that drives Chromium is a browser test, marked or not: CI runs those once per run
+    # (in the PostGIS step), not once per database.
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(autouse=True)
 def _language_reset() -> Iterator[None]:
     """A request in Chinese leaves Chinese active in the thread (LocaleMiddleware activates,

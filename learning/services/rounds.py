@@ -281,7 +281,7 @@ def round_event(*, rnd: Round) -> dict[str, Any]:
 
 
 def round_broadcast(*, rnd: Round) -> dict[str, Any]:
-    """Send the round's progress to its Channels group (``ws/jobs/round-<id>/``)."""
+    """Send the round's progress to its Channels group, which ``ws/rounds/<id>/`` watchers join."""
     event = round_event(rnd=rnd)
     layer = get_channel_layer()
     if layer is not None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from croplayer_site.asgi import application
 from learning.consumers import RoundProgressConsumer
+from learning.core.progress import DEFAULT_SHARES
 from learning.models import Round, RoundState
 from mapping.models import Campaign
 from mapping.services.members import campaign_members_add
@@ -93,6 +94,15 @@ def _communicator(user, round_id: int) -> WebsocketCommunicator:
     return comm
 
 
+async def _connect_once(comm: WebsocketCommunicator) -> tuple[bool, int | None]:
+    """Connect, then hang up as a browser would (also after a refusal): the consumer ends
+    instead of being left for the event loop's shutdown to cancel."""
+    try:
+        return await comm.connect()
+    finally:
+        await comm.disconnect()
+
+
 @pytest.mark.parametrize("who", ["lead", "admin"])
 def test_snapshot_then_progress_sent_by_another_process(users, rnd, who):
     other = OtherProcess(rnd.group)
@@ -119,17 +129,20 @@ def test_snapshot_then_progress_sent_by_another_process(users, rnd, who):
     assert (snapshot["round"], snapshot["state"], snapshot["active"]) == (rnd.pk, "training", True)
     assert (snapshot["stage_done"], snapshot["stage_total"]) == (2, 10)
     assert snapshot["stage_percent"] == pytest.approx(20.0)
-    assert snapshot["overall_percent"] == pytest.approx(4.0)  # 0.2 of the first of 5 stages
+    # 0.2 of training, weighted by its default share (the campaign has no timed round yet)
+    training = 100 * DEFAULT_SHARES["training"]
+    assert snapshot["overall_percent"] == pytest.approx(0.2 * training)
     assert snapshot["elapsed_s"] == pytest.approx(60, abs=10)
     assert snapshot["log_tail"][-1].endswith("training the segmenter")
     assert progress["event"] == "progress"
-    assert progress["stage_done"] == 5 and progress["overall_percent"] == pytest.approx(10.0)
+    assert progress["stage_done"] == 5
+    assert progress["overall_percent"] == pytest.approx(0.5 * training)
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider"])
 def test_others_cannot_watch(users, rnd, who):
     async def scenario():
-        return await _communicator(users[who], rnd.pk).connect()
+        return await _connect_once(_communicator(users[who], rnd.pk))
 
     assert async_to_sync(scenario)() == (False, 4404)
 
@@ -146,10 +159,7 @@ def test_a_lead_of_another_campaign_cannot_watch(users, rnd):
     campaign_members_add(campaign=elsewhere, users=[other_lead])
 
     async def connect(user):
-        comm = _communicator(user, rnd.pk)
-        result = await comm.connect()
-        await comm.disconnect()
-        return result
+        return await _connect_once(_communicator(user, rnd.pk))
 
     assert async_to_sync(connect)(other_lead) == (False, 4404)
     assert async_to_sync(connect)(users["lead"])[0] is True
@@ -157,10 +167,10 @@ def test_a_lead_of_another_campaign_cannot_watch(users, rnd):
 
 def test_anonymous_and_missing_round(users, rnd):
     async def anonymous():
-        return await _communicator(AnonymousUser(), rnd.pk).connect()
+        return await _connect_once(_communicator(AnonymousUser(), rnd.pk))
 
     async def missing():
-        return await _communicator(users["lead"], rnd.pk + 1000).connect()
+        return await _connect_once(_communicator(users["lead"], rnd.pk + 1000))
 
     assert async_to_sync(anonymous)() == (False, 4401)
     assert async_to_sync(missing)() == (False, 4404)
@@ -172,7 +182,7 @@ def test_route_is_served_by_the_asgi_app(rnd):
             application, f"/ws/rounds/{rnd.pk}/",
             headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
         )
-        return await comm.connect()
+        return await _connect_once(comm)
 
     # Routed to the round consumer, which refuses a visitor without a session.
     assert async_to_sync(scenario)() == (False, 4401)

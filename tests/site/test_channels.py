@@ -52,25 +52,79 @@ def test_layer_reaches_this_process_from_another():
     assert async_to_sync(scenario)() == {"type": "job.progress", "done": 3}
 
 
+def test_a_cancelled_receive_ends():
+    """A consumer whose websocket closes cancels its pending ``receive``; the receive must end.
+
+    With a redis-py socket timeout, every command is sent through ``asyncio.wait_for``, which on
+    Python 3.11 swallows a cancellation that arrives as the send completes (CPython gh-86296):
+    the receive went on polling forever, the consumer never finished, and an event loop that
+    waited for it at shutdown hung CI for good. Cancelled here at every point of a receive
+    (connecting, the clean-up EVAL, BZPOPMIN), on a layer of its own and a loop in a daemon
+    thread, so that a receive that does not end fails this test instead of hanging the suite.
+    """
+    import threading
+
+    from channels.layers import channel_layers
+
+    layer = channel_layers.make_backend("default")
+    loop = asyncio.new_event_loop()
+    result: dict[str, object] = {}
+
+    async def scenario() -> None:
+        channel = await layer.new_channel()
+        for attempt in range(120):
+            receive = asyncio.ensure_future(layer.receive(channel))
+            for _ in range(attempt % 40):  # let it get that many steps into its work
+                await asyncio.sleep(0)
+            receive.cancel()
+            done, _ = await asyncio.wait([receive], timeout=5)
+            if not done:
+                result["stuck"] = attempt
+                return
+        result["stuck"] = None
+        await layer.close_pools()
+
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(scenario(),), daemon=True, name="cancel-receive"
+    )
+    thread.start()
+    thread.join(120)
+    assert "stuck" in result, "the scenario did not finish"
+    assert result["stuck"] is None, f"cancelled receive #{result['stuck']} never ended"
+    loop.close()
+
+
+def _fetch_run(lead):
+    from mapping.models import Campaign, FetchRun, ImagerySource
+
+    camp = Campaign.objects.create(slug="ws-fetch", name="f", region="t", year=2020)
+    campaign_members_add(campaign=camp, users=[lead])
+    source = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
+    return FetchRun.objects.create(campaign=camp, source=source)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_websocket_gets_progress_sent_by_another_process(users):
+    run = _fetch_run(users["lead"])
+    job = f"fetch-{run.pk}"
+
     async def scenario():
-        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), "/ws/jobs/fetch-77/")
+        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), f"/ws/jobs/{job}/")
         comm.scope["user"] = users["lead"]
-        comm.scope["url_route"] = {"kwargs": {"job": "fetch-77"}}
+        comm.scope["url_route"] = {"kwargs": {"job": job}}
         connected, _ = await comm.connect()
         assert connected
         await asyncio.get_running_loop().run_in_executor(
             None,
             _send_from_other_process,
-            "job.fetch-77",
-            {"type": "job.progress", "job": "fetch-77", "ok": 5, "total": 9},
+            run.group,
+            {"type": "job.progress", "job": job, "ok": 5, "total": 9},
         )
         msg = await comm.receive_json_from(timeout=10)
         await comm.disconnect()
         return msg
 
-    assert async_to_sync(scenario)() == {"job": "fetch-77", "ok": 5, "total": 9}
+    assert async_to_sync(scenario)() == {"job": job, "ok": 5, "total": 9}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -82,6 +136,7 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
         comm.scope["user"] = AnonymousUser()
         comm.scope["url_route"] = {"kwargs": {"job": "fetch-1"}}
         connected, code = await comm.connect()
+        await comm.disconnect()
         return connected, code
 
     assert async_to_sync(anonymous)() == (False, 4401)
@@ -93,6 +148,7 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
             headers=[(b"origin", b"https://evil.example"), (b"host", b"localhost")],
         )
         connected, _ = await comm.connect()
+        await comm.disconnect()
         return connected
 
     assert async_to_sync(foreign_origin)() is False
@@ -106,14 +162,14 @@ def test_export_progress_is_for_leads_of_an_existing_export(users):
     camp = Campaign.objects.create(slug="ws-gate", name="g", region="t", year=2020)
     campaign_members_add(campaign=camp, users=[users["lead"]])
     export = ProductExport.objects.create(campaign=camp, kind="national_af")
+    fetch = f"fetch-{_fetch_run(users['lead']).pk}"
 
     async def connect(user, job):
         comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), f"/ws/jobs/{job}/")
         comm.scope["user"] = user
         comm.scope["url_route"] = {"kwargs": {"job": job}}
         connected, code = await comm.connect()
-        if connected:
-            await comm.disconnect()
+        await comm.disconnect()
         return connected, code
 
     job = f"export-{export.pk}"
@@ -121,5 +177,5 @@ def test_export_progress_is_for_leads_of_an_existing_export(users):
     assert async_to_sync(connect)(users["admin"], job)[0] is True
     assert async_to_sync(connect)(users["annotator"], job) == (False, 4404)
     assert async_to_sync(connect)(users["lead"], f"export-{export.pk + 99}") == (False, 4404)
-    assert async_to_sync(connect)(users["outsider"], "fetch-1") == (False, 4404)
-    assert async_to_sync(connect)(users["annotator"], "fetch-1")[0] is True
+    assert async_to_sync(connect)(users["outsider"], fetch) == (False, 4404)
+    assert async_to_sync(connect)(users["annotator"], fetch)[0] is True
