@@ -130,7 +130,7 @@ def _train_one(name: str, train: list[Any], val: list[Any], budget: float,
 
     torch.set_num_threads(1)
     row = train_and_score(name, train, val, budget=budget, block_ms=block_ms)
-    print(_line(row), file=sys.stderr, flush=True)
+    print(f"{name}: trained and scored", file=sys.stderr, flush=True)
     return row
 
 
