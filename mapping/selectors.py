@@ -46,8 +46,10 @@ def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
 
 
 def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
+    """The gate for one campaign (no block count: counting 390,000 blocks took about 200 ms,
+    on every tile and API call of a national campaign)."""
     try:
-        return campaign_list_for_user(user=user).get(slug=slug)
+        return campaigns_visible_to(user=user).get(slug=slug)
     except Campaign.DoesNotExist as e:
         raise NotFound(f"no campaign {slug!r}") from e
 

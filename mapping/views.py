@@ -43,6 +43,10 @@ def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
     is_lead = has_role(request.user, LEAD, ADMIN)
     statuses = [(UNASSIGNED, _UNASSIGNED_LABEL), *AssignmentStatus.choices]
     sources = list(ImagerySource.objects.order_by("slug"))
+    counts = overview_counts(scope=TileScope(campaign=campaign, only_user=only_user))
+    campaign.n_blocks = (  # type: ignore[attr-defined]  # shown in the page's header
+        counts["total"] if only_user is None else Block.objects.filter(campaign=campaign).count()
+    )
     context = {
         "campaign": campaign,
         "stats": stats,
@@ -67,7 +71,7 @@ def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
                 "/0/0/0.pbf", "/{z}/{x}/{y}.pbf"
             ),
             "extent": campaign_block_extent(campaign=campaign),
-            "counts": overview_counts(scope=TileScope(campaign=campaign, only_user=only_user)),
+            "counts": counts,
             "sources": [s.slug for s in sources],
             "workspace_url": reverse("block-workspace", args=[0]).replace("/0/", "/{id}/"),
         },
