@@ -139,7 +139,9 @@ def test_failed_run_keeps_no_files_and_shows_reason(scenario: dict, users, clien
                             final_map={"kind": "raster", "paths": scenario["finals"]})
     (Path(settings.DATA_DIR) / product.path).unlink()  # the product file vanished
     run = comparison_execute(comparison_id=run.pk)
-    assert run.status == JobStatus.FAILED and "not a raster GDAL can read" in run.failure_reason
+    # The safe opener names the missing file (never its server path).
+    assert run.status == JobStatus.FAILED and "no such file" in run.failure_reason
+    assert str(settings.DATA_DIR) not in run.failure_reason
     assert run.folder == ""
     assert not (Path(settings.DATA_DIR) / "comparisons" / "rep" / str(run.pk)).exists()
     assert not list((Path(settings.DATA_DIR) / "comparisons" / "rep").glob(".*tmp"))
@@ -147,7 +149,7 @@ def test_failed_run_keeps_no_files_and_shows_reason(scenario: dict, users, clien
     assert comparison_execute(comparison_id=run.pk).status == JobStatus.FAILED
     client.force_login(users["lead"])
     html = client.get(f"/campaigns/rep/comparisons/{run.pk}/").content.decode()
-    assert "not a raster GDAL can read" in html
+    assert "no such file" in html
     assert client.get(f"/campaigns/rep/comparisons/{run.pk}/blocks.csv").status_code == 404
     assert ProductComparison.objects.filter(status=JobStatus.DONE).count() == 1
 

@@ -123,7 +123,8 @@ def test_default_boundaries_and_statistics_keep_status():
     beijing = OfficialStatistic.objects.get(campaign=camp, province__adcode=110000)
     assert beijing.status == "UNVERIFIED" and float(beijing.hectares) == pytest.approx(93_500)
     taiwan = OfficialStatistic.objects.get(campaign=camp, province__adcode=710000)
-    assert taiwan.status == "OTHER_SOURCE" and "NOT 三调" in taiwan.evidence
+    # Not part of the survey, and the shipped evidence says so (clean text from shared/).
+    assert taiwan.status == "OTHER_SOURCE" and "different definition" in taiwan.evidence
 
 
 def test_statistics_unknown_province_and_bad_values_write_nothing(tmp_path):
