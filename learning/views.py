@@ -56,7 +56,9 @@ from mapping.models import Campaign
 ROUND_PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "segmenter_engine": "auto", "segmenter_preset": "default", "iqa_preset": "tiny",
-        "train_seconds": 90, "epochs": 100, "steps_per_epoch": 50, "window": 512,
+        # One 640 px window covers a demo image (~600 px at zoom 14): four overlapping 512 px
+        # windows read 2.5x the pixels, and predicting is most of a round's time.
+        "train_seconds": 90, "epochs": 100, "steps_per_epoch": 50, "window": 640,
         "overlap": 64, "iqa_epochs": 3,
     },
     "tiny": {
