@@ -14,7 +14,6 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
 from transformers import (
     Mask2FormerConfig,
     Mask2FormerForUniversalSegmentation,
@@ -22,7 +21,12 @@ from transformers import (
     SwinConfig,
 )
 
-from learning.core.bundle import BundleError, bundle_open, bundle_writer
+from learning.core.segmentation.bundle_io import (
+    CLASS_MAP,
+    segmenter_bundle_config,
+    segmenter_bundle_weights,
+    segmenter_bundle_write,
+)
 from learning.core.segmentation.data import IGNORE, CropSampler, validate_sample
 from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
@@ -31,7 +35,6 @@ from learning.core.segmentation.training import TrainOptions, fit
 from learning.core.weights import PretrainedReport, load_weights_report
 
 KIND = "segmenter-mask2former"
-CLASS_MAP = {0: "background", 1: "cropland"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -395,42 +398,22 @@ class Mask2FormerEngine:
 
     def save(self, dest: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
              overwrite: bool = False) -> Path:
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with bundle_writer(dest, kind=KIND, overwrite=overwrite,
-                           extra={"engine": self.name}) as tmp:
-            save_file(state, str(tmp / "weights.safetensors"))
-            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
-            _write_json(tmp / "class_map.json", {str(k): v for k, v in CLASS_MAP.items()})
-            _write_json(tmp / "normalisation.json",
-                        {"mean": list(self.config.mean), "std": list(self.config.std),
-                         "scale": 255.0, "channels": "RGB"})
-            metrics = dict(metrics or {})
-            if self.pretrained is not None:
-                metrics.setdefault("pretrained", self.pretrained.summary())
-                _write_json(tmp / "pretrained.json", self.pretrained.to_dict())
-            _write_json(tmp / "metrics.json", metrics)
-        return Path(dest)
+        metrics = dict(metrics or {})
+        extra: dict[str, Any] = {}
+        if self.pretrained is not None:
+            metrics.setdefault("pretrained", self.pretrained.summary())
+            extra["pretrained.json"] = self.pretrained.to_dict()
+        return segmenter_bundle_write(
+            dest, kind=KIND, engine=self.name, model=self.model, config=self.config,
+            normalisation={"mean": list(self.config.mean), "std": list(self.config.std),
+                           "scale": 255.0, "channels": "RGB"},
+            metrics=metrics, extra_files=extra, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *,
              device: str | torch.device | None = None) -> Mask2FormerEngine:
-        bundle = bundle_open(path, kind=KIND)
-        try:
-            text = bundle.file("config.json").read_text(encoding="utf-8")
-            config = Mask2FormerSegConfig.model_validate_json(text)
-        except ValueError as e:
-            raise BundleError(f"{path}: invalid config.json ({e})") from e
         # Weights come from the bundle, never from the original pretrained path.
-        config = config.model_copy(update={"pretrained_path": None})
-        if bundle.read_json("class_map.json") != {str(k): v for k, v in CLASS_MAP.items()}:
-            raise BundleError(f"{path}: class map is not {CLASS_MAP}")
+        config = segmenter_bundle_config(path, kind=KIND, config_cls=Mask2FormerSegConfig)
         model = config.build()
-        try:
-            model.load_state_dict(load_file(str(bundle.file("weights.safetensors"))))
-        except (RuntimeError, OSError) as e:
-            raise BundleError(f"{path}: weights do not fit the config ({e})") from e
+        segmenter_bundle_weights(path, kind=KIND, model=model)
         return cls(config, device=device, model=model)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2), encoding="utf-8")

@@ -8,7 +8,6 @@ does not; Mask2Former stays the engine for GPUs and pretrained weights.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +18,13 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F  # noqa: N812
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from learning.core.bundle import BundleError, bundle_open, bundle_writer
+from learning.core.segmentation.bundle_io import (
+    segmenter_bundle_config,
+    segmenter_bundle_weights,
+    segmenter_bundle_write,
+)
 from learning.core.segmentation.data import IGNORE, CropSampler, validate_sample
 from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
@@ -31,7 +33,6 @@ from learning.core.segmentation.training import TrainOptions, fit
 from learning.core.weights import load_matching_weights
 
 KIND = "segmenter-unet"
-CLASS_MAP = {0: "background", 1: "cropland"}
 # Mean/std of RGB over GID-15 and LoveDA tiles, in 0–255 units; any fixed pair works as long as
 # training and inference share it (it is stored in the bundle).
 DATA_MEAN = (105.0, 110.0, 100.0)
@@ -304,37 +305,16 @@ class UNetEngine:
 
     def save(self, dest: str | os.PathLike[str], *, metrics: dict[str, Any] | None = None,
              overwrite: bool = False) -> Path:
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with bundle_writer(dest, kind=KIND, overwrite=overwrite,
-                           extra={"engine": self.name}) as tmp:
-            save_file(state, str(tmp / "weights.safetensors"))
-            (tmp / "config.json").write_text(self.config.model_dump_json(indent=2))
-            _write_json(tmp / "class_map.json", {str(k): v for k, v in CLASS_MAP.items()})
-            _write_json(tmp / "normalisation.json",
-                        {"mean": list(self.config.mean), "std": list(self.config.std),
-                         "scale": 1.0, "channels": "RGB"})
-            _write_json(tmp / "metrics.json", metrics or {})
-        return Path(dest)
+        return segmenter_bundle_write(
+            dest, kind=KIND, engine=self.name, model=self.model, config=self.config,
+            normalisation={"mean": list(self.config.mean), "std": list(self.config.std),
+                           "scale": 1.0, "channels": "RGB"},
+            metrics=metrics or {}, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *,
              device: str | torch.device | None = None) -> UNetEngine:
-        bundle = bundle_open(path, kind=KIND)
-        try:
-            text = bundle.file("config.json").read_text(encoding="utf-8")
-            config = UNetSegConfig.model_validate_json(text)
-        except ValueError as e:
-            raise BundleError(f"{path}: invalid config.json ({e})") from e
-        config = config.model_copy(update={"pretrained_path": None})
-        if bundle.read_json("class_map.json") != {str(k): v for k, v in CLASS_MAP.items()}:
-            raise BundleError(f"{path}: class map is not {CLASS_MAP}")
+        config = segmenter_bundle_config(path, kind=KIND, config_cls=UNetSegConfig)
         model = config.build()
-        try:
-            model.load_state_dict(load_file(str(bundle.file("weights.safetensors"))))
-        except (RuntimeError, OSError) as e:
-            raise BundleError(f"{path}: weights do not fit the config ({e})") from e
+        segmenter_bundle_weights(path, kind=KIND, model=model)
         return cls(config, device=device, model=model)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
