@@ -190,7 +190,9 @@ def _criteria(reasons: Any) -> dict[str, dict[str, Any]]:
             out[name] = {"outcome": "", "reason": str(value), "value": None, "threshold": None,
                          "basis": "", "label": gettext(CRITERION_NAMES[name]),
                          "outcome_label": "", "basis_label": "", "phrased": False}
-    return out
+    # The rules' own order, whatever the store did to the keys (PostgreSQL's jsonb sorts them
+    # by length: iou, area, correctness), so reasons read the same on every database.
+    return {name: out[name] for name in CRITERIA if name in out}
 
 
 def _decision_reason(result: ProvinceRoundResult, decision: str) -> str:
