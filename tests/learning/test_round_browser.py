@@ -88,8 +88,13 @@ def test_admin_runs_a_round_in_the_browser(users, asgi_server, celery_worker_pro
         assert page.get_attribute(row, "data-decision") == r.decision
         assert r.iou_samples >= 1  # the demo holds out every fourth of its 8 samples
         iou = page.inner_text(f"{row} [data-k=iou]")
-        assert iou == (f"{r.iou:.3f} ({r.iou_samples})" if r.iou is not None
-                       else f"– ({r.iou_samples})")
+        expected = (f"{r.iou:.3f} ({r.iou_samples})" if r.iou is not None
+                    else f"– ({r.iou_samples})")
+        ci = (r.reasons or {}).get("iou", {}).get("ci") if isinstance(r.reasons, dict) else None
+        if isinstance(ci, list) and len(ci) == 2:
+            # The round's 95 % interval (bootstrap over blocks) follows the value.
+            expected += f" [{ci[0]:.3f}–{ci[1]:.3f}]"
+        assert iou == expected
         assert page.inner_text(f"{row} [data-k=supplementary]") == \
             f"{r.supplementary_rounds} / 3"
         if r.area_mapbox_ha is not None and r.official_ha:
