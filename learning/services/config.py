@@ -32,6 +32,9 @@ class RoundConfig(BaseModel):
     # ``train_seconds`` or ``epochs`` x ``steps_per_epoch`` steps, whichever comes first.
     segmenter_engine: Literal["auto", "unet", "mask2former"] = "auto"
     segmenter_preset: Literal["tiny", "default"] = "default"
+    # Field overrides of the engine's config on top of its preset (e.g. the U-Net's
+    # ``widths``); an unknown field fails the round's training stage with the field's name.
+    segmenter_model: dict[str, Any] = Field(default_factory=dict)
     train_seconds: Annotated[float | None, Field(gt=0, le=86_400)] = 600.0
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     steps_per_epoch: Annotated[int, Field(ge=1, le=100_000)] = 100
@@ -71,6 +74,14 @@ class RoundConfig(BaseModel):
     stale_after_s: Annotated[float, Field(ge=2, le=86_400)] = 300.0
     max_duration_s: Annotated[float, Field(ge=10)] = 172_800.0
     max_resumes: Annotated[int, Field(ge=0, le=100)] = 3
+
+    @field_validator("segmenter_model")
+    @classmethod
+    def _model_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        reserved = {"init_seed", "pretrained_path"} & set(v)
+        if reserved:
+            raise ValueError(f"{', '.join(sorted(reserved))} is set by the round, not the config")
+        return v
 
     @field_validator("stopping")
     @classmethod
