@@ -56,7 +56,11 @@ class RoundConfig(BaseModel):
     # Integration model (trained on the leads' integration labels and overrides).
     integration_min_labels: Annotated[int, Field(ge=4)] = 8
     # Fan-out.
+    # Predict tasks are sized by time: about ``batch_seconds`` of work each, from the seconds
+    # per image the campaign's last round measured (``batch_blocks`` blocks per task when no
+    # round has predicted yet, or when ``batch_seconds`` is None). Feature batches stay by count.
     batch_blocks: Annotated[int, Field(ge=1, le=1000)] = 8
+    batch_seconds: Annotated[float | None, Field(gt=0, le=86_400)] = 120.0
     sources: list[str] | None = None
     fetch_missing_images: bool = True
     blocks_per_province_limit: Annotated[int | None, Field(ge=1)] = None

@@ -271,6 +271,39 @@ def _make_batches(*, rnd: Round, stage: str, items: list[int], size: int, weight
     return sum(RoundBatch.objects.filter(round=rnd, stage=stage).values_list("weight", flat=True))
 
 
+def predict_seconds_per_image(*, rnd: Round) -> float | None:
+    """Seconds one block image took in the predict stage (model, windows, writing the mask,
+    polygons; imagery fetched on the way included) in the campaign's latest earlier round that
+    predicted with the same engine; None when none has."""
+    engine = (rnd.config or {}).get("segmenter_engine", "auto")
+    earlier = (
+        Round.objects.filter(campaign_id=rnd.campaign_id, pk__lt=rnd.pk)
+        .exclude(timings={})
+        .order_by("-pk")
+        .only("pk", "timings", "config")[:20]
+    )
+    for other in earlier:
+        seconds = float((other.timings or {}).get(RoundState.PREDICTING, 0.0))
+        if seconds <= 0 or (other.config or {}).get("segmenter_engine", "auto") != engine:
+            continue
+        images = BlockPrediction.objects.filter(round=other).count()
+        if images:
+            return seconds / images
+    return None
+
+
+def predict_batch_blocks(*, rnd: Round, cfg: RoundConfig, n_sources: int) -> int:
+    """Blocks per predict task: about ``cfg.batch_seconds`` of work each (a long task holds a
+    gpu worker's lease and redelivers a lot when it dies; a short one pays the queue's cost per
+    task), else ``cfg.batch_blocks``."""
+    if cfg.batch_seconds is None:
+        return cfg.batch_blocks
+    per_image = predict_seconds_per_image(rnd=rnd)
+    if per_image is None:
+        return cfg.batch_blocks
+    return max(1, min(1000, round(cfg.batch_seconds / (per_image * max(1, n_sources)))))
+
+
 def _stage_complete(*, round_id: int, stage: str) -> None:
     """All batches of a stage are done: move on (once, whoever finishes last)."""
     from learning import tasks
@@ -401,7 +434,7 @@ def round_train_run(*, round_id: int) -> dict[str, Any]:
         rnd=rnd,
         stage=RoundState.PREDICTING,
         items=block_ids,
-        size=cfg.batch_blocks,
+        size=predict_batch_blocks(rnd=rnd, cfg=cfg, n_sources=n_sources),
         weight=n_sources,
     )
     if _enter(
@@ -1051,18 +1084,7 @@ def round_evaluate_run(*, round_id: int) -> None:
         # The official figure for the land the campaign covers, and the mapped area of the
         # same land (mapping/services/area_reference.py).
         ref = area_reference(campaign=rnd.campaign, province=province)
-        mapped = BlockPrediction.objects.filter(
-            round=rnd, model_version=seg_mv, block__province=province
-        )
-        if ref.block_ids is not None:
-            mapped = mapped.filter(block_id__in=ref.block_ids)
-        areas: dict[str, float] = defaultdict(float)
-        has: set[str] = set()
-        for slug, area in mapped.values_list("source__slug", "cropland_area_ha"):
-            key = _source_area(slug)
-            if key:
-                areas[key] += area
-                has.add(key)
+        areas, has = _province_areas(rnd=rnd, seg=seg_mv, province=province, ref=ref)
         used = ProvinceRoundResult.objects.filter(
             province=province, round__campaign_id=rnd.campaign_id, round__number__lt=rnd.number
         ).count()
@@ -1150,6 +1172,66 @@ def round_evaluate_run(*, round_id: int) -> None:
     )
 
 
+def _province_areas(
+    *, rnd: Round, seg: ModelVersion, province: Any, ref: Any
+) -> tuple[dict[str, float], set[str]]:
+    """The round's mapped cropland area of the province per source kind (mapbox, google), over
+    the land its official figure counts: one SQL sum per source, not a loop over blocks."""
+    from django.db.models import Sum
+
+    mapped = BlockPrediction.objects.filter(round=rnd, model_version=seg, block__province=province)
+    if ref.county_ids is not None:
+        mapped = mapped.filter(block__county_id__in=ref.county_ids)
+    areas: dict[str, float] = defaultdict(float)
+    has: set[str] = set()
+    for slug, area in (
+        mapped.values_list("source__slug").annotate(area=Sum("cropland_area_ha")).order_by()
+    ):
+        key = _source_area(slug)
+        if key:
+            areas[key] += float(area)
+            has.add(key)
+    return areas, has
+
+
+def _share(qs: Any, hit: Any) -> tuple[int, int]:
+    """How many rows of ``qs`` there are and how many match ``hit`` (one SQL aggregate)."""
+    from django.db.models import Count, Q
+
+    agg = qs.aggregate(n=Count("id"), hit=Count("id", filter=Q(hit)))
+    return int(agg["n"]), int(agg["hit"])
+
+
+def _province_areas(
+    *, rnd: Round, seg: ModelVersion, province: Any, ref: Any
+) -> tuple[dict[str, float], set[str]]:
+    """The round's mapped cropland area of the province per source kind (mapbox, google), over
+    the land its official figure counts: one SQL sum per source, not a loop over blocks."""
+    from django.db.models import Sum
+
+    mapped = BlockPrediction.objects.filter(round=rnd, model_version=seg, block__province=province)
+    if ref.county_ids is not None:
+        mapped = mapped.filter(block__county_id__in=ref.county_ids)
+    areas: dict[str, float] = defaultdict(float)
+    has: set[str] = set()
+    for slug, area in (
+        mapped.values_list("source__slug").annotate(area=Sum("cropland_area_ha")).order_by()
+    ):
+        key = _source_area(slug)
+        if key:
+            areas[key] += float(area)
+            has.add(key)
+    return areas, has
+
+
+def _share(qs: Any, hit: Any) -> tuple[int, int]:
+    """How many rows of ``qs`` there are and how many match ``hit`` (one SQL aggregate)."""
+    from django.db.models import Count, Q
+
+    agg = qs.aggregate(n=Count("id"), hit=Count("id", filter=Q(hit)))
+    return int(agg["n"]), int(agg["hit"])
+
+
 def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, str]:
     """Share of the province's predictions judged correct.
 
@@ -1158,39 +1240,71 @@ def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, st
     ``SYSTEMATIC_MIN_VERDICTS``; then the correctness model over every predicted block; then
     the verdicts on any of the province's blocks (biased towards the blocks chosen to label).
     """
-    systematic = list(
+    from django.db.models import Q
+
+    n, tp = _share(
         VerdictLabel.objects.filter(
             block__campaign_id=rnd.campaign_id,
             block__province_id=province_id,
             block__in=SystematicSampleBlock.objects.filter(campaign_id=rnd.campaign_id).values(
                 "block_id"
             ),
-        ).values_list("verdict", flat=True)
+        ),
+        Q(verdict="tp"),
     )
-    if len(systematic) >= SYSTEMATIC_MIN_VERDICTS:
-        return (
-            float(np.mean([v == "tp" for v in systematic])),
-            len(systematic),
-            "systematic sample verdicts",
-        )
-    probs = list(
-        BlockScore.objects.filter(prediction__round=rnd, prediction__block__province_id=province_id)
-        .exclude(p_incorrect=None)
-        .values_list("p_incorrect", flat=True)
+    if n >= SYSTEMATIC_MIN_VERDICTS:
+        return tp / n, n, "systematic sample verdicts"
+    n, right = _share(
+        BlockScore.objects.filter(
+            prediction__round=rnd, prediction__block__province_id=province_id
+        ).exclude(p_incorrect=None),
+        Q(p_incorrect__lt=0.5),
     )
-    if probs:
-        return float(np.mean([p < 0.5 for p in probs])), len(probs), "predicted"
-    verdicts = list(
+    if n:
+        return right / n, n, "predicted"
+    n, tp = _share(
         VerdictLabel.objects.filter(
             block__campaign_id=rnd.campaign_id, block__province_id=province_id
-        ).values_list("verdict", flat=True)
+        ),
+        Q(verdict="tp"),
     )
-    if verdicts:
-        return float(np.mean([v == "tp" for v in verdicts])), len(verdicts), "verdicts"
+    if n:
+        return tp / n, n, "verdicts"
     return None, 0, "none"
 
 
 # --- selection --------------------------------------------------------------------------------
+
+
+def _selection_scores(
+    *, rnd: Round, province_id: int, labelled: set[int]
+) -> dict[int, tuple[float, float, list[tuple[Any, ...]]]]:
+    """Per unlabelled block of the province the round scored: its centroid and, per scored
+    prediction, (p_incorrect, mean confidence, the sources' IoU feature, cropland fraction);
+    read as plain values (a national province has ~100,000 scores: no model instances)."""
+    from django.contrib.gis.db.models.functions import Centroid
+    from django.db.models import FloatField, Func
+
+    def coord(name: str) -> Func:
+        return Func(Centroid("prediction__block__geometry"), function=name,
+                    output_field=FloatField())  # fmt: skip
+
+    rows = (
+        BlockScore.objects.filter(prediction__round=rnd, prediction__block__province_id=province_id)
+        .annotate(lon=coord("ST_X"), lat=coord("ST_Y"))
+        .values_list(
+            "prediction__block_id", "lon", "lat", "p_incorrect", "prediction__mean_confidence",
+            "features__iou_sources", "prediction__cropland_fraction",
+        )  # fmt: skip
+    )
+    by_block: dict[int, tuple[float, float, list[tuple[Any, ...]]]] = {}
+    for block_id, lon, lat, *values in rows.iterator(chunk_size=5000):
+        if block_id in labelled:
+            continue
+        if block_id not in by_block:
+            by_block[block_id] = (lon, lat, [])
+        by_block[block_id][2].append(tuple(values))
+    return by_block
 
 
 def round_select_run(*, round_id: int) -> None:
@@ -1217,25 +1331,13 @@ def round_select_run(*, round_id: int) -> None:
     )
     picks: list[tuple[float, int, int, dict[str, Any]]] = []
     for province_id in continuing:
-        by_block: dict[int, list[BlockScore]] = defaultdict(list)
-        for s in BlockScore.objects.filter(
-            prediction__round=rnd, prediction__block__province_id=province_id
-        ).select_related("prediction", "prediction__block"):
-            if s.prediction.block_id not in labelled:
-                by_block[s.prediction.block_id].append(s)
+        by_block = _selection_scores(rnd=rnd, province_id=province_id, labelled=labelled)
         cands, signals = [], {}
-        for block_id, scores in by_block.items():
-            block = scores[0].prediction.block
-            c = block.geometry.centroid
-            p_inc = [s.p_incorrect for s in scores if s.p_incorrect is not None]
-            conf = [
-                s.prediction.mean_confidence
-                for s in scores
-                if s.prediction.mean_confidence is not None
-            ]
-            ious = [s.features.get("iou_sources") for s in scores if s.features]
-            ious = [v for v in ious if v is not None]
-            fr = [s.prediction.cropland_fraction for s in scores]
+        for block_id, (lon, lat, scores) in by_block.items():
+            p_inc = [s[0] for s in scores if s[0] is not None]
+            conf = [s[1] for s in scores if s[1] is not None]
+            ious = [s[2] for s in scores if s[2] is not None]
+            fr = [s[3] for s in scores]
             disagreement = (
                 (1.0 - float(np.mean(ious)))
                 if ious
@@ -1243,8 +1345,8 @@ def round_select_run(*, round_id: int) -> None:
             )
             cand = Candidate(
                 block_id=block_id,
-                lon=c.x,
-                lat=c.y,
+                lon=lon,
+                lat=lat,
                 p_incorrect=max(p_inc) if p_inc else None,
                 low_confidence=1.0 - float(np.mean(conf)) if conf else None,
                 disagreement=disagreement,
