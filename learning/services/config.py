@@ -32,9 +32,12 @@ class RoundConfig(BaseModel):
     # ``train_seconds`` or ``epochs`` x ``steps_per_epoch`` steps, whichever comes first.
     segmenter_engine: Literal["auto", "unet", "mask2former"] = "auto"
     segmenter_preset: Literal["tiny", "default"] = "default"
-    # Field overrides of the engine's config on top of its preset (e.g. the U-Net's
-    # ``widths``); an unknown field fails the round's training stage with the field's name.
-    segmenter_model: dict[str, Any] = Field(default_factory=dict)
+    # Per engine, field overrides of its config on top of the preset (e.g. ``{"unet":
+    # {"widths": [8, 16, 32, 64]}}``): used when the round trains that engine; an unknown
+    # field fails the round's training stage with the field's name.
+    segmenter_model: dict[Literal["unet", "mask2former"], dict[str, Any]] = Field(
+        default_factory=dict
+    )
     train_seconds: Annotated[float | None, Field(gt=0, le=86_400)] = 600.0
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     steps_per_epoch: Annotated[int, Field(ge=1, le=100_000)] = 100
@@ -81,8 +84,8 @@ class RoundConfig(BaseModel):
 
     @field_validator("segmenter_model")
     @classmethod
-    def _model_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
-        reserved = {"init_seed", "pretrained_path"} & set(v)
+    def _model_fields(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        reserved = {"init_seed", "pretrained_path"} & {k for fields in v.values() for k in fields}
         if reserved:
             raise ValueError(f"{', '.join(sorted(reserved))} is set by the round, not the config")
         return v

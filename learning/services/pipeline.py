@@ -580,7 +580,7 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
     else:
         checkpoint_set(round_id=rnd.pk,
                        seg_inputs={"samples": used, "warm": warm.pk if warm else None})
-    overrides: dict[str, Any] = {**cfg.segmenter_model, "init_seed": cfg.seed}
+    overrides: dict[str, Any] = {**cfg.segmenter_model.get(engine_name, {}), "init_seed": cfg.seed}
     # Warm start only from the same engine (a U-Net cannot start from Mask2Former weights);
     # versions from before engines were recorded are Mask2Former.
     if cfg.warm_start and warm is not None and (warm.config or {}).get(
