@@ -31,6 +31,7 @@ from annotation.models import Sample, SamplePolygon, SampleSplit
 from croplayer_site.roles import ADMIN, LEAD, has_role
 from learning.core.savings import (
     LabelledBlock,
+    Method,
     annotation_savings,
     block_pixels,
     selection_curves,
@@ -491,6 +492,19 @@ SIM_NOTE = _(
     "curve come from a fitted saturating curve a·n/(n+k). The ratio compares the two orders; "
     "the stand-in's IoU is not the segmenter's."
 )
+# How each row's random-order figure was found (the core's Method), and the core's refusal
+# when there is nothing to simulate yet: the cached simulation keeps the core's words, the page
+# shows them in the request's language.
+SIM_METHODS = {
+    Method.MEASURED.value: _("measured"),
+    Method.FITTED.value: _("fitted curve"),
+    Method.UNREACHABLE.value: _("not reached"),
+}
+SIM_ERRORS = {
+    "the simulation needs labelled training and validation blocks": _(
+        "the simulation needs labelled training and validation blocks"
+    ),
+}
 
 
 def _sample_pixels(samples: list[Sample]) -> tuple[list[LabelledBlock], int]:
@@ -547,7 +561,7 @@ def savings_simulation(*, campaign: Campaign) -> dict[str, Any]:
     val_samples = [s for s in ordered if s.split == SampleSplit.VALIDATION]
     result: dict[str, Any] = {"train_blocks": len(train_samples),
                               "validation_blocks": len(val_samples), "repeats": SIM_REPEATS,
-                              "method": str(SIM_NOTE), "error": ""}
+                              "error": ""}
     try:
         train, skipped_t = _sample_pixels(train_samples)
         validation, skipped_v = _sample_pixels(val_samples)
@@ -630,8 +644,29 @@ def savings_summary(*, campaign: Campaign) -> dict[str, Any]:
         "basis": "replay" if usable else "proxy",
         "replay": replay,
         "proxy_note": str(PROXY_NOTE),
-        "simulation": savings_simulation(campaign=campaign),
+        "simulation": simulation_in_language(savings_simulation(campaign=campaign)),
     }
+
+
+def simulation_in_language(sim: dict[str, Any]) -> dict[str, Any]:
+    """The cached simulation (shared by every language) with its method note, each row's
+    method and a known refusal in the request's language (``method_label`` beside the core's
+    ``method``, which the JSON keeps)."""
+    def row(r: dict[str, Any] | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        label = SIM_METHODS.get(str(r.get("method")))
+        return {**r, "method_label": str(label) if label is not None else r.get("method")}
+
+    out = {**sim, "method": str(SIM_NOTE)}
+    if out.get("error") in SIM_ERRORS:
+        out["error"] = str(SIM_ERRORS[out["error"]])
+    for key in ("final", "headline"):
+        if key in out:
+            out[key] = row(out[key])
+    if "rounds" in out:
+        out["rounds"] = [row(r) for r in out["rounds"]]
+    return out
 
 
 def provinces_geojson(*, campaign: Campaign, tolerance: float = 0.02) -> dict[str, Any]:

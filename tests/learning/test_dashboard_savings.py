@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -161,3 +162,19 @@ def test_an_unreadable_replay_file_falls_back_to_the_proxy(labelled, users, clie
     assert resp.status_code == 200
     assert 'data-basis="proxy"' in html and 'data-k="replay_error"' in html
     assert "latest.json" in html
+
+
+def test_the_saving_reads_in_chinese_after_an_english_reader_filled_the_cache(labelled, users,
+                                                                             client):
+    """The simulation is cached for every reader: its note and each row's method are put in the
+    reader's language when the page is made, not stored in the first reader's."""
+    client.force_login(users["lead"])
+    url = reverse("learning-dashboard", args=[labelled.slug])
+    en = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Simulation on the labelled blocks" in en and "<td>measured</td>" in en
+    zh = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "Simulation on the labelled blocks" not in zh
+    assert "基于已标注图块的模拟" in zh
+    assert '<html lang="zh-hans">' in zh
+    shown = re.sub(r"<script.*?</script>", "", zh, flags=re.S)  # the page's JSON keeps the keys
+    assert "<td>实测</td>" in shown and "measured" not in shown
