@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 
@@ -94,7 +95,7 @@ def block_work_get_for_user(*, user: User, block_id: int) -> Block:
     or for a missing block; PermissionDenied for an annotator the block was never given to."""
     block = block_get_for_user(user=user, block_id=block_id)
     if not has_role(user, *UNRESTRICTED_ROLES) and not _assignment_parts(user=user, block=block):
-        raise PermissionDenied("this block is not assigned to you")
+        raise PermissionDenied(gettext("this block is not assigned to you"))
     return block
 
 
@@ -116,7 +117,7 @@ def sample_target_get_for_user(
     except ImagerySource.DoesNotExist as e:
         raise NotFound(f"no imagery source {source_slug!r}") from e
     if write and not has_role(user, *WRITE_ROLES):
-        raise PermissionDenied("your role may not change samples")
+        raise PermissionDenied(gettext("your role may not change samples"))
     if write:
         block_work_check(user=user, block=block)
     else:
@@ -142,7 +143,7 @@ def block_work_check(*, user: User, block: Block) -> None:
         )
     if AssignmentStatus.ACCEPTED in statuses:
         raise StateConflict("your work on this block was accepted; it is closed")
-    raise PermissionDenied("this block is not assigned to you")
+    raise PermissionDenied(gettext("this block is not assigned to you"))
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ def label_target_get_for_user(
     if kind == "integration":
         block = block_get_for_user(user=user, block_id=block_id)
         if not has_role(user, *UNRESTRICTED_ROLES):
-            raise PermissionDenied("only leads and admins decide how a block is integrated")
+            raise PermissionDenied(
+                gettext("only leads and admins decide how a block is integrated"))
         return LabelTarget(block=block, source=None)
     if source_slug is None:
         raise ValueError(f"a {kind} label needs a source")
@@ -188,7 +190,7 @@ def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
     """A campaign a lead or admin manages (assigning, agreement): 404 without role, else 403."""
     campaign = campaign_get_for_user(user=user, slug=slug)
     if not has_role(user, *UNRESTRICTED_ROLES):
-        raise PermissionDenied("only leads and admins manage the work of a campaign")
+        raise PermissionDenied(gettext("only leads and admins manage the work of a campaign"))
     return campaign
 
 
@@ -207,7 +209,7 @@ def campaign_get_for_worker(*, user: User, slug: str) -> Campaign:
     """A campaign someone takes work from (next block)."""
     campaign = campaign_get_for_user(user=user, slug=slug)
     if not has_role(user, *WRITE_ROLES):
-        raise PermissionDenied("your role may not take work")
+        raise PermissionDenied(gettext("your role may not take work"))
     return campaign
 
 
@@ -237,12 +239,12 @@ def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assi
     except Assignment.DoesNotExist as e:
         raise NotFound("no such assignment") from e
     if act == "work" and assignment.user_id != user.pk:
-        raise PermissionDenied("only the person it is assigned to can start or submit it")
+        raise PermissionDenied(gettext("only the person it is assigned to can start or submit it"))
     if act == "review":
         if not has_role(user, *UNRESTRICTED_ROLES):
-            raise PermissionDenied("only leads and admins review work")
+            raise PermissionDenied(gettext("only leads and admins review work"))
         if assignment.user_id == user.pk:
-            raise PermissionDenied("nobody reviews their own work")
+            raise PermissionDenied(gettext("nobody reviews their own work"))
     return assignment
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -47,7 +48,8 @@ def campaign_for(*, request: Request, slug: str, admin: bool) -> Campaign:
     campaign = campaign_get_for_user(user=request.user, slug=slug)  # type: ignore[arg-type]
     roles = (ADMIN,) if admin else (LEAD, ADMIN)
     if not has_role(request.user, *roles):  # type: ignore[arg-type]
-        raise PermissionDenied("only admins may do this" if admin else "leads and admins only")
+        raise PermissionDenied(gettext("only admins may do this") if admin
+                               else gettext("leads and admins only"))
     return campaign
 
 

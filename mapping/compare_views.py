@@ -80,7 +80,7 @@ class ProductListApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
         if not has_role(request.user, LEAD, ADMIN):
-            raise PermissionDenied("only a lead or an admin imports products")
+            raise PermissionDenied(_("only a lead or an admin imports products"))
         data = self.ProductInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -146,7 +146,7 @@ class ComparisonStartInputSerializer(serializers.Serializer):
 def _comparison_start(request: Any, campaign: Any, data: dict[str, Any]) -> ProductComparison:
     """The one way a request starts a comparison: leads and admins, checked inputs."""
     if not has_role(request.user, LEAD, ADMIN):
-        raise PermissionDenied("only a lead or an admin starts a comparison")
+        raise PermissionDenied(_("only a lead or an admin starts a comparison"))
     try:
         return comparison_start(
             campaign=campaign,

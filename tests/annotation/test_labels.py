@@ -100,6 +100,10 @@ def test_annotator_labels_only_blocks_assigned_to_them(users, block, queue, sour
     before = stored()
     r = put(c, queue[0], kind)
     assert r.status_code == 403 and "not assigned to you" in r.json()["detail"]
+    # The refusal is a sentence for the interpreter: in their language.
+    r = c.put(url(queue[0], kind), BODIES[kind], content_type="application/json",
+              HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 403 and r.json()["detail"] == "此图块未分配给您"
     assert put(client_for(users, "lead"), queue[0], kind).status_code == 200
     assert stored()[3] == before[3] + 1
 
