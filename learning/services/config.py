@@ -39,6 +39,9 @@ class RoundConfig(BaseModel):
         default_factory=dict
     )
     train_seconds: Annotated[float | None, Field(gt=0, le=86_400)] = 600.0
+    # What ``train_seconds`` counts: wall-clock seconds, or the training process's CPU seconds
+    # (the same amount of training on a machine busy with other work).
+    train_clock: Literal["wall", "cpu"] = "wall"
     epochs: Annotated[int, Field(ge=1, le=100_000)] = 10
     steps_per_epoch: Annotated[int, Field(ge=1, le=100_000)] = 100
     batch_size: Annotated[int | None, Field(ge=1, le=256)] = None

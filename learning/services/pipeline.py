@@ -603,6 +603,7 @@ def _train_segmenter(*, rnd: Round, cfg: RoundConfig, beat: _Heartbeat, fresh: b
         crop_size=crop,
         seed=cfg.seed,
         time_budget_s=cfg.train_seconds,
+        budget_clock=cfg.train_clock,
     )
     engine = get_engine(engine_name)(seg_cfg, device="cuda" if _cuda() else "cpu")
     work_dir = data_path(Path("learning") / rnd.campaign.slug / f"round-{rnd.number}" / name)
