@@ -53,6 +53,9 @@ class RoundConfig(BaseModel):
     # Inference on whole blocks.
     window: Annotated[int, Field(ge=32, le=4096)] = 512
     overlap: Annotated[int, Field(ge=0, le=2048)] = 128
+    # Windows per model forward; None: the engine's own (2 for the U-Net, 4 for Mask2Former,
+    # right for a CPU). On a GPU a whole block's windows (about 48) in one or two forwards.
+    predict_batch_windows: Annotated[int | None, Field(ge=1, le=1024)] = None
     # Image-quality classifier.
     iqa_preset: Literal["tiny", "default"] = "default"
     iqa_epochs: Annotated[int | None, Field(ge=1, le=1000)] = None

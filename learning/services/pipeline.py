@@ -784,8 +784,10 @@ def _predict_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
                 img = _image(rnd=rnd, block=block, source=source)
             if img is None:
                 continue  # no imagery upstream: nothing to predict, counted as done
+            batch = {} if cfg.predict_batch_windows is None else {
+                "batch_size": cfg.predict_batch_windows}
             mask, prob = engine.predict_block(
-                img.image, window=cfg.window, overlap=min(cfg.overlap, cfg.window // 2)
+                img.image, window=cfg.window, overlap=min(cfg.overlap, cfg.window // 2), **batch
             )
             rel = (
                 Path("predictions")

@@ -60,3 +60,12 @@ def test_a_round_with_another_engine_is_not_the_measure(camp: Campaign) -> None:
     _predicted(camp, r1, 10)
     r2 = _round(camp, 2, config={"segmenter_engine": "unet"})
     assert predict_seconds_per_image(rnd=r2) is None
+
+
+def test_windows_per_forward_is_the_engines_own_unless_set() -> None:
+    from learning.services.config import RoundConfigError, round_config_parse
+
+    assert RoundConfig().predict_batch_windows is None
+    assert round_config_parse({"predict_batch_windows": 48}).predict_batch_windows == 48
+    with pytest.raises(RoundConfigError):
+        round_config_parse({"predict_batch_windows": 0})
