@@ -312,10 +312,10 @@ def _python_tile(q: _Query, z: int, x: int, y: int, k: int, size: float) -> byte
 # request takes about a second on either database. Block counts and predicted fractions change
 # only with the grid or a new prediction, so they are summed once per campaign over cells of 2 x 2
 # blocks (every coarser cell is a union of those) and kept in the process, keyed by what they
-# depend on; the work statuses, which change all day, are counted per request over the sparse
-# assignments.
+# depend on; the work statuses, which change all day, are counted over the sparse assignments
+# once per newest assignment and audit entry (``_work_sums``).
 
-_BASES: dict[int, tuple[tuple[Any, ...], dict[int, dict[str, Any]]]] = {}
+_BASES: dict[Any, tuple[tuple[Any, ...], dict[int, dict[str, Any]]]] = {}
 _BASE_K = 2  # cell_blocks() gives 1 or a power of two, so every cell is made of 2 x 2 cells
 
 
@@ -380,11 +380,59 @@ def _cell_sums_sql(campaign: Campaign, segmenter: int | None) -> dict[str, Any]:
     return {"key": key, "n": n, "fsum": fsum, "fcount": fcount}
 
 
+def _work_sums(campaign: Campaign, k: int) -> dict[str, Any]:
+    """Per cell of ``k`` x ``k`` blocks holding work: its key and the count of each work status
+    (of the primary assignment, the newest when a block has several); sorted by key.
+
+    Counted once over the campaign's assignments (sparse: a national campaign labels a small
+    share of its blocks) and kept until a newer assignment or audit entry exists (every
+    assignment and status change writes one, as the tiles' ETag relies on), so a low-zoom tile
+    is array slicing instead of a join over the hundred thousand blocks under it."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT (SELECT MAX(id) FROM {_t(Assignment)}), (SELECT MAX(id) FROM {_t(AuditEntry)})"
+        )
+        version = ("work", campaign.pk, *cur.fetchone())
+    held = _BASES.get(("work", campaign.pk))
+    if held is None or held[0] != version:
+        held = (version, {_BASE_K: _work_sums_sql(campaign)})
+        _BASES[("work", campaign.pk)] = held
+    levels = held[1]
+    if k not in levels:
+        base, f = levels[_BASE_K], k // _BASE_K
+        keys = (base["key"] // 100000 // f) * 100000 + (base["key"] % 100000) // f
+        uniq, inv = np.unique(keys, return_inverse=True)
+        counts = np.zeros((len(uniq), len(STATUSES)), dtype=np.int64)
+        np.add.at(counts, inv, base["counts"])
+        levels[k] = {"key": uniq, "counts": counts}
+    return levels[k]
+
+
+def _work_sums_sql(campaign: Campaign) -> dict[str, Any]:
+    scope = TileScope(campaign=campaign, only_user=None)
+    mine, mine_p = _mine(scope, "a")
+    newer, newer_p = _mine(scope, "a2")
+    a, k = _t(Assignment), _BASE_K
+    counts = ", ".join(f"SUM(CASE WHEN a.status = '{s.value}' THEN 1 ELSE 0 END)" for s in STATUSES)
+    with connection.cursor() as cur:
+        cur.execute(
+            f'SELECT b."row" / {k} * 100000 + b."col" / {k} AS key, {counts}'
+            f" FROM {a} a JOIN {_t(Block)} b ON b.id = a.block_id WHERE b.campaign_id = %s"
+            f" AND {mine} AND NOT EXISTS (SELECT 1 FROM {a} a2 WHERE a2.block_id = a.block_id"
+            f" AND {newer} AND a2.id > a.id) GROUP BY 1",
+            [campaign.pk, *mine_p, *newer_p],
+        )
+        rows = np.array(cur.fetchall(), dtype=np.int64).reshape(-1, 1 + len(STATUSES))
+    order = np.argsort(rows[:, 0])
+    return {"key": rows[order, 0], "counts": rows[order, 1:]}
+
+
 def _cached_cells_tile(
     scope: TileScope, rows: range, cols: range, z: int, x: int, y: int, k: int, size: float
 ) -> bytes:
     """The ``cells`` layer of a lead's tile: counts and fractions from the kept sums, work
-    statuses counted now (the same layer ``_cells_query`` makes, without reading every block)."""
+    statuses from the kept work counts (the same layer ``_cells_query`` makes, without reading
+    every block)."""
     sums = _cell_sums(scope.campaign, k)
     cr, cc = sums["key"] // 100000, sums["key"] % 100000
     inside = (
@@ -394,38 +442,28 @@ def _cached_cells_tile(
     idx = np.flatnonzero(inside)
     if not len(idx):
         return b""
-    where, where_p = _where(scope, rows, cols)
-    mine, mine_p = _mine(scope, "a")
-    newer, newer_p = _mine(scope, "a2")
-    a = _t(Assignment)
-    counts = ", ".join(f"SUM(CASE WHEN a.status = '{s.value}' THEN 1 ELSE 0 END)" for s in STATUSES)
-    with connection.cursor() as cur:
-        cur.execute(
-            f'SELECT b."row" / {k} * 100000 + b."col" / {k}, {counts}'
-            f" FROM {a} a JOIN {_t(Block)} b ON b.id = a.block_id WHERE {where} AND {mine}"
-            f" AND NOT EXISTS (SELECT 1 FROM {a} a2 WHERE a2.block_id = a.block_id AND {newer}"
-            " AND a2.id > a.id) GROUP BY 1",
-            [*where_p, *mine_p, *newer_p],
-        )
-        work = {int(r[0]): r[1:] for r in cur.fetchall()}
+    work = _work_sums(scope.campaign, k)
     n = round(1 / size)
     w = (cc[idx] * k - 180 * n) / n
     s_ = (cr[idx] * k - 90 * n) / n
     rects, keep = tile_rects(w, s_, w + k / n, s_ + k / n, z, x, y)
     sel = idx[keep]
-    keys = sums["key"][sel].tolist()
+    keys = sums["key"][sel]
+    # Each kept cell's row in the work counts (cells without work count 0).
+    at = np.searchsorted(work["key"], keys)
+    found = at < len(work["key"])
+    found[found] = work["key"][at[found]] == keys[found]
+    status = np.zeros((len(keys), len(STATUSES)), dtype=np.int64)
+    status[found] = work["counts"][at[found]]
     props: dict[str, list[Any]] = {
         "n": sums["n"][sel].tolist(),
-        **{
-            st.value: [int(work.get(key, (0,) * 4)[i] or 0) for key in keys]
-            for i, st in enumerate(STATUSES)
-        },
+        **{st.value: status[:, i].tolist() for i, st in enumerate(STATUSES)},
         "fraction": [
             _round3(fs / fc) if fc else None
             for fs, fc in zip(sums["fsum"][sel].tolist(), sums["fcount"][sel].tolist(), strict=True)
         ],
     }
-    return encode_tile([Layer("cells", rects[keep], keys, props)])
+    return encode_tile([Layer("cells", rects[keep], keys.tolist(), props)])
 
 
 # --- the legend's numbers ------------------------------------------------------------------------

@@ -12,7 +12,7 @@ the national grid, ~100 s, is built once), else SQLite + SpatiaLite in ``var/ben
 (kept for the same reason; delete the folder to rebuild). ``--quick``: one province (Hubei).
 The fixture: every block of the shipped boundaries, 2 % of them assigned (in the four work
 statuses), and a current segmenter with a prediction for every block on both sources, written
-with ``bulk_create`` in batches (``--fixture`` alone builds it).
+by one ``INSERT ... SELECT`` per source (``--fixture`` alone builds it).
 """
 
 from __future__ import annotations
@@ -124,24 +124,23 @@ def fixture(quick: bool) -> dict[str, Any]:
             campaign=camp, kind=ModelKind.SEGMENTER, name="seg-bench",
             bundle_path="models/seg-bench", is_current=True,
         )  # fmt: skip
-        rows: list[BlockPrediction] = []
-        for pk, r, c in blocks:
-            for k, source in enumerate(sources):
-                # A smooth made-up cropland field (0..1) so the map has something to show.
-                frac = (1 + ((r * 7 + c * 3 + k * 11) % 100) / 100.0 * ((r + c) % 3 - 1)) / 2
-                rows.append(
-                    BlockPrediction(
-                        block_id=pk,
-                        source=source,
-                        model_version=seg,
-                        mask_path="bench/none.tif",
-                        cropland_fraction=frac,
-                    )  # fmt: skip
+        # One INSERT ... SELECT per source, computed by the database: a smooth made-up
+        # cropland field (0..1) so the map has something to show.
+        from django.db import connection
+        from django.utils import timezone
+
+        for k, source in enumerate(sources):
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO {BlockPrediction._meta.db_table} (block_id, source_id,"
+                    " model_version_id, mask_path, cropland_fraction, cropland_area_ha,"
+                    " created_at) SELECT b.id, %s, %s, 'bench/none.tif',"
+                    f' (1 + ((b."row" * 7 + b."col" * 3 + {k * 11}) % 100) / 100.0'
+                    f' * ((b."row" + b."col") % 3 - 1)) / 2.0, 0.0, %s'
+                    f' FROM {Block._meta.db_table} b WHERE b.campaign_id = %s'
+                    ' ORDER BY b."row", b."col"',
+                    [source.pk, seg.pk, timezone.now(), camp.pk],
                 )
-            if len(rows) >= BATCH:
-                BlockPrediction.objects.bulk_create(rows, batch_size=BATCH)
-                rows = []
-        BlockPrediction.objects.bulk_create(rows, batch_size=BATCH)
         timings["predictions_s"] = round(time.perf_counter() - t0, 1)
     return {
         "campaign": camp.slug,
