@@ -11,8 +11,9 @@ province the campaign covers, instead of a ratio that could never pass.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
+
+from django.db.models import Count, Sum
 
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, OfficialStatistic
 
@@ -32,6 +33,7 @@ class AreaReference:
     counties: list[int] = field(default_factory=list)  # adcodes summed (scope "counties")
     block_ids: set[int] | None = None  # blocks whose mapped area counts (None: all)
     footprint_share: float | None = None  # of the campaign's blocks inside the summed counties
+    county_ids: list[int] | None = None  # the summed counties' ids (scope "counties")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,14 +53,19 @@ def _weakest(statuses: list[str]) -> str:
 
 
 def area_reference(*, campaign: Campaign, province: AdminUnit) -> AreaReference:
-    """Which official figure the province's mapped area is compared with (see the module)."""
+    """Which official figure the province's mapped area is compared with (see the module).
+    Counts and land areas are SQL aggregates (a national province has tens of thousands of
+    blocks)."""
     cell = float(campaign.block_size_deg) ** 2
-    rows = list(
-        Block.objects.filter(campaign=campaign, province=province).values_list(
-            "pk", "county_id", "land_fraction"
-        )
-    )
-    covered_deg2 = sum(cell * float(lf) for _, _, lf in rows)
+    blocks = Block.objects.filter(campaign=campaign, province=province)
+    per_county = {
+        county_id: (n, float(lf or 0.0))
+        for county_id, n, lf in blocks.values_list("county_id")
+        .annotate(n=Count("id"), lf=Sum("land_fraction"))
+        .order_by()
+    }
+    n_blocks = sum(n for n, _ in per_county.values())
+    covered_deg2 = cell * sum(lf for _, lf in per_county.values())
     prov_area = float(province.geometry.area) if province.geometry else 0.0
     coverage = min(1.0, covered_deg2 / prov_area) if prov_area > 0 else 0.0
     stats = {
@@ -70,25 +77,24 @@ def area_reference(*, campaign: Campaign, province: AdminUnit) -> AreaReference:
         return AreaReference("province", float(prov_stat.hectares), prov_stat.status, coverage)
     if prov_stat is not None and prov_stat.campaign_part and prov_stat.hectares > 0:
         return AreaReference("province", float(prov_stat.hectares), prov_stat.status, coverage)
-    by_county: dict[int, list[int]] = defaultdict(list)
-    county_deg2: dict[int, float] = defaultdict(float)
-    for pk, county_id, lf in rows:
-        if county_id is not None:
-            by_county[county_id].append(pk)
-            county_deg2[county_id] += cell * float(lf)
     units = {
-        u.pk: u for u in AdminUnit.objects.filter(pk__in=list(by_county), level=AdminLevel.COUNTY)
+        u.pk: u
+        for u in AdminUnit.objects.filter(
+            pk__in=[c for c in per_county if c is not None], level=AdminLevel.COUNTY
+        )
     }
     summed: list[int] = []
-    for county_id in sorted(by_county):
+    for county_id in sorted(c for c in per_county if c is not None):
         stat, unit = stats.get(county_id), units.get(county_id)
         if stat is None or unit is None:
             continue
         area = float(unit.geometry.area) if unit.geometry else 0.0
-        if stat.campaign_part or (area > 0 and county_deg2[county_id] / area >= COVERED_MIN):
+        if stat.campaign_part or (
+            area > 0 and cell * per_county[county_id][1] / area >= COVERED_MIN
+        ):
             summed.append(county_id)
     if summed:
-        block_ids = {pk for c in summed for pk in by_county[c]}
+        block_ids = set(blocks.filter(county_id__in=summed).values_list("pk", flat=True))
         return AreaReference(
             "counties",
             sum(float(stats[c].hectares) for c in summed),
@@ -96,6 +102,7 @@ def area_reference(*, campaign: Campaign, province: AdminUnit) -> AreaReference:
             coverage,
             counties=sorted(units[c].adcode for c in summed),
             block_ids=block_ids,
-            footprint_share=len(block_ids) / len(rows) if rows else None,
+            footprint_share=len(block_ids) / n_blocks if n_blocks else None,
+            county_ids=summed,
         )
     return AreaReference("none", None, prov_stat.status if prov_stat else "", coverage)
