@@ -1205,66 +1205,6 @@ def _share(qs: Any, hit: Any) -> tuple[int, int]:
     return int(agg["n"]), int(agg["hit"])
 
 
-def _province_areas(
-    *, rnd: Round, seg: ModelVersion, province: Any, ref: Any
-) -> tuple[dict[str, float], set[str]]:
-    """The round's mapped cropland area of the province per source kind (mapbox, google), over
-    the land its official figure counts: one SQL sum per source, not a loop over blocks."""
-    from django.db.models import Sum
-
-    mapped = BlockPrediction.objects.filter(round=rnd, model_version=seg, block__province=province)
-    if ref.county_ids is not None:
-        mapped = mapped.filter(block__county_id__in=ref.county_ids)
-    areas: dict[str, float] = defaultdict(float)
-    has: set[str] = set()
-    for slug, area in (
-        mapped.values_list("source__slug").annotate(area=Sum("cropland_area_ha")).order_by()
-    ):
-        key = _source_area(slug)
-        if key:
-            areas[key] += float(area)
-            has.add(key)
-    return areas, has
-
-
-def _share(qs: Any, hit: Any) -> tuple[int, int]:
-    """How many rows of ``qs`` there are and how many match ``hit`` (one SQL aggregate)."""
-    from django.db.models import Count, Q
-
-    agg = qs.aggregate(n=Count("id"), hit=Count("id", filter=Q(hit)))
-    return int(agg["n"]), int(agg["hit"])
-
-
-def _province_areas(
-    *, rnd: Round, seg: ModelVersion, province: Any, ref: Any
-) -> tuple[dict[str, float], set[str]]:
-    """The round's mapped cropland area of the province per source kind (mapbox, google), over
-    the land its official figure counts: one SQL sum per source, not a loop over blocks."""
-    from django.db.models import Sum
-
-    mapped = BlockPrediction.objects.filter(round=rnd, model_version=seg, block__province=province)
-    if ref.county_ids is not None:
-        mapped = mapped.filter(block__county_id__in=ref.county_ids)
-    areas: dict[str, float] = defaultdict(float)
-    has: set[str] = set()
-    for slug, area in (
-        mapped.values_list("source__slug").annotate(area=Sum("cropland_area_ha")).order_by()
-    ):
-        key = _source_area(slug)
-        if key:
-            areas[key] += float(area)
-            has.add(key)
-    return areas, has
-
-
-def _share(qs: Any, hit: Any) -> tuple[int, int]:
-    """How many rows of ``qs`` there are and how many match ``hit`` (one SQL aggregate)."""
-    from django.db.models import Count, Q
-
-    agg = qs.aggregate(n=Count("id"), hit=Count("id", filter=Q(hit)))
-    return int(agg["n"]), int(agg["hit"])
-
-
 def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, str]:
     """Share of the province's predictions judged correct.
 
@@ -1307,37 +1247,6 @@ def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, st
 
 
 # --- selection --------------------------------------------------------------------------------
-
-
-def _selection_scores(
-    *, rnd: Round, province_id: int, labelled: set[int]
-) -> dict[int, tuple[float, float, list[tuple[Any, ...]]]]:
-    """Per unlabelled block of the province the round scored: its centroid and, per scored
-    prediction, (p_incorrect, mean confidence, the sources' IoU feature, cropland fraction);
-    read as plain values (a national province has ~100,000 scores: no model instances)."""
-    from django.contrib.gis.db.models.functions import Centroid
-    from django.db.models import FloatField, Func
-
-    def coord(name: str) -> Func:
-        return Func(Centroid("prediction__block__geometry"), function=name,
-                    output_field=FloatField())  # fmt: skip
-
-    rows = (
-        BlockScore.objects.filter(prediction__round=rnd, prediction__block__province_id=province_id)
-        .annotate(lon=coord("ST_X"), lat=coord("ST_Y"))
-        .values_list(
-            "prediction__block_id", "lon", "lat", "p_incorrect", "prediction__mean_confidence",
-            "features__iou_sources", "prediction__cropland_fraction",
-        )  # fmt: skip
-    )
-    by_block: dict[int, tuple[float, float, list[tuple[Any, ...]]]] = {}
-    for block_id, lon, lat, *values in rows.iterator(chunk_size=5000):
-        if block_id in labelled:
-            continue
-        if block_id not in by_block:
-            by_block[block_id] = (lon, lat, [])
-        by_block[block_id][2].append(tuple(values))
-    return by_block
 
 
 def _selection_scores(
