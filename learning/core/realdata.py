@@ -163,3 +163,56 @@ def split_tiles(tiles: Sequence[RealTile], *, val_fraction: float = 0.2, seed: i
     train = [t for t in tiles if (t.dataset, t.group) not in val_groups]
     val = [t for t in tiles if (t.dataset, t.group) in val_groups]
     return train, val
+
+
+BIG_GROUP = 25  # scene folders with at least this many tiles are cut into consecutive parts
+
+
+def _crop_fraction(ts: Sequence[RealTile]) -> float:
+    c = sum(int((t.mask == 1).sum()) for t in ts)
+    n = sum(int((t.mask != 255).sum()) for t in ts)
+    return c / max(1, n)
+
+
+def scene_folds(tiles: Sequence[RealTile], *, k: int = 3,
+                ) -> list[tuple[list[RealTile], list[RealTile]]]:
+    """``k`` (train, validation) folds by scene group, stratified so that every fold's training
+    set keeps each kind of cropland.
+
+    - A scene folder with at least ``BIG_GROUP`` tiles (GID-15's dry cropland, irrigated land,
+      paddy field, garden plot) is cut into ``k`` parts of consecutive tile numbers, one part
+      per fold: each fold validates on a third of the paddy fields and trains on the rest.
+      Consecutive numbers stay together in case neighbouring tiles come from one scene (they
+      are not edge-adjacent: bench/bench_segmenter.py), so the parts share two boundaries.
+    - Smaller folders (7 tiles each) stay whole: ordered by cropland fraction and dealt to the
+      folds in a snake (0, 1, 2, 2, 1, 0, ...), so no fold gets all the empty scenes.
+    - LoveDA tiles are their own groups, dealt the same way.
+
+    Every tile is validated exactly once; bench/bench_segmenter.py pools IoU counts over the
+    folds.
+    """
+    if k < 2:
+        raise ValueError("k must be at least 2")
+    fold_of: dict[str, int] = {}
+    for ds in sorted({t.dataset for t in tiles}):
+        groups: dict[str, list[RealTile]] = {}
+        for t in tiles:
+            if t.dataset == ds:
+                groups.setdefault(t.group, []).append(t)
+        small: list[list[RealTile]] = []
+        for g in sorted(groups):
+            members = sorted(groups[g], key=lambda t: t.name)
+            if len(members) >= BIG_GROUP:
+                for i, part in enumerate(np.array_split(np.arange(len(members)), k)):
+                    for j in part:
+                        fold_of[members[int(j)].name] = i
+            else:
+                small.append(members)
+        small.sort(key=lambda ms: (_crop_fraction(ms), ms[0].name))
+        for i, members in enumerate(small):
+            r = i % (2 * k)
+            fold = r if r < k else 2 * k - 1 - r
+            for t in members:
+                fold_of[t.name] = fold
+    return [([t for t in tiles if fold_of[t.name] != f],
+             [t for t in tiles if fold_of[t.name] == f]) for f in range(k)]

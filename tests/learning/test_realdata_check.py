@@ -28,6 +28,7 @@ def _run(*args: str) -> dict:
 def test_train_on_real_tiles_then_evaluate_bundle(shared_data, tmp_path):
     out = _run("train-segmenter", "--real-data", str(shared_data / "real"), "--preset", "tiny",
                "--time-budget", "240", "--crop-size", "128", "--batch-size", "4",
+               "--val-fraction", "0.2",
                "--work-dir", str(tmp_path / "work"), "--out", str(tmp_path / "bundle"),
                "--no-progress")
     assert out["n_train"] > 100 and out["n_val"] > 20

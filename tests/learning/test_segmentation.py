@@ -359,3 +359,27 @@ def test_pretrained_path_loads_matching_local_weights(tmp_path: Path) -> None:
     assert not np.array_equal(tiny_engine(seed=0).predict_proba(img), donor.predict_proba(img))
     with pytest.raises(ValueError, match="do not exist"):
         Mask2FormerSegConfig.tiny(pretrained_path=str(tmp_path / "missing.pt")).build()
+
+
+def test_crop_sampler_zooms_and_weights_samples() -> None:
+    from learning.core.segmentation.data import CropSampler, rescale_crop
+
+    rng = np.random.default_rng(0)
+    img = np.zeros((64, 64, 3), np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 1
+    img[:, 32:] = 200
+    # Zoomed out 0.5×: a 64² crop covers the whole 64² tile and a black, ignored margin.
+    ci, cm = rescale_crop(img, mask, 64, 0.5, rng)
+    assert ci.shape == (64, 64, 3) and set(np.unique(cm)) == {0, 1, 255}
+    assert (cm == 255).mean() == pytest.approx(0.75, abs=0.05)
+    # Zoomed in 2×: 32 source pixels spread over 64, labels stay 0/1 (nearest), no ignore.
+    ci, cm = rescale_crop(img, mask, 64, 2.0, rng)
+    assert set(np.unique(cm)) <= {0, 1} and ci.shape == (64, 64, 3)
+    other = (np.full((64, 64, 3), 7, np.uint8), np.zeros((64, 64), np.uint8))
+    sampler = CropSampler([(img, mask), other], crop_size=32, balance=False, jitter=0.0,
+                          scale_range=(0.6, 1.6), photometric=1.0, sample_weights=[0.0, 1.0])
+    imgs, masks = sampler.draw(rng, 16)
+    assert imgs.shape == (16, 32, 32, 3) and not (masks == 1).any()
+    with pytest.raises(ValueError, match="one weight per sample"):
+        CropSampler([other], crop_size=32, sample_weights=[1.0, 2.0])

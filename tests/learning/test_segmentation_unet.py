@@ -231,3 +231,63 @@ def test_cli_unknown_engine_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "unknown segmentation engine 'pspnet'" in err
     assert "unet" in err and not (tmp_path / "b").exists()
+
+
+
+def test_cli_real_data_trains_on_every_tile_unless_told_to_hold_out(
+        shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # With a fixed budget the bundle should learn from every labelled tile; validation is the
+    # benchmark's cross-validation, or an explicit --val-fraction (whole scene groups).
+    common = ["train-segmenter", "--real-data", str(shared_data / "real"), "--preset", "tiny",
+              "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+              "--crop-size", "32", "--json", "--no-progress", "--overwrite"]
+    assert main(common + ["--out", str(tmp_path / "all")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_val"] == 0 and out["val_iou"] is None and out["n_train"] > 200
+    assert main(common + ["--out", str(tmp_path / "held"), "--val-fraction", "0.2"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert held["n_val"] > 20 and held["n_train"] + held["n_val"] == out["n_train"]
+
+# ---------------------------------------------------------------- input normalisation, stem
+
+def test_instance_normalisation_ignores_a_sensors_gain_and_offset() -> None:
+    # Per-window standardisation: the same scene seen with another gain and offset per channel
+    # (another sensor, another haze) gives the same prediction; fixed normalisation does not.
+    img = np.random.default_rng(0).integers(60, 160, (2, 32, 32, 3), dtype=np.uint8)
+    shifted = np.clip(img.astype(np.float32) * [1.3, 0.9, 1.1] + [10, -20, 5], 0, 255)
+    other: np.ndarray = shifted.round().astype(np.uint8)
+    inst, fixed = tiny(input_norm="instance"), tiny(input_norm="fixed")
+    moved_inst = np.abs(inst.predict_proba(img) - inst.predict_proba(other)).max()
+    moved_fixed = np.abs(fixed.predict_proba(img) - fixed.predict_proba(other)).max()
+    assert moved_inst < 1e-3 < 0.01 < moved_fixed, (moved_inst, moved_fixed)
+
+
+def test_strided_stem_predicts_full_resolution() -> None:
+    engine = tiny(stem_stride=2)
+    assert engine.config.multiple == 8
+    r = engine.train(textured_squares(4), epochs=1, steps_per_epoch=3, batch_size=2,
+                     crop_size=32)
+    assert np.isfinite(r["step_losses"]).all()
+    assert engine.predict_proba(np.zeros((1, 37, 45, 3), np.uint8)).shape == (1, 37, 45)
+
+
+def test_bundle_written_before_input_norm_existed_loads_as_fixed(tmp_path: Path) -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from learning.core.segmentation.bundle_io import segmenter_bundle_write
+
+    class OldConfig(BaseModel):  # the config as bundles were written before the two fields
+        model_config = ConfigDict(extra="allow")
+
+    engine = tiny(input_norm="fixed")
+    old = OldConfig(**engine.config.model_dump(exclude={"input_norm", "stem_stride"}))
+    dest = segmenter_bundle_write(tmp_path / "old", kind="segmenter-unet", engine="unet",
+                                  model=engine.model, config=old, normalisation={},
+                                  metrics={})
+    loaded = load_segmenter(dest)
+    assert isinstance(loaded, UNetEngine)
+    assert loaded.config.input_norm == "fixed" and loaded.config.stem_stride == 1
+    new = tiny(input_norm="instance").save(tmp_path / "new")
+    assert json.loads((new / "normalisation.json").read_text())["mode"] == "instance"
+    reloaded = load_segmenter(new)
+    assert isinstance(reloaded, UNetEngine) and reloaded.config.input_norm == "instance"

@@ -140,13 +140,17 @@ def configure_train_segmenter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-size", type=int, default=None, help="default: the engine's")
     p.add_argument("--lr", type=float, default=None, help="default: the engine's")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="hold out this fraction for validation (whole scene groups with "
+                        "--real-data). Default: 0 with --real-data, so the bundle learns from "
+                        "every labelled tile (bench/run.py segmenter cross-validates the "
+                        "recipe); 0.2 with --images")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="stop training after this many seconds")
 
 
 def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
-    from learning.core.realdata import load_real, split_tiles
+    from learning.core.realdata import RealTile, load_real, split_tiles
     from learning.core.segmentation.engine import engine_train_defaults, get_engine
     from learning.core.segmentation.metrics import pixel_iou
     from learning.core.segmentation.training import TrainOptions
@@ -159,8 +163,15 @@ def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
     if args.real_data is not None:
         if not args.real_data.is_dir():
             raise CliError(f"real data folder {args.real_data} does not exist")
-        train_t, val_t = split_tiles(load_real(args.real_data), val_fraction=args.val_fraction,
-                                     seed=args.seed)
+        tiles = load_real(args.real_data)
+        frac = 0.0 if args.val_fraction is None else args.val_fraction
+        if frac == 0:
+            train_t, val_t = list(tiles), list[RealTile]()
+        else:
+            try:
+                train_t, val_t = split_tiles(tiles, val_fraction=frac, seed=args.seed)
+            except ValueError as e:
+                raise CliError(str(e)) from None
         train = [(t.image, t.mask) for t in train_t]
         val = [(f"{t.dataset}/{t.name}", t.image, t.mask) for t in val_t]
     else:
@@ -168,7 +179,8 @@ def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError("--images needs --masks")
         pairs = _read_pairs(args.images, args.masks)
         order = np.random.default_rng(args.seed).permutation(len(pairs))
-        n_val = max(1, round(args.val_fraction * len(pairs))) if len(pairs) > 1 else 0
+        frac = 0.2 if args.val_fraction is None else args.val_fraction
+        n_val = max(1, round(frac * len(pairs))) if len(pairs) > 1 and frac > 0 else 0
         val = [pairs[i] for i in order[:n_val]]
         train = [(pairs[i][1], pairs[i][2]) for i in order[n_val:]]
     train_opts = {**FALLBACK_TRAIN, **engine_train_defaults(engine_name)}
@@ -198,7 +210,8 @@ def run_train_segmenter(args: argparse.Namespace) -> dict[str, Any]:
                "n_train": len(train), "n_val": len(val), "train": result, "engine": engine_name,
                "options": options.model_dump(), "window": window, "overlap": overlap}
     engine.save(args.out, metrics=metrics, overwrite=args.overwrite)
-    return {"bundle": str(args.out), "engine": engine_name, "val_iou": overall.iou,
+    return {"bundle": str(args.out), "engine": engine_name,
+            "val_iou": overall.iou if val else None,
             "val_counts": overall.as_dict(),
             "val_iou_by_dataset": {k: v["iou"] for k, v in metrics["val_by_dataset"].items()},
             "n_train": len(train), "n_val": len(val),

@@ -27,7 +27,7 @@ from learning.core.segmentation.bundle_io import (
     segmenter_bundle_weights,
     segmenter_bundle_write,
 )
-from learning.core.segmentation.data import IGNORE, CropSampler, validate_sample
+from learning.core.segmentation.data import IGNORE, validate_sample
 from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
 from learning.core.segmentation.metrics import IoUCounts, pixel_iou
@@ -348,9 +348,9 @@ class Mask2FormerEngine:
         plus ``work_dir`` (checkpoints, resume) and ``progress`` (tqdm bar)."""
         work_dir = options.pop("work_dir", None)
         progress = bool(options.pop("progress", False))
+        sample_weights = options.pop("sample_weights", None)
         opts = options.pop("options", None) or TrainOptions(**options)
-        sampler = CropSampler(samples, crop_size=opts.crop_size, balance=opts.balance,
-                              jitter=opts.jitter)
+        sampler = opts.sampler(samples, sample_weights=sample_weights)
         identity = {"engine": self.name, "config": self.config.model_dump(mode="json"),
                     "n_samples": len(samples),
                     "data": [int(m.sum(dtype=np.int64)) for _, m in samples[:64]]}

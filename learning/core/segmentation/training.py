@@ -44,6 +44,17 @@ class TrainOptions(BaseModel):
     # Evaluate with an exponential moving average of the weights (BatchNorm buffers included);
     # None trains and returns the raw weights.
     ema_decay: Annotated[float | None, Field(gt=0, lt=1)] = None
+    # Random zoom of each crop, log-uniform in [min, max] (None: crops at the data's scale).
+    scale_range: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] | None = None
+    # Sensor-like photometric augmentation, 0–1 (see ``data.augment``); None: off.
+    photometric: Annotated[float | None, Field(ge=0, le=1)] = None
+
+    def sampler(self, samples: Any, *, sample_weights: Any = None) -> CropSampler:
+        """The crop sampler these options describe."""
+        return CropSampler(samples, crop_size=self.crop_size, balance=self.balance,
+                           jitter=self.jitter, scale_range=self.scale_range,
+                           photometric=self.photometric or 0.0,
+                           sample_weights=sample_weights)
 
     def fingerprint(self) -> dict[str, Any]:
         # The time budget limits one run; it does not change what a resumed run must continue.
@@ -52,7 +63,7 @@ class TrainOptions(BaseModel):
         return self.model_dump(exclude={"time_budget_s", "budget_clock"} | later)
 
 
-_LATER_OPTIONS = ("ema_decay",)
+_LATER_OPTIONS = ("ema_decay", "scale_range", "photometric")
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

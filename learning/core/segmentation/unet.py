@@ -8,6 +8,7 @@ does not; Mask2Former stays the engine for GPUs and pretrained weights.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +21,13 @@ import torch.nn.functional as F  # noqa: N812
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from learning.core.bundle import bundle_open
 from learning.core.segmentation.bundle_io import (
     segmenter_bundle_config,
     segmenter_bundle_weights,
     segmenter_bundle_write,
 )
-from learning.core.segmentation.data import IGNORE, CropSampler, validate_sample
+from learning.core.segmentation.data import IGNORE, validate_sample
 from learning.core.segmentation.engine import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
 from learning.core.segmentation.metrics import IoUCounts, iou_counts, pixel_iou
@@ -38,6 +40,13 @@ KIND = "segmenter-unet"
 DATA_MEAN = (105.0, 110.0, 100.0)
 DATA_STD = (50.0, 45.0, 45.0)
 Tta = Literal["none", "flip", "d4"]
+# A window's own per-channel std below this (0–255 units) is not stretched further: flat water
+# or haze would otherwise be amplified into noise.
+INSTANCE_STD_FLOOR = 8.0
+
+
+# Config fields added after bundles were first written, with the value older bundles imply.
+_BEFORE_FIELD: dict[str, Any] = {"input_norm": "fixed", "stem_stride": 1}
 
 
 class UNetSegConfig(BaseModel):
@@ -56,6 +65,13 @@ class UNetSegConfig(BaseModel):
     tta: Tta = "none"
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     init_seed: int = 0
+    # "fixed": subtract ``mean``, divide by ``std``; "instance": standardise each image (crop in
+    # training, window in inference) by its own mean and std per channel, which removes most
+    # of the difference between sensors (Gaofen-2, Google, Mapbox) and acquisitions.
+    input_norm: Literal["fixed", "instance"] = "fixed"
+    # 2: a strided 3×3 stem halves the input first and the logits are upsampled bilinearly at
+    # the end, so no layer runs at full resolution (about 2× fewer operations).
+    stem_stride: Literal[1, 2] = 1
     mean: tuple[float, float, float] = DATA_MEAN
     std: tuple[float, float, float] = DATA_STD
     pretrained_path: str | None = None
@@ -80,7 +96,7 @@ class UNetSegConfig(BaseModel):
     @property
     def multiple(self) -> int:
         """Input sides must be a multiple of this (one halving per level below the first)."""
-        return int(2 ** (len(self.widths) - 1))
+        return int(2 ** (len(self.widths) - 1)) * self.stem_stride
 
     def build(self) -> UNet:
         torch.manual_seed(self.init_seed)
@@ -129,6 +145,13 @@ class UNet(nn.Module):
         super().__init__()
         w = cfg.widths
         kw: dict[str, Any] = dict(norm=cfg.norm, residual=cfg.residual, dropout=0.0)
+        self.stem: nn.Module | None = None
+        cin0 = 3
+        if cfg.stem_stride == 2:
+            self.stem = nn.Sequential(nn.Conv2d(3, w[0], 3, stride=2, padding=1,
+                                                bias=cfg.norm == "none"),
+                                      _norm(cfg.norm, w[0]), nn.ReLU(inplace=True))
+            cin0 = w[0]
 
         def level(cin: int, cout: int, dropout: float = 0.0) -> nn.Sequential:
             blocks = [ConvBlock(cin, cout, **(kw | {"dropout": dropout}))]
@@ -136,12 +159,15 @@ class UNet(nn.Module):
             return nn.Sequential(*blocks)
 
         self.down = nn.ModuleList(
-            [level(3 if i == 0 else w[i - 1], w[i],
+            [level(cin0 if i == 0 else w[i - 1], w[i],
                    cfg.dropout if i == len(w) - 1 else 0.0) for i in range(len(w))])
         self.up = nn.ModuleList([level(w[i + 1] + w[i], w[i]) for i in range(len(w) - 1)])
         self.head = nn.Conv2d(w[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        if self.stem is not None:
+            x = self.stem(x)
         skips = []
         for i, block in enumerate(self.down):
             if i:
@@ -151,8 +177,10 @@ class UNet(nn.Module):
         for i in range(len(self.up) - 1, -1, -1):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = self.up[i](torch.cat([x, skips[i]], dim=1))
-        out: torch.Tensor = self.head(x)[:, 0]
-        return out
+        out: torch.Tensor = self.head(x)
+        if out.shape[-2:] != size:
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        return out[:, 0]
 
 
 def masked_loss(logits: torch.Tensor, target: torch.Tensor, *,
@@ -207,6 +235,10 @@ class UNetEngine:
 
     def _pixels(self, images: npt.NDArray[np.uint8]) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        if self.config.input_norm == "instance":
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            std = x.std(dim=(2, 3), keepdim=True).clamp_min(INSTANCE_STD_FLOOR)
+            return ((x - mean) / std).to(self.device)
         return ((x - self._mean) / self._std).to(self.device)
 
     def loss(self, model: torch.nn.Module, images: npt.NDArray[np.uint8],
@@ -223,12 +255,12 @@ class UNetEngine:
         work_dir = options.pop("work_dir", None)
         progress = bool(options.pop("progress", False))
         calibrate = bool(options.pop("calibrate", False))
+        sample_weights = options.pop("sample_weights", None)
         opts: TrainOptions = options.pop("options", None) or TrainOptions(**options)
         if opts.crop_size % self.config.multiple:
             raise ValueError(f"crop size {opts.crop_size} must be a multiple of "
                              f"{self.config.multiple} for {len(self.config.widths)} levels")
-        sampler = CropSampler(samples, crop_size=opts.crop_size, balance=opts.balance,
-                              jitter=opts.jitter)
+        sampler = opts.sampler(samples, sample_weights=sample_weights)
         identity = {"engine": self.name, "config": self.config.model_dump(mode="json"),
                     "n_samples": len(samples),
                     "data": [int(m.sum(dtype=np.int64)) for _, m in samples[:64]]}
@@ -307,14 +339,21 @@ class UNetEngine:
              overwrite: bool = False) -> Path:
         return segmenter_bundle_write(
             dest, kind=KIND, engine=self.name, model=self.model, config=self.config,
-            normalisation={"mean": list(self.config.mean), "std": list(self.config.std),
-                           "scale": 1.0, "channels": "RGB"},
+            normalisation={"mode": self.config.input_norm, "mean": list(self.config.mean),
+                           "std": list(self.config.std), "scale": 1.0, "channels": "RGB",
+                           **({"std_floor": INSTANCE_STD_FLOOR}
+                              if self.config.input_norm == "instance" else {})},
             metrics=metrics or {}, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *,
              device: str | torch.device | None = None) -> UNetEngine:
         config = segmenter_bundle_config(path, kind=KIND, config_cls=UNetSegConfig)
+        written = json.loads(bundle_open(path, verify=False).file("config.json")
+                             .read_text(encoding="utf-8"))
+        # A bundle written before a field existed was built with that field's old value.
+        config = config.model_copy(update={k: v for k, v in _BEFORE_FIELD.items()
+                                           if k not in written})
         model = config.build()
         segmenter_bundle_weights(path, kind=KIND, model=model)
         return cls(config, device=device, model=model)
