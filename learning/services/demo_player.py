@@ -30,6 +30,7 @@ import rasterio
 import shapely
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.db import transaction
 from shapely import affinity
 
 from annotation.models import CoverageType, IntegrationDecision, Sample, Verdict
@@ -209,8 +210,16 @@ def _verdict(pred: np.ndarray, truth: np.ndarray, coverage: str) -> str:
 
 def _label_block(*, user: User, block: Block, sources: list[ImagerySource],
                  scenarios: dict[str, Callable[[BlockId], str]], counts: dict[str, int]) -> None:
-    """Trace the block on its first source with a usable image; coverage types on both."""
+    """Trace the block on its first source with a usable image; coverage types on both.
+
+    What the interpreter sees and draws (images, truth, traced polygons) is worked out first;
+    then everything is recorded through the services in one transaction (each call a
+    savepoint, one commit per block as one sitting of an interpreter), so the write lock is
+    held for the writes only: on SQLite a worker waiting for it longer than its busy timeout
+    fails ("database is locked").
+    """
     rng = np.random.default_rng(block.pk)
+    plan: list[tuple[ImagerySource, str, list[shapely.Polygon] | None]] = []
     traced = False
     for source in sources:
         coverage = COVERAGE.get(scenarios[source.slug](BlockId(block.row, block.col)),
@@ -218,56 +227,64 @@ def _label_block(*, user: User, block: Block, sources: list[ImagerySource],
         truth = _truth(block, source)
         if truth is None:
             continue
-        coverage_label_set(user=user, block=block, source=source, coverage_type=coverage)
-        counts["coverage_types"] = counts.get("coverage_types", 0) + 1
-        if traced or coverage in (CoverageType.CLOUDY, CoverageType.NODATA,
-                                  CoverageType.SNOW_ICE):
-            continue  # an interpreter draws on the clear image only
-        mask, transform = truth
-        polygons = _traced_polygons(mask, transform, rng)
-        sample = Sample.objects.filter(block=block, source=source).first()
-        version = sample.version if sample else 0
-        if not polygons:
-            version = sample_mark_negative(user=user, block=block, source=source,
-                                           expected_version=version, op_id=uuid.uuid4()).version
-        from annotation.geometry import GeometryRejected
+        polygons = None
+        if not traced and coverage not in (CoverageType.CLOUDY, CoverageType.NODATA,
+                                           CoverageType.SNOW_ICE):
+            # an interpreter draws on the first clear image only
+            polygons = _traced_polygons(truth[0], truth[1], rng)
+            traced = True
+        plan.append((source, coverage, polygons))
+    from annotation.geometry import GeometryRejected
 
-        for poly in polygons:
-            try:
-                version = polygon_create(
-                    user=user, block=block, source=source, geometry=shapely.geometry.mapping(poly),
-                    expected_version=version, op_id=uuid.uuid4(),
-                ).version
-                counts["polygons"] = counts.get("polygons", 0) + 1
-            except GeometryRejected:
-                continue  # a sliver the workspace would refuse too
-        counts["blocks"] = counts.get("blocks", 0) + 1
-        traced = True
+    with transaction.atomic():
+        for source, coverage, polygons in plan:
+            coverage_label_set(user=user, block=block, source=source, coverage_type=coverage)
+            counts["coverage_types"] = counts.get("coverage_types", 0) + 1
+            if polygons is None:
+                continue
+            sample = Sample.objects.filter(block=block, source=source).first()
+            version = sample.version if sample else 0
+            if not polygons:
+                version = sample_mark_negative(user=user, block=block, source=source,
+                                               expected_version=version,
+                                               op_id=uuid.uuid4()).version
+            for poly in polygons:
+                try:
+                    version = polygon_create(
+                        user=user, block=block, source=source,
+                        geometry=shapely.geometry.mapping(poly), expected_version=version,
+                        op_id=uuid.uuid4(),
+                    ).version
+                    counts["polygons"] = counts.get("polygons", 0) + 1
+                except GeometryRejected:
+                    continue  # a sliver the workspace would refuse too
+            counts["blocks"] = counts.get("blocks", 0) + 1
 
 
 def _judge_block(*, user: User, block: Block, sources: list[ImagerySource],
                  scenarios: dict[str, Callable[[BlockId], str]], counts: dict[str, int]) -> None:
-    """Verdicts on the current predictions, and the integration decision (the cleaner source)."""
+    """Verdicts on the current predictions, and the integration decision (the cleaner source);
+    judged first, then recorded in one transaction (see :func:`_label_block`)."""
     quality: dict[str, float] = {}
+    verdicts: list[tuple[ImagerySource, str]] = []
     for source in sources:
-        truth = _truth(block, source)
         try:
             current = block_prediction_current(block=block, source=source)
         except PredictionMissing:
             continue
+        truth = _truth(block, source)
         if truth is None:
             continue
         mask, _, _ = read_prediction(current.prediction.mask_path)
         coverage = COVERAGE.get(scenarios[source.slug](BlockId(block.row, block.col)),
                                 CoverageType.PLANTING)
-        verdict = _verdict(mask, truth[0], coverage)
-        verdict_label_set(user=user, block=block, source=source, verdict=verdict)
-        counts["verdicts"] = counts.get("verdicts", 0) + 1
+        verdicts.append((source, _verdict(mask, truth[0], coverage)))
         t = truth[0].astype(bool)
         p = mask.astype(bool) if mask.shape == t.shape else None
         if p is not None:
             union = int((p | t).sum())
             quality[source.slug] = 1.0 if union == 0 else int((p & t).sum()) / union
+    decision = None
     if len(quality) == 2:
         m, g = quality.get("mapbox", 0.0), quality.get("google", 0.0)
         if max(m, g) < 0.3:
@@ -276,8 +293,13 @@ def _judge_block(*, user: User, block: Block, sources: list[ImagerySource],
             decision = IntegrationDecision.MERGE_BOTH
         else:
             decision = IntegrationDecision.ONLY_MAPBOX if m > g else IntegrationDecision.ONLY_GOOGLE
-        integration_label_set(user=user, block=block, decision=decision)
-        counts["integration_labels"] = counts.get("integration_labels", 0) + 1
+    with transaction.atomic():
+        for source, verdict in verdicts:
+            verdict_label_set(user=user, block=block, source=source, verdict=verdict)
+            counts["verdicts"] = counts.get("verdicts", 0) + 1
+        if decision is not None:
+            integration_label_set(user=user, block=block, decision=decision)
+            counts["integration_labels"] = counts.get("integration_labels", 0) + 1
 
 
 # --- the play ---------------------------------------------------------------------------------

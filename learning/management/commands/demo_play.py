@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,8 +43,10 @@ class Command(BaseCommand):
         if opts["rounds"] < 1:
             raise CommandError("--rounds must be at least 1")
 
+        t0 = time.monotonic()
+
         def say(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
+            print(f"[{time.monotonic() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
 
         try:
             report = demo_play(campaign=campaign, rounds=opts["rounds"], config=config, say=say,
