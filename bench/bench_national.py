@@ -103,10 +103,10 @@ def fixture(quick: bool) -> dict[str, Any]:
         obj = "jsonb_build_object" if connection.vendor == "postgresql" else "json_object"
         feats = ", ".join(
             f"'{name}', p.cropland_fraction" if name == "area_fraction"
-            else f"'{name}', ((p.id * {i + 3}) % 97) / 97.0"
+            else f"'{name}', ((p.id * {i + 3}) %% 97) / 97.0"
             for i, name in enumerate(FEATURE_NAMES)
         )
-        p_inc = "((p.id * 37) % 101) / 100.0"
+        p_inc = "((p.id * 37) %% 101) / 100.0"
         probs = (f"{obj}('tp', 1 - {p_inc}, 'fp', {p_inc} / 2, 'noise', {p_inc} / 4,"
                  f" 'artifact', {p_inc} / 4)")  # fmt: skip
         with connection.cursor() as cur:
@@ -129,7 +129,7 @@ def fixture(quick: bool) -> dict[str, Any]:
                 f"INSERT INTO {VerdictLabel._meta.db_table} (block_id, source_id, user_id,"
                 " verdict, created_at, updated_at, model_version, round_number)"
                 f" SELECT p.block_id, p.source_id, %s,"
-                f" CASE ((p.block_id * 7 + p.source_id) % 5 % 4) {cases} END, %s, %s, %s, 1"
+                f" CASE ((p.block_id * 7 + p.source_id) %% 5 %% 4) {cases} END, %s, %s, %s, 1"
                 f" FROM {BlockPrediction._meta.db_table} p WHERE p.model_version_id = %s",
                 [annotator.pk, now, now, seg.name, seg.pk],
             )

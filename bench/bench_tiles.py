@@ -135,8 +135,8 @@ def fixture(quick: bool) -> dict[str, Any]:
                     f"INSERT INTO {BlockPrediction._meta.db_table} (block_id, source_id,"
                     " model_version_id, mask_path, cropland_fraction, cropland_area_ha,"
                     " created_at) SELECT b.id, %s, %s, 'bench/none.tif',"
-                    f' (1 + ((b."row" * 7 + b."col" * 3 + {k * 11}) % 100) / 100.0'
-                    f' * ((b."row" + b."col") % 3 - 1)) / 2.0, 0.0, %s'
+                    f' (1 + ((b."row" * 7 + b."col" * 3 + {k * 11}) %% 100) / 100.0'
+                    f' * ((b."row" + b."col") %% 3 - 1)) / 2.0, 0.0, %s'
                     f' FROM {Block._meta.db_table} b WHERE b.campaign_id = %s'
                     ' ORDER BY b."row", b."col"',
                     [source.pk, seg.pk, timezone.now(), camp.pk],
