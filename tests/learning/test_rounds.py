@@ -190,10 +190,14 @@ def test_a_round_runs_on_separate_gpu_and_cpu_workers(split_workers):
 
     users = role_users()
     tiny = tiny_campaign_create(user=users["lead"])
+    # A smaller U-Net than the preset's, as the demo preset asks (segmenter_model per engine).
     rnd = round_start(campaign=tiny.campaign, provinces=None, user=users["admin"],
-                      config=TINY_CONFIG)
+                      config=TINY_CONFIG | {"segmenter_model": {"unet": {"widths": [4, 8]}},
+                                            "segmenter_engine": "unet"})
     rnd = wait_for_round(rnd, states=("done", "failed", "cancelled"))
     assert rnd.state == RoundState.DONE, rnd.failure_reason + "\n" + rnd.log
+    seg = ModelVersion.objects.get(campaign=tiny.campaign, kind=ModelKind.SEGMENTER)
+    assert seg.config["model"]["widths"] == [4, 8]
     received = {
         q: set(re.findall(r"Task (learning\.\w+\.\w+)\[", log.read_text(errors="replace")))
         for q, log in split_workers.items()
