@@ -143,19 +143,19 @@ def demo_load(*, fetch_all: bool = True) -> DemoReport:
                            "scenario_shares": DEMO_SCENARIO_SHARES[look]},
             },
         )
-    dem = Path(settings.DATA_DIR) / "dem" / "demo_dem.tif"
-    if not dem.exists():
-        dem.parent.mkdir(parents=True, exist_ok=True)
-        w = min(b[0] for b in WINDOWS.values()) - 0.1
-        s = min(b[1] for b in WINDOWS.values()) - 0.1
-        e = max(b[2] for b in WINDOWS.values()) + 0.1
-        n = max(b[3] for b in WINDOWS.values()) + 0.1
-        write_synthetic_dem(dem, (w, s, e, n), 1 / 1200, seed=SEED)  # 3 arc-seconds, like SRTM
-    CampaignDem.objects.get_or_create(
-        campaign=campaign,
-        path=str(dem.relative_to(settings.DATA_DIR)),
-        defaults={"description": "synthetic DEM (3 arc-seconds)"},
-    )
+    # One synthetic DEM per window (with a 0.1 degree margin): the windows lie hundreds of
+    # kilometres apart, and one raster over all of them was 11x the pixels, most never used.
+    for adcode, (w, s, e, n) in WINDOWS.items():
+        dem = Path(settings.DATA_DIR) / "dem" / f"demo_dem_{adcode}.tif"
+        if not dem.exists():
+            dem.parent.mkdir(parents=True, exist_ok=True)
+            # 3 arc-seconds, like SRTM
+            write_synthetic_dem(dem, (w - 0.1, s - 0.1, e + 0.1, n + 0.1), 1 / 1200, seed=SEED)
+        CampaignDem.objects.get_or_create(
+            campaign=campaign,
+            path=str(dem.relative_to(settings.DATA_DIR)),
+            defaults={"description": "synthetic DEM (3 arc-seconds)"},
+        )
 
     # Seeded order for the annotators' queue until the first learning round sets priorities.
     blocks = list(Block.objects.filter(campaign=campaign).select_related("campaign"))
