@@ -75,7 +75,7 @@ def fixture(quick: bool) -> dict[str, Any]:
     from learning.core.features.block import FEATURE_NAMES
     from learning.models import BlockPrediction, BlockScore, ModelKind, ModelVersion
     from mapping.models import Campaign, OfficialStatistic
-    from mapping.services.statistics import statistics_import
+    from mapping.services.statistics import DEFAULT_STATISTICS, statistics_import
 
     out = tiles_fixture(quick)
     timings: dict[str, float] = {}
@@ -135,7 +135,7 @@ def fixture(quick: bool) -> dict[str, Any]:
             )
         timings["verdicts_s"] = round(time.perf_counter() - t0, 1)
     if not OfficialStatistic.objects.filter(campaign=camp).exists():
-        statistics_import(campaign=camp)
+        statistics_import(campaign=camp, path=DEFAULT_STATISTICS)
     if not quick:
         timings.update(_export_fixture(camp, seg))
     return {
