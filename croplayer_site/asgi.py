@@ -10,13 +10,15 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from croplayer_site.asgi_limit import HttpConcurrencyLimit  # noqa: E402
 from croplayer_site.routing import websocket_urlpatterns  # noqa: E402
 
 # /static/ is served by a middleware (croplayer_site/static_files.py), the same with WSGI.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": HttpConcurrencyLimit(django_asgi_app, settings.ASGI_MAX_REQUESTS),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

@@ -141,6 +141,10 @@ else:
 SPATIALITE_LIBRARY_PATH = env_str("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# HTTP requests inside Django at once per server process (croplayer_site/asgi_limit.py); the
+# rest wait in the event loop. 0: no limit.
+ASGI_MAX_REQUESTS = env_int("ASGI_MAX_REQUESTS", 8)
+
 # --- Redis, Celery, Channels -----------------------------------------------------------------
 REDIS_URL = env_opt("REDIS_URL")
 CELERY_TASK_SERIALIZER = "json"
