@@ -7,7 +7,8 @@ holds the write lock must win the GIL back after every query, behind every other
 each write transaction lasted seconds and the writers queued behind it ran out of SQLite's busy
 timeout (503 "database busy", bench/bench_annotators.py). With PostgreSQL each of those threads
 opened a connection of its own. A waiting request costs nothing in the event loop; websockets
-are not counted (they are long-lived and mostly idle).
+are not counted (they are long-lived and mostly idle), nor is a streamed response once its
+first chunk is out.
 """
 
 from __future__ import annotations
@@ -36,5 +37,24 @@ class HttpConcurrencyLimit:
             return
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.limit)
-        async with self._semaphore:
-            await self.app(scope, receive, send)
+        semaphore = self._semaphore
+        await semaphore.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                semaphore.release()
+
+        async def send_counted(message: MutableMapping[str, Any]) -> None:
+            # A streamed response (an export download) leaves the count at its first chunk: a
+            # few slow downloads must not hold every slot for minutes.
+            if message["type"] == "http.response.body" and message.get("more_body"):
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            release()
