@@ -69,6 +69,7 @@ def seed(annotators: int, blocks: int) -> dict[str, Any]:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
     django.setup()
+    from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import User
     from django.contrib.gis.geos import Polygon
 
@@ -77,6 +78,7 @@ def seed(annotators: int, blocks: int) -> dict[str, Any]:
     from mapping.models import Block, Campaign, ImagerySource
 
     group = roles_ensure()["annotator"]
+    hashed = make_password(PASSWORD)  # once: each hash costs about 0.5 s of CPU
     camp = Campaign.objects.create(slug=SLUG, name="Load", region="Hubei", year=2020, zoom=16)
     for slug in SOURCES:
         ImagerySource.objects.create(
@@ -85,7 +87,7 @@ def seed(annotators: int, blocks: int) -> dict[str, Any]:
     names = [f"ann{i:02d}" for i in range(annotators)] + ["solo"]
     bboxes: dict[int, list[float]] = {}
     for u, name in enumerate(names):
-        user = User.objects.create_user(name, password=PASSWORD)
+        user = User.objects.create(username=name, password=hashed)
         user.groups.add(group)
         for k in range(blocks):
             row, col = 1000 + u, 5000 + k
