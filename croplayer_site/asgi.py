@@ -5,6 +5,11 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
+# Under ASGI every request runs its view in a thread of its own, so a persistent database
+# connection is never used again: each lingered until collected, and fifty annotators filled
+# PostgreSQL's 100 connections ("too many clients", bench/bench_annotators.py). One connection
+# per request here (DB_CONN_MAX_AGE still decides for Celery workers and management commands).
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
