@@ -22,7 +22,7 @@ import shutil
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1249,12 +1249,17 @@ def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, st
 # --- selection --------------------------------------------------------------------------------
 
 
+ScoredBlocks = dict[int, tuple[float, float, list[tuple[Any, ...]]]]
+
+
 def _selection_scores(
-    *, rnd: Round, province_id: int, labelled: set[int]
-) -> dict[int, tuple[float, float, list[tuple[Any, ...]]]]:
-    """Per unlabelled block of the province the round scored: its centroid and, per scored
-    prediction, (p_incorrect, mean confidence, the sources' IoU feature, cropland fraction);
-    read as plain values (a national province has ~100,000 scores: no model instances)."""
+    *, rnd: Round, province_ids: list[int], labelled: set[int]
+) -> Iterator[tuple[int, ScoredBlocks]]:
+    """Per province of ``province_ids`` (in id order), its unlabelled blocks the round scored:
+    each block's centroid and, per scored prediction, (p_incorrect, mean confidence, the
+    sources' IoU feature, cropland fraction). One pass over the round's scores as plain
+    values, a province at a time (a national round has ~800,000 scores: no model instances,
+    and no query per province, which would read every prediction of the round again)."""
     from django.contrib.gis.db.models.functions import Centroid
     from django.db.models import FloatField, Func
 
@@ -1263,21 +1268,35 @@ def _selection_scores(
                     output_field=FloatField())  # fmt: skip
 
     rows = (
-        BlockScore.objects.filter(prediction__round=rnd, prediction__block__province_id=province_id)
+        BlockScore.objects.filter(
+            prediction__round=rnd, prediction__block__province_id__in=province_ids
+        )
         .annotate(lon=coord("ST_X"), lat=coord("ST_Y"))
+        .order_by("prediction__block__province_id")
         .values_list(
-            "prediction__block_id", "lon", "lat", "p_incorrect", "prediction__mean_confidence",
-            "features__iou_sources", "prediction__cropland_fraction",
+            "prediction__block__province_id", "prediction__block_id", "lon", "lat",
+            "p_incorrect", "prediction__mean_confidence", "features__iou_sources",
+            "prediction__cropland_fraction",
         )  # fmt: skip
     )
-    by_block: dict[int, tuple[float, float, list[tuple[Any, ...]]]] = {}
-    for block_id, lon, lat, *values in rows.iterator(chunk_size=5000):
+    found: dict[int, ScoredBlocks] = {}
+    current: int | None = None
+    for province_id, block_id, lon, lat, *values in rows.iterator(chunk_size=5000):
+        if province_id != current:
+            current = province_id
+            found[province_id] = {}
         if block_id in labelled:
             continue
+        by_block = found[province_id]
         if block_id not in by_block:
             by_block[block_id] = (lon, lat, [])
         by_block[block_id][2].append(tuple(values))
-    return by_block
+        if len(found) > 1:  # the previous province is complete: hand it over
+            done = next(iter(found))
+            yield done, found.pop(done)
+    for province_id in province_ids:
+        if province_id in found:
+            yield province_id, found.pop(province_id)
 
 
 def round_select_run(*, round_id: int) -> None:
@@ -1303,8 +1322,9 @@ def round_select_run(*, round_id: int) -> None:
         )
     )
     picks: list[tuple[float, int, int, dict[str, Any]]] = []
-    for province_id in continuing:
-        by_block = _selection_scores(rnd=rnd, province_id=province_id, labelled=labelled)
+    for province_id, by_block in _selection_scores(
+        rnd=rnd, province_ids=continuing, labelled=labelled
+    ):
         cands, signals = [], {}
         for block_id, (lon, lat, scores) in by_block.items():
             p_inc = [s[0] for s in scores if s[0] is not None]
