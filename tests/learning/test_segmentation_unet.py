@@ -103,7 +103,7 @@ def test_ignore_pixels_are_never_learned() -> None:
         mask[:, 16:] = 255
         samples.append((img, mask))
     engine = tiny()
-    engine.train(samples, epochs=1, steps_per_epoch=30, batch_size=4, crop_size=32, lr=1e-2,
+    engine.train(samples, epochs=1, steps_per_epoch=60, batch_size=4, crop_size=32, lr=1e-2,
                  warmup_steps=0, jitter=0.0, balance=False)
     prob = engine.predict_proba(np.stack([s[0] for s in samples]))
     assert float(prob[:, :, 16:].mean()) < 0.3 and float(prob.mean()) < 0.3
@@ -127,7 +127,9 @@ def test_bundle_round_trip_through_load_segmenter(tmp_path: Path) -> None:
 
 
 def test_predict_any_size_and_d4_tta_is_equivariant() -> None:
-    engine = tiny(tta="d4")
+    # Without the strided stem: a stride-2 convolution samples even columns, which a 90°
+    # turn maps to odd ones, so only max-pooling levels keep the D4 average exact.
+    engine = tiny(tta="d4", stem_stride=1)
     odd = np.random.default_rng(0).integers(0, 255, (1, 37, 53, 3), dtype=np.uint8)
     p = engine.predict_proba(odd)  # padded to the U-Net's multiple inside, cropped back
     assert p.shape == (1, 37, 53) and p.dtype == np.float32
@@ -186,7 +188,7 @@ def test_registry_defaults_and_presets() -> None:
     assert isinstance(eng, UNetEngine) and eng.config.widths == (8, 16, 32)
     with pytest.raises(ValueError, match="no preset"):
         engine_build("unet", preset="enormous")
-    with pytest.raises(ValueError, match="multiple of 4"):
+    with pytest.raises(ValueError, match="multiple of 8"):
         tiny().train(textured_squares(2), epochs=1, steps_per_epoch=1, crop_size=30)
 
 
@@ -257,9 +259,10 @@ def test_instance_normalisation_ignores_a_sensors_gain_and_offset() -> None:
     shifted = np.clip(img.astype(np.float32) * [1.3, 0.9, 1.1] + [10, -20, 5], 0, 255)
     other: np.ndarray = shifted.round().astype(np.uint8)
     inst, fixed = tiny(input_norm="instance"), tiny(input_norm="fixed")
-    moved_inst = np.abs(inst.predict_proba(img) - inst.predict_proba(other)).max()
-    moved_fixed = np.abs(fixed.predict_proba(img) - fixed.predict_proba(other)).max()
-    assert moved_inst < 1e-3 < 0.01 < moved_fixed, (moved_inst, moved_fixed)
+    moved_inst = float((inst._pixels(img) - inst._pixels(other)).abs().max())
+    moved_fixed = float((fixed._pixels(img) - fixed._pixels(other)).abs().max())
+    assert moved_inst < 0.05 and moved_fixed > 0.3, (moved_inst, moved_fixed)
+    assert np.abs(inst.predict_proba(img) - inst.predict_proba(other)).max() < 1e-3
 
 
 def test_strided_stem_predicts_full_resolution() -> None:
@@ -279,7 +282,7 @@ def test_bundle_written_before_input_norm_existed_loads_as_fixed(tmp_path: Path)
     class OldConfig(BaseModel):  # the config as bundles were written before the two fields
         model_config = ConfigDict(extra="allow")
 
-    engine = tiny(input_norm="fixed")
+    engine = tiny(input_norm="fixed", stem_stride=1)
     old = OldConfig(**engine.config.model_dump(exclude={"input_norm", "stem_stride"}))
     dest = segmenter_bundle_write(tmp_path / "old", kind="segmenter-unet", engine="unet",
                                   model=engine.model, config=old, normalisation={},
