@@ -48,25 +48,27 @@ def test_tiny_mask2former_loss_falls_on_real_crops(tiles: dict[str, RealTile], s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, strict=True, reason=(
-    "issue 12 open: at 600 CPU-s the U-Net scores 0.642 on the held-out GID-15 scene groups "
-    "against 0.641 for all-cropland (bench/run.py segmenter); run with --runxfail to measure"))
 def test_unet_learns_real_cropland_within_a_time_budget(shared_data: Path) -> None:
-    """The default CPU engine, trained 240 s on one thread on GID-15 + LoveDA (8x down), beats
-    the all-cropland guess on validation scenes it never saw (split by scene group)."""
-    from learning.core.realdata import load_real, split_tiles
+    """The default CPU engine, trained 150 CPU-s on one thread on GID-15 + LoveDA (8x down),
+    beats the all-cropland guess on GID-15 validation scene groups it never saw (the first of
+    the benchmark's three scene-group folds: a third of each big cropland folder and whole
+    small folders held out)."""
+    from learning.core.realdata import load_real, scene_folds
     from learning.core.segmentation.engine import engine_build, engine_train_defaults
     from learning.core.segmentation.metrics import pixel_iou
     from learning.core.segmentation.training import TrainOptions
 
     torch.set_num_threads(1)
-    train, val = split_tiles(load_real(shared_data / "real"), val_fraction=0.2, seed=5)
+    train, val = scene_folds(load_real(shared_data / "real"))[0]
     engine = engine_build("unet", device="cpu")
     options = TrainOptions(**engine_train_defaults("unet"), epochs=10_000, steps_per_epoch=50,
-                           time_budget_s=240, budget_clock="cpu")
+                           time_budget_s=150, budget_clock="cpu")
     r = engine.train([(t.image, t.mask) for t in train], options=options)
     assert r["stopped"] == "time_budget"
+    # GID-15 only: at 150 CPU-s LoveDA (20 tiles) stays at the all-cropland level (0.529
+    # against 0.529 on this fold, bench segmenter 2026-12-07), so it has no margin to assert.
     gid = [t for t in val if t.dataset == "gid15"]
     learned = engine.evaluate([(t.image, t.mask) for t in gid], window=256, overlap=64).iou
     constant = pixel_iou((np.ones_like(t.mask), t.mask) for t in gid).iou
-    assert learned > constant + 0.1, (learned, constant)
+    # Measured 0.811 against 0.651 (+0.16); half that margin leaves room for other machines.
+    assert learned > constant + 0.08, (learned, constant)
