@@ -30,7 +30,6 @@ import rasterio
 import shapely
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.db import transaction
 from shapely import affinity
 
 from annotation.models import CoverageType, IntegrationDecision, Sample, Verdict
@@ -212,11 +211,11 @@ def _label_block(*, user: User, block: Block, sources: list[ImagerySource],
                  scenarios: dict[str, Callable[[BlockId], str]], counts: dict[str, int]) -> None:
     """Trace the block on its first source with a usable image; coverage types on both.
 
-    What the interpreter sees and draws (images, truth, traced polygons) is worked out first;
-    then everything is recorded through the services in one transaction (each call a
-    savepoint, one commit per block as one sitting of an interpreter), so the write lock is
-    held for the writes only: on SQLite a worker waiting for it longer than its busy timeout
-    fails ("database is locked").
+    What the interpreter sees and draws (images, truth, traced polygons) is worked out first,
+    then recorded through the services, each call its own transaction as from the browser.
+    Not one transaction per block: on SQLite a transaction holds the write lock from its
+    start, and on a busy machine a block's calls took longer than a worker's busy timeout
+    (the workers' image fetches failed with "database is locked").
     """
     rng = np.random.default_rng(block.pk)
     plan: list[tuple[ImagerySource, str, list[shapely.Polygon] | None]] = []
@@ -236,35 +235,34 @@ def _label_block(*, user: User, block: Block, sources: list[ImagerySource],
         plan.append((source, coverage, polygons))
     from annotation.geometry import GeometryRejected
 
-    with transaction.atomic():
-        for source, coverage, polygons in plan:
-            coverage_label_set(user=user, block=block, source=source, coverage_type=coverage)
-            counts["coverage_types"] = counts.get("coverage_types", 0) + 1
-            if polygons is None:
-                continue
-            sample = Sample.objects.filter(block=block, source=source).first()
-            version = sample.version if sample else 0
-            if not polygons:
-                version = sample_mark_negative(user=user, block=block, source=source,
-                                               expected_version=version,
-                                               op_id=uuid.uuid4()).version
-            for poly in polygons:
-                try:
-                    version = polygon_create(
-                        user=user, block=block, source=source,
-                        geometry=shapely.geometry.mapping(poly), expected_version=version,
-                        op_id=uuid.uuid4(),
-                    ).version
-                    counts["polygons"] = counts.get("polygons", 0) + 1
-                except GeometryRejected:
-                    continue  # a sliver the workspace would refuse too
-            counts["blocks"] = counts.get("blocks", 0) + 1
+    for source, coverage, polygons in plan:
+        coverage_label_set(user=user, block=block, source=source, coverage_type=coverage)
+        counts["coverage_types"] = counts.get("coverage_types", 0) + 1
+        if polygons is None:
+            continue
+        sample = Sample.objects.filter(block=block, source=source).first()
+        version = sample.version if sample else 0
+        if not polygons:
+            version = sample_mark_negative(user=user, block=block, source=source,
+                                           expected_version=version,
+                                           op_id=uuid.uuid4()).version
+        for poly in polygons:
+            try:
+                version = polygon_create(
+                    user=user, block=block, source=source,
+                    geometry=shapely.geometry.mapping(poly), expected_version=version,
+                    op_id=uuid.uuid4(),
+                ).version
+                counts["polygons"] = counts.get("polygons", 0) + 1
+            except GeometryRejected:
+                continue  # a sliver the workspace would refuse too
+        counts["blocks"] = counts.get("blocks", 0) + 1
 
 
 def _judge_block(*, user: User, block: Block, sources: list[ImagerySource],
                  scenarios: dict[str, Callable[[BlockId], str]], counts: dict[str, int]) -> None:
     """Verdicts on the current predictions, and the integration decision (the cleaner source);
-    judged first, then recorded in one transaction (see :func:`_label_block`)."""
+    judged first, then recorded (see :func:`_label_block`)."""
     quality: dict[str, float] = {}
     verdicts: list[tuple[ImagerySource, str]] = []
     for source in sources:
@@ -293,13 +291,12 @@ def _judge_block(*, user: User, block: Block, sources: list[ImagerySource],
             decision = IntegrationDecision.MERGE_BOTH
         else:
             decision = IntegrationDecision.ONLY_MAPBOX if m > g else IntegrationDecision.ONLY_GOOGLE
-    with transaction.atomic():
-        for source, verdict in verdicts:
-            verdict_label_set(user=user, block=block, source=source, verdict=verdict)
-            counts["verdicts"] = counts.get("verdicts", 0) + 1
-        if decision is not None:
-            integration_label_set(user=user, block=block, decision=decision)
-            counts["integration_labels"] = counts.get("integration_labels", 0) + 1
+    for source, verdict in verdicts:
+        verdict_label_set(user=user, block=block, source=source, verdict=verdict)
+        counts["verdicts"] = counts.get("verdicts", 0) + 1
+    if decision is not None:
+        integration_label_set(user=user, block=block, decision=decision)
+        counts["integration_labels"] = counts.get("integration_labels", 0) + 1
 
 
 # --- the play ---------------------------------------------------------------------------------
