@@ -137,12 +137,12 @@ def block_work_check(*, user: User, block: Block) -> None:
     if statuses & set(EDITABLE_STATUSES):
         return
     if AssignmentStatus.SUBMITTED in statuses:
-        raise StateConflict(
+        raise StateConflict(gettext(
             "your work on this block is submitted and waits for review; "
             "it can be changed again if the reviewer sends it back"
-        )
+        ))
     if AssignmentStatus.ACCEPTED in statuses:
-        raise StateConflict("your work on this block was accepted; it is closed")
+        raise StateConflict(gettext("your work on this block was accepted; it is closed"))
     raise PermissionDenied(gettext("this block is not assigned to you"))
 
 

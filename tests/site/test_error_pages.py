@@ -72,14 +72,20 @@ def test_a_lead_page_of_a_campaign_that_does_not_exist_is_the_404_page(annotator
     assert r.status_code == 404 and _has_nav(html, "annotator") and _no_debug(html)
 
 
-@pytest.mark.parametrize(("language", "title"), [("en", "Not allowed"), ("zh-hans", "不允许")])
-def test_403_page_keeps_the_navigation_and_says_why(annotator, language, title):
+@pytest.mark.parametrize(
+    ("language", "title", "reason"),
+    [
+        ("en", "Not allowed", "only leads and admins manage the work of a campaign"),
+        ("zh-hans", "不允许", "只有组长和管理员能管理项目的任务"),
+    ],
+)
+def test_403_page_keeps_the_navigation_and_says_why(annotator, language, title, reason):
     Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
     r = annotator.get("/campaigns/demo/assign/", headers={"Accept-Language": language})
     html = r.content.decode()
     assert r.status_code == 403
     assert _has_nav(html, "annotator") and title in html and _no_debug(html)
-    assert "only leads and admins manage the work of a campaign" in html
+    assert reason in html
 
 
 def test_api_errors_stay_json(annotator):
