@@ -78,7 +78,9 @@ NOT_EVALUATED = _("not evaluated yet")
 BASIS_LABELS = {
     "predicted": _("predicted by the correctness model"),
     "verdicts": _("from the interpreters' verdicts"),
+    "systematic sample verdicts": _("from the interpreters' verdicts on the systematic sample"),
 }
+NO_BASIS = "none"  # nothing measured it: the reason says so, no basis is shown
 OUTCOMES = {o.value for o in Outcome}
 # The dashboard's decisions to the stopping rules' (a province "exhausted" is excluded).
 CORE_DECISION = {
@@ -184,7 +186,7 @@ def _criteria(reasons: Any) -> dict[str, dict[str, Any]]:
                 "outcome_label": (
                     gettext(OUTCOME_NAMES[Outcome(outcome)]) if outcome in OUTCOMES else outcome
                 ),
-                "basis_label": str(BASIS_LABELS.get(basis, basis)),
+                "basis_label": "" if basis == NO_BASIS else str(BASIS_LABELS.get(basis, basis)),
                 "phrased": Phrase.from_dict(value.get("phrase")) is not None,
             }
         else:
