@@ -307,6 +307,22 @@ def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path):
     assert [c["slug"] for c in _client(lead).get("/api/campaigns/").json()] == [demo.DEMO_SLUG]
     demo.demo_load()  # again: still one membership
     assert CampaignMember.objects.filter(user=lead).count() == 1
+    # One DEM per window (not one over their bounding box), and the windows' own coverage
+    # scenarios on the synthetic sources.
+    import rasterio
+
+    from mapping.models import CampaignDem, ImagerySource
+
+    dems = CampaignDem.objects.filter(campaign__slug=demo.DEMO_SLUG)
+    assert dems.count() == len(demo.WINDOWS)
+    for dem in dems:
+        with rasterio.open(tmp_path / dem.path) as ds:
+            w, s, e, n = ds.bounds
+            assert e - w < 1 and n - s < 1
+            assert any(w < ww and e > we and s < ws and n > wn
+                       for ww, ws, we, wn in demo.WINDOWS.values())
+    for src in ImagerySource.objects.filter(slug__in=("mapbox", "google")):
+        assert src.config["scenario_shares"] == demo.DEMO_SCENARIO_SHARES[src.slug]
 
 
 def test_admins_edit_members_in_the_django_admin(world, users):
