@@ -17,6 +17,7 @@ from django.utils import timezone
 from learning.core.stopping import ProvinceMeasurements, StoppingRules, province_stop_check
 from learning.dashboard import (
     CSV_COLUMNS,
+    _criteria,
     decision_log,
     labelled_share,
     province_history,
@@ -330,3 +331,17 @@ def test_correctness_comes_from_systematic_verdicts_when_there_are_enough(camp, 
     # 12 systematic verdicts (>= 10): 11 TP -> 11/12, and the biased ones are left out.
     rate, n, basis = pipeline._correctness(rnd=rnd, province_id=hubei.pk)
     assert (n, basis) == (12, "systematic sample verdicts") and rate == pytest.approx(11 / 12)
+
+
+def test_criterion_basis_label():
+    """A criterion nothing measured shows no basis (the reason already says why); the
+    systematic sample's verdicts and the model's prediction each have their own label."""
+
+    def label(basis: str) -> str:
+        return _criteria({"correctness": {"outcome": "unknown", "basis": basis}})[
+            "correctness"]["basis_label"]
+
+    assert label("none") == ""
+    assert label("systematic sample verdicts") == (
+        "from the interpreters' verdicts on the systematic sample")
+    assert label("predicted") == "predicted by the correctness model"
