@@ -27,7 +27,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -286,11 +286,23 @@ class _Tracker:
         now = time.monotonic()
         if not force and now - self.last < PROGRESS_EVERY_S and done < total:
             return
+        try:
+            ProductExport.objects.filter(pk=self.export.pk).update(
+                stage=stage, done=done, total=total, heartbeat_at=timezone.now()
+            )
+        except OperationalError as e:
+            # The export streams its blocks (a cursor left open over the decisions), so on
+            # SQLite this connection holds a read snapshot; once another writer has committed,
+            # the snapshot cannot become a write (WAL's SQLITE_BUSY_SNAPSHOT: "database is
+            # locked" at once, the busy timeout does not apply). Progress is advisory: skip it,
+            # the next call tries again, and the heartbeat thread keeps the job alive.
+            if connection.vendor != "sqlite" or "locked" not in str(e):
+                raise
+            log.info("export %s: progress %s %d/%d not written (%s)", self.export.pk,
+                        stage, done, total, e)
+            return
         self.last = now
         self.export.stage, self.export.done, self.export.total = stage, done, total
-        ProductExport.objects.filter(pk=self.export.pk).update(
-            stage=stage, done=done, total=total, heartbeat_at=timezone.now()
-        )
         product_export_broadcast(export=self.export)
 
 

@@ -468,3 +468,40 @@ def test_export_coverage_warns_of_undecided_blocks_and_old_predictions(users):
     assert (cov["converged_blocks"], cov["decided_blocks"], cov["stale_decisions"]) == (4, 3, 3)
     assert cov["warnings"][0].startswith("1 of 4 converged blocks have no integration decision")
     assert "older than the current segmenter seg-r2" in cov["warnings"][1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_while_streaming_blocks_survives_another_writer(users):
+    """An export streams its blocks through an open cursor and writes its progress between
+    them. On SQLite (WAL) that connection's read snapshot cannot become a write once another
+    connection has committed ("database is locked" at once, whatever the busy timeout): the
+    demo's national export failed so while a province export wrote beside it. Progress is
+    advisory: the export goes on, and the next progress write gets through."""
+    import threading
+
+    from django.db import connection
+
+    from mapping.services.product import _Tracker
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL has no read snapshot that a write must upgrade")
+    ctx = build_campaign()
+    export = ProductExport.objects.create(campaign=ctx["campaign"], kind="national_af",
+                                          status=JobStatus.RUNNING)
+    track = _Tracker(export)
+    streamed = Block.objects.filter(campaign=ctx["campaign"]).iterator(chunk_size=1)
+    next(streamed)  # the cursor stays open: this connection now reads a snapshot
+
+    def other_writer() -> None:
+        Campaign.objects.filter(pk=ctx["campaign"].pk).update(name="renamed meanwhile")
+        connection.close()
+
+    t = threading.Thread(target=other_writer)
+    t.start()
+    t.join()
+    track("blocks", 1, 4, force=True)  # skipped, not raised
+    rest = list(streamed)  # the stream goes on
+    assert len(rest) == len(ctx["blocks"]) - 1
+    track("blocks", 4, 4, force=True)  # the cursor is done: written
+    export.refresh_from_db()
+    assert (export.stage, export.done, export.total) == ("blocks", 4, 4)
