@@ -364,6 +364,7 @@ def _backend(backend: str, annotators: int, blocks: int, think: float,
              wall: float) -> dict[str, Any]:
     from bench.bench_workspace import _start_server
     from croplayer_site import embedded_redis
+    from croplayer_site.processes import process_stop
 
     var_dir = ROOT / "var" / f"bench-annotators-{os.getpid()}-{backend}"
     shutil.rmtree(var_dir, ignore_errors=True)
@@ -395,12 +396,7 @@ def _backend(backend: str, annotators: int, blocks: int, think: float,
         alone = _phase(port, ["solo"], bboxes, blocks, think, wall)
         crowd = _phase(port, seeded["users"][:-1], bboxes, blocks, think, wall)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        process_stop(server, timeout=20)
         embedded_redis.stop(redis_proc)
         log = var_dir / "daphne.log"
         if log.exists():  # kept for the errors' tracebacks

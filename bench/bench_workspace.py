@@ -259,6 +259,8 @@ def _edit_once(page, block_id: int) -> tuple[dict[str, float], float]:
 def run(quick: bool) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
+    from croplayer_site.processes import process_stop
+
     polygons, vertices = (500, 10) if quick else (2000, 10)
     repeats = 2 if quick else 4
     var_dir = ROOT / "var" / f"bench-workspace-{os.getpid()}"
@@ -309,12 +311,7 @@ def run(quick: bool) -> dict[str, Any]:
                 bare_patch.append(b_ms)
             browser.close()
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        process_stop(server, timeout=20)
         shutil.rmtree(var_dir, ignore_errors=True)
 
     def med(rows: list[dict[str, float]], key: str) -> float:

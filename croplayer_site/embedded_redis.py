@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from croplayer_site.processes import process_stop
+
 SOCKET_NAME = "redis.sock"
 
 
@@ -98,13 +100,7 @@ def start(
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    process_stop(proc, timeout=10)
 
 
 def main(argv: list[str]) -> int:

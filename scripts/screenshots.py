@@ -93,6 +93,7 @@ def _django(var: Path) -> None:
 
 def _play(*, var: Path, rounds: int) -> None:
     """``demo_play`` with a Celery worker, as beside ``make demo``."""
+    from croplayer_site.processes import process_stop
     from learning.services.demo_player import demo_play
     from mapping.models import Campaign
     from mapping.services.demo import DEMO_SLUG
@@ -116,11 +117,7 @@ def _play(*, var: Path, rounds: int) -> None:
         if len(report.rounds) < rounds or failed:
             sys.exit(f"the rounds did not all finish: {report.rounds} (log {var}/log/worker.log)")
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        process_stop(worker, timeout=30)
 
 
 def _logins_renew() -> dict[str, str]:
@@ -345,6 +342,7 @@ def main() -> None:
     from django.conf import settings
 
     from croplayer_site import embedded_redis
+    from croplayer_site.processes import process_stop
 
     redis = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET, log=var / "log" / "redis.log")
     server = None
@@ -354,12 +352,7 @@ def main() -> None:
         server = _serve(var, port)
         paths = _shoot(url=f"http://127.0.0.1:{port}", demo=demo, sets=sets, docs=args.out)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        process_stop(server, timeout=20)
         embedded_redis.stop(redis)
         if not args.keep:
             shutil.rmtree(var, ignore_errors=True)

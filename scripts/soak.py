@@ -54,6 +54,7 @@ def main() -> int:
 
     from croplayer_site import embedded_redis
     from croplayer_site.liveness import workers_alive
+    from croplayer_site.processes import process_stop
 
     var = Path(settings.VAR_DIR)
     (var / "log").mkdir(parents=True, exist_ok=True)
@@ -78,11 +79,7 @@ def main() -> int:
     try:
         result.update(_soak(args, worker, log_path, workers_alive))
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        process_stop(worker, timeout=30)
         embedded_redis.stop(redis_proc)
     ok = (result["worker_alive"] and not result["fatal_log_lines"]
           and not result["rounds_failed"] and result["rounds_done"])
