@@ -44,7 +44,8 @@ from learning.dashboard import (
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
 from learning.selectors import model_version_engine
 from learning.services.demo_player import demo_playable
-from mapping.models import Campaign
+from mapping.models import Campaign, IntegrationChoice
+from mapping.product.decision import FROM_CORE
 
 # --- pages ---------------------------------------------------------------------------------
 
@@ -236,6 +237,16 @@ def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("learning-rounds", slug=campaign.slug)
 
 
+def _constant_label(v: ModelVersion) -> str:
+    """The decision a constant integration model answers, in the user's language ('' if the
+    model was learned)."""
+    raw = (v.metrics or {}).get("constant")
+    if not raw:
+        return ""
+    value = FROM_CORE.get(str(raw), str(raw))
+    return str(IntegrationChoice(value).label) if value in IntegrationChoice.values else value
+
+
 @login_required
 def models_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The model registry: every trained version with its metrics; admins mark one current."""
@@ -253,6 +264,7 @@ def models_page(request: HttpRequest, slug: str) -> HttpResponse:
             "config_json": json.dumps(v.config, indent=1, ensure_ascii=False),
             "overall": {k: m for k, m in (v.metrics or {}).items()
                         if isinstance(m, int | float) and not isinstance(m, bool)},
+            "constant": _constant_label(v),
             "set_current_url": reverse(
                 "api-model-version-set-current",
                 kwargs={"slug": campaign.slug, "version_id": v.pk},

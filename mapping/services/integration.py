@@ -272,7 +272,10 @@ def integration_model_train(
     newest one of each source: its 16 features and P(TP)). Nothing is trained when the labels
     did not change since the current model (a fingerprint in its config), when there are fewer
     than ``min_labels`` usable rows, or when the decisions cannot be split (a decision seen
-    once): the current model, if any, stays. Idempotent by ``name``.
+    once): the current model, if any, stays. Labels of one decision only give a constant model
+    of that decision (``metrics["constant"]``): the demo's poor first masks are "neither"
+    everywhere, and a converged province must still be integrated and exported; the next round
+    with a second decision trains a learned model. Idempotent by ``name``.
     """
     import time
 
@@ -337,12 +340,20 @@ def integration_model_train(
         training_samples=used,
         train_seconds=round(time.monotonic() - t0, 2),
     )
-    return IntegrationTraining(
-        mv,
-        True,
-        f"integration model {name} trained on {len(rows)} labels "
-        f"(accuracy {model.metrics.get('accuracy', float('nan')):.3f})",
-    )
+    if model.constant is not None:
+        message = (
+            f"integration model {name} is constant: all {len(rows)} labels were "
+            f"{model.constant.value!r}, so it decides {model.constant.value!r} on every block "
+            "(nothing to learn; it is the trivial baseline)"
+        )
+    else:
+        message = (
+            f"integration model {name} trained on {len(rows)} labels (accuracy "
+            f"{model.metrics.get('accuracy', float('nan')):.3f}, always answering "
+            f"{model.metrics.get('baseline_class')!r}: "
+            f"{model.metrics.get('baseline_accuracy', float('nan')):.3f})"
+        )
+    return IntegrationTraining(mv, True, message)
 
 
 def integration_override(

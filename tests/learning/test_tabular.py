@@ -12,6 +12,7 @@ from learning.core.bundle import BundleError
 from learning.core.features.block import FEATURE_NAMES
 from learning.core.tabular.correctness import CorrectnessModel, Verdict, correctness_train
 from learning.core.tabular.integration import (
+    DECISIONS,
     INTEGRATION_FEATURE_NAMES,
     IntegrationDecision,
     IntegrationModel,
@@ -208,3 +209,35 @@ def test_merge_rule_bad_inputs() -> None:
         merge_masks("both", a, a)
     with pytest.raises(ValueError, match="same grid"):
         merge_masks("merge", a, np.zeros((2, 3), np.uint8))
+
+
+def test_one_decision_gives_a_constant_integration_model(tmp_path: Path) -> None:
+    """Labels of one decision cannot fit a classifier: the model is the constant of that
+    decision, says so in its metrics (beside the baseline it equals) and its bundle kind, and
+    round-trips."""
+    from learning.core.tabular.integration import CONSTANT_KIND
+
+    x, _ = integration_data()
+    model = integration_train(x[:30], ["neither"] * 30)
+    assert model.constant is IntegrationDecision.NEITHER
+    m = model.metrics
+    assert (m["constant"], m["accuracy"], m["baseline_accuracy"], m["n_train"]) == (
+        "neither", 1.0, 1.0, 30)
+    assert model.predict(x[30:33]) == [IntegrationDecision.NEITHER] * 3
+    proba = model.predict_proba(x[30:33])
+    assert proba.shape == (3, 4) and (proba[:, 0] == 1).all() and (proba[:, 1:] == 0).all()
+    dest = model.save(tmp_path / "const")
+    assert json.loads((dest / "manifest.json").read_text())["kind"] == CONSTANT_KIND
+    loaded = IntegrationModel.load(dest)
+    assert loaded.constant is IntegrationDecision.NEITHER and loaded.metrics == m
+    np.testing.assert_array_equal(loaded.predict_proba(x[:5]), model.predict_proba(x[:5]))
+    with pytest.raises(ValueError, match="29 feature columns"):
+        integration_train(x[:30, :28], ["neither"] * 30)
+    with pytest.raises(ValueError, match="unknown label"):
+        integration_train(x[:2], ["neither", "both"])
+    # A learned model is never constant, and its accuracy has the majority baseline beside it.
+    xs, ys = integration_data()
+    learned = integration_train(xs, ys, seed=1, params=FAST)
+    assert learned.constant is None
+    assert 0 < learned.metrics["baseline_accuracy"] < learned.metrics["accuracy"]
+    assert learned.metrics["baseline_class"] in DECISIONS

@@ -187,3 +187,34 @@ def test_the_next_integration_model_trains_on_the_leads_labels(users):
     assert integration_model_train(campaign=camp, name="int-r3").trained
     # The run now uses the model the leads' labels trained.
     assert integration_run(campaign=camp).model == "int-r2"
+
+
+@pytest.mark.django_db
+def test_labels_of_one_decision_give_a_constant_model_that_integrates(users, client):
+    """The demo's gap (issue 13): the first masks are poor everywhere, every integration label
+    is "neither", and no classifier fits one class. The model is then the constant of that
+    decision, recorded and shown as such, and the converged province is integrated."""
+    from django.urls import reverse
+
+    from learning.services.registry import model_version_set_current
+    from mapping.services.integration import integration_model_train
+
+    ctx = build_campaign()
+    camp = ctx["campaign"]
+    blocks = ctx["blocks"] + _more_labelled_blocks(ctx, 8)
+    for blk in blocks:
+        integration_override(user=users["lead"], block=blk, decision="neither")
+    res = integration_model_train(campaign=camp, name="int-r2")
+    assert res.trained, res.message
+    assert "constant: all 12 labels were 'neither'" in res.message
+    mv = res.model_version
+    assert mv.metrics["constant"] == "neither" and mv.metrics["baseline_accuracy"] == 1.0
+    model_version_set_current(model_version=mv)
+    BlockIntegration.objects.all().delete()  # no lead override in force: the model decides
+    run = integration_run(campaign=camp)
+    assert run.model == "int-r2" and run.decided == 12 and run.counts["neither"] == 12
+    row = BlockIntegration.objects.get(block=ctx["blocks"][0])
+    assert (row.decision, row.probability, row.source) == ("neither", 1.0, "model")
+    client.force_login(users["admin"])
+    html = client.get(reverse("learning-models", args=[camp.slug])).content.decode()
+    assert "constant: all labels were Neither" in html

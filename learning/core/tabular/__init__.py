@@ -6,7 +6,8 @@ block) are thin wrappers over :func:`train_classifier` and :class:`TabularClassi
 Training: labels are checked (no missing label, at least two classes, at least two samples per
 class), split 80/20 stratified with a fixed seed, fitted with a small fixed XGBoost
 configuration (``n_jobs=1``; NaN features are treated as missing), and evaluated on the held-out
-part: accuracy, ``classification_report`` (as a dict), confusion matrix and permutation
+part: accuracy beside the trivial baseline (``baseline_accuracy``: always answering the training
+part's most frequent class), ``classification_report`` (as a dict), confusion matrix and permutation
 importance (accuracy drop, ``sklearn.inspection.permutation_importance``). A bundle holds the
 model (``model.json`` from ``save_model``), ``meta.json`` (feature names, class map, params),
 ``metrics.json``, ``importance.json`` and ``importance.png``.
@@ -167,8 +168,11 @@ def train_classifier(x: npt.ArrayLike, labels: Sequence[object], *,
     label_ids = list(range(len(kept)))
     report = classification_report(y_te, pred, labels=label_ids, target_names=list(kept),
                                    output_dict=True, zero_division=0)
+    majority = int(np.bincount(y_tr).argmax())
     metrics: dict[str, Any] = {
         "accuracy": float(accuracy_score(y_te, pred)),
+        "baseline_accuracy": float(np.mean(y_te == majority)),
+        "baseline_class": kept[majority],
         "n_train": int(len(y_tr)),
         "n_test": int(len(y_te)),
         "class_counts": {c: int(counts[classes.index(c)]) for c in kept},

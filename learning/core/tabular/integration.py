@@ -12,6 +12,11 @@ paper's 28-30.
 
 Decisions are :class:`IntegrationDecision`: neither, mapbox, google, merge. :func:`merge_masks`
 turns a decision and the two masks into the final block mask.
+
+When every label holds one decision (a demo whose masks are poor everywhere: "neither" on every
+block) no classifier can be fitted; :func:`integration_train` then returns a constant model of
+that decision (bundle kind :data:`CONSTANT_KIND`, ``metrics["constant"]`` names it), so the
+converged provinces can still be integrated, and the registry shows it for what it is.
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from learning.core.bundle import bundle_open
 from learning.core.features.block import SOURCE_NAMES, TERRAIN_NAMES, BlockFeatures
 from learning.core.features.region import IGNORE, check_mask
-from learning.core.tabular import TabularClassifier, train_classifier
+from learning.core.tabular import TabularClassifier, encode_labels, train_classifier
+from learning.core.tabular.constant import ConstantClassifier, constant_fit
 
 KIND = "integration-xgb"
+CONSTANT_KIND = "integration-constant"
 SOURCES = ("mapbox", "google")
 
 
@@ -68,9 +76,10 @@ def integration_vector(mapbox: BlockFeatures, google: BlockFeatures, *, mapbox_p
 
 
 class IntegrationModel:
-    """A trained integration classifier (wraps :class:`TabularClassifier`)."""
+    """A trained integration classifier (wraps :class:`TabularClassifier`), or the constant
+    model of one-decision labels (:class:`ConstantClassifier`)."""
 
-    def __init__(self, clf: TabularClassifier) -> None:
+    def __init__(self, clf: TabularClassifier | ConstantClassifier) -> None:
         if clf.feature_names != INTEGRATION_FEATURE_NAMES:
             raise ValueError("an integration model must use INTEGRATION_FEATURE_NAMES in order")
         self.clf = clf
@@ -78,6 +87,13 @@ class IntegrationModel:
     @property
     def metrics(self) -> dict[str, Any]:
         return self.clf.metrics
+
+    @property
+    def constant(self) -> IntegrationDecision | None:
+        """The one decision of a constant model; None for a learned one."""
+        if isinstance(self.clf, ConstantClassifier):
+            return IntegrationDecision(self.clf.constant)
+        return None
 
     def predict(self, x: npt.ArrayLike) -> list[IntegrationDecision]:
         return [IntegrationDecision(v) for v in self.clf.predict(x)]
@@ -91,17 +107,31 @@ class IntegrationModel:
         return out
 
     def save(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        return self.clf.save(dest, kind=KIND, overwrite=overwrite)
+        kind = CONSTANT_KIND if isinstance(self.clf, ConstantClassifier) else KIND
+        return self.clf.save(dest, kind=kind, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IntegrationModel:
+        if bundle_open(path, verify=False).kind == CONSTANT_KIND:
+            return cls(ConstantClassifier.load(path, kind=CONSTANT_KIND))
         return cls(TabularClassifier.load(path, kind=KIND))
 
 
 def integration_train(x: npt.ArrayLike, decisions: Sequence[IntegrationDecision | str], *,
                       seed: int = 0, test_size: float = 0.2,
                       params: dict[str, Any] | None = None) -> IntegrationModel:
-    """Train on rows of :data:`INTEGRATION_FEATURE_NAMES` and the interpreters' decisions."""
+    """Train on rows of :data:`INTEGRATION_FEATURE_NAMES` and the interpreters' decisions.
+
+    Labels of one decision only give the constant model of that decision (checked like any
+    input: a table of the right width, one label per row)."""
+    arr = np.asarray(x, dtype=np.float64)
+    ids = encode_labels(decisions, DECISIONS)
+    if ids.size and np.unique(ids).size == 1:
+        if arr.ndim != 2 or arr.shape != (ids.size, len(INTEGRATION_FEATURE_NAMES)):
+            raise ValueError(f"expected a table of {ids.size} rows and "
+                             f"{len(INTEGRATION_FEATURE_NAMES)} feature columns, got {arr.shape}")
+        return IntegrationModel(constant_fit([DECISIONS[int(ids[0])]] * ids.size,
+                                             feature_names=INTEGRATION_FEATURE_NAMES))
     clf = train_classifier(x, decisions, feature_names=INTEGRATION_FEATURE_NAMES,
                            classes=DECISIONS, seed=seed, test_size=test_size, params=params)
     return IntegrationModel(clf)
