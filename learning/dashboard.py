@@ -198,6 +198,32 @@ def _criteria(reasons: Any) -> dict[str, dict[str, Any]]:
     return {name: out[name] for name in CRITERIA if name in out}
 
 
+def judged_text(judged: Any, basis: str) -> str:
+    """Which predictions a correctness figure judged, in the reader's language: "verdicts on
+    round 3's predictions (model seg-r3)". The verdicts are given before round N starts, so a
+    round's correctness from verdicts is the previous round's model's ("" if not recorded)."""
+    if not isinstance(judged, list) or not judged:
+        return ""
+    rounds = sorted({j.get("round") for j in judged if isinstance(j, dict)
+                     and j.get("round") is not None})
+    models = sorted({str(j.get("model")) for j in judged if isinstance(j, dict)
+                     and j.get("model")})
+    if not rounds:
+        return ""
+    params = {"rounds": ", ".join(str(r) for r in rounds),
+              "models": ", ".join(models) if models else "–"}
+    if basis == "predicted":
+        if len(rounds) == 1:
+            return gettext("predicted on round %(rounds)s's predictions (model %(models)s)"
+                           ) % params
+        return gettext("predicted on the predictions of rounds %(rounds)s (models %(models)s)"
+                       ) % params
+    if len(rounds) == 1:
+        return gettext("verdicts on round %(rounds)s's predictions (model %(models)s)") % params
+    return gettext("verdicts on the predictions of rounds %(rounds)s (models %(models)s)"
+                   ) % params
+
+
 def _decision_reason(result: ProvinceRoundResult, decision: str) -> str:
     """Why the province got ``decision`` in the reader's language, rebuilt from the criteria the
     round stored with their phrases ("" for a round from before the phrases)."""
@@ -278,6 +304,14 @@ def result_numbers(result: ProvinceRoundResult) -> dict[str, Any]:
         row[f"{name}_ci_high"] = float(ci[1]) if ok else None
     stored = result.reasons.get("iou") if isinstance(result.reasons, dict) else None
     row["iou_blocks"] = stored.get("blocks") if isinstance(stored, dict) else None
+    # Which predictions the correctness judged (round, model version, count): verdicts judge
+    # the predictions shown before this round started, i.e. the previous round's model's.
+    stored = result.reasons.get("correctness") if isinstance(result.reasons, dict) else None
+    judged = stored.get("judged") if isinstance(stored, dict) else None
+    row["correctness_judged"] = judged if isinstance(judged, list) else []
+    row["correctness_judged_text"] = judged_text(
+        judged, str(stored.get("basis", "")) if isinstance(stored, dict) else ""
+    )
     for name in CRITERIA:
         row[f"{name}_outcome"] = crit.get(name, {}).get("outcome", "")
         row[f"{name}_reason"] = crit.get(name, {}).get("reason", "")
@@ -293,6 +327,7 @@ def _empty_numbers() -> dict[str, Any]:
         "area_scope": "", "coverage_share": None, "coverage_percent": None, "area_counties": [],
         "area_comparable": True, "iou_ci_low": None, "iou_ci_high": None,
         "correctness_ci_low": None, "correctness_ci_high": None, "iou_blocks": None,
+        "correctness_judged": [], "correctness_judged_text": "",
     })
     for name in CRITERIA:
         row[f"{name}_outcome"] = row[f"{name}_reason"] = ""

@@ -1083,7 +1083,9 @@ def round_evaluate_run(*, round_id: int) -> None:
         iou = None if n_iou == 0 or np.isnan(counts.iou) else float(counts.iou)
         if n_iou and iou is None:
             iou = 1.0  # no cropland in truth or prediction on any held-out block: all correct
-        correctness, n_corr, corr_how = _correctness(rnd=rnd, province_id=province.pk)
+        correctness, n_corr, corr_how, judged = _correctness(
+            rnd=rnd, province_id=province.pk, segmenter=seg_mv.name
+        )
         # The official figure for the land the campaign covers, and the mapped area of the
         # same land (mapping/services/area_reference.py).
         ref = area_reference(campaign=rnd.campaign, province=province)
@@ -1113,6 +1115,7 @@ def round_evaluate_run(*, round_id: int) -> None:
         }[decision.decision]
         reasons = {c["name"]: c for c in decision.to_dict()["criteria"]}  # type: ignore[union-attr]
         reasons["correctness"]["basis"] = corr_how
+        reasons["correctness"]["judged"] = judged
         reasons["area"]["reference"] = ref.as_dict()
         # 95 % intervals beside the numbers: blocks resampled for IoU, Wilson for correctness.
         iou_ci = bootstrap_iou_interval(
@@ -1205,28 +1208,46 @@ def _share(qs: Any, hit: Any) -> tuple[int, int]:
     return int(agg["n"]), int(agg["hit"])
 
 
-def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, str]:
-    """Share of the province's predictions judged correct.
+def _judged(verdicts: Any) -> list[dict[str, Any]]:
+    """Which predictions the verdicts judged: per round and model version of the judged
+    prediction (each verdict records them), with the number of verdicts on each."""
+    from django.db.models import Count
+
+    rows = (
+        verdicts.order_by()
+        .values("round_number", "model_version")
+        .annotate(n=Count("id"))
+        .order_by("round_number", "model_version")
+    )
+    return [{"round": r["round_number"], "model": r["model_version"], "n": r["n"]} for r in rows]
+
+
+def _correctness(
+    *, rnd: Round, province_id: int, segmenter: str
+) -> tuple[float | None, int, str, list[dict[str, Any]]]:
+    """Share of the province's predictions judged correct, how it was measured, and which
+    predictions it judged (round, model version, count).
 
     First choice: the interpreters' verdicts on the province's blocks of the systematic
     validation sample (an unbiased sample, judged by people: the paper's measure), once it has
     ``SYSTEMATIC_MIN_VERDICTS``; then the correctness model over every predicted block; then
     the verdicts on any of the province's blocks (biased towards the blocks chosen to label).
+    Verdicts are given before a round starts, so they judge an earlier round's predictions
+    (round N's correctness is round N-1's model's, as the dashboard says); the correctness
+    model judges this round's predictions (``segmenter``).
     """
     from django.db.models import Q
 
-    n, tp = _share(
-        VerdictLabel.objects.filter(
-            block__campaign_id=rnd.campaign_id,
-            block__province_id=province_id,
-            block__in=SystematicSampleBlock.objects.filter(campaign_id=rnd.campaign_id).values(
-                "block_id"
-            ),
+    sample = VerdictLabel.objects.filter(
+        block__campaign_id=rnd.campaign_id,
+        block__province_id=province_id,
+        block__in=SystematicSampleBlock.objects.filter(campaign_id=rnd.campaign_id).values(
+            "block_id"
         ),
-        Q(verdict="tp"),
     )
+    n, tp = _share(sample, Q(verdict="tp"))
     if n >= SYSTEMATIC_MIN_VERDICTS:
-        return tp / n, n, "systematic sample verdicts"
+        return tp / n, n, "systematic sample verdicts", _judged(sample)
     n, right = _share(
         BlockScore.objects.filter(
             prediction__round=rnd, prediction__block__province_id=province_id
@@ -1234,16 +1255,14 @@ def _correctness(*, rnd: Round, province_id: int) -> tuple[float | None, int, st
         Q(p_incorrect__lt=0.5),
     )
     if n:
-        return right / n, n, "predicted"
-    n, tp = _share(
-        VerdictLabel.objects.filter(
-            block__campaign_id=rnd.campaign_id, block__province_id=province_id
-        ),
-        Q(verdict="tp"),
+        return right / n, n, "predicted", [{"round": rnd.number, "model": segmenter, "n": n}]
+    anywhere = VerdictLabel.objects.filter(
+        block__campaign_id=rnd.campaign_id, block__province_id=province_id
     )
+    n, tp = _share(anywhere, Q(verdict="tp"))
     if n:
-        return tp / n, n, "verdicts"
-    return None, 0, "none"
+        return tp / n, n, "verdicts", _judged(anywhere)
+    return None, 0, "none", []
 
 
 # --- selection --------------------------------------------------------------------------------

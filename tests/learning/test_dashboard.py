@@ -321,16 +321,21 @@ def test_correctness_comes_from_systematic_verdicts_when_there_are_enough(camp, 
     # Verdicts on blocks chosen for labelling, outside the systematic sample: all wrong.
     for b in blocks[:2]:
         VerdictLabel.objects.create(block=b, source=src, verdict="fp", user=users["annotator"])
-    assert pipeline._correctness(rnd=rnd, province_id=hubei.pk) == (0.0, 2, "verdicts")
+    assert pipeline._correctness(rnd=rnd, province_id=hubei.pk, segmenter="seg-r2") == (
+        0.0, 2, "verdicts", [{"round": None, "model": "", "n": 2}])
     src2 = ImagerySource.objects.create(slug="google", name="Google", kind="synthetic",
                                         config={"look": "google"})
     for b in blocks[2:8]:
         SystematicSampleBlock.objects.create(campaign=camp, block=b, spacing_deg=0.5)
         for s, v in ((src, "tp"), (src2, "tp" if b != blocks[7] else "noise")):
-            VerdictLabel.objects.create(block=b, source=s, verdict=v, user=users["annotator"])
+            # Given before round 2 started: they judged round 1's predictions.
+            VerdictLabel.objects.create(block=b, source=s, verdict=v, user=users["annotator"],
+                                        model_version="seg-r1", round_number=1)
     # 12 systematic verdicts (>= 10): 11 TP -> 11/12, and the biased ones are left out.
-    rate, n, basis = pipeline._correctness(rnd=rnd, province_id=hubei.pk)
+    rate, n, basis, judged = pipeline._correctness(rnd=rnd, province_id=hubei.pk,
+                                                   segmenter="seg-r2")
     assert (n, basis) == (12, "systematic sample verdicts") and rate == pytest.approx(11 / 12)
+    assert judged == [{"round": 1, "model": "seg-r1", "n": 12}]
 
 
 def test_criterion_basis_label():
@@ -345,3 +350,48 @@ def test_criterion_basis_label():
     assert label("systematic sample verdicts") == (
         "from the interpreters' verdicts on the systematic sample")
     assert label("predicted") == "predicted by the correctness model"
+
+
+def test_the_dashboard_says_which_model_the_correctness_verdicts_judged(camp, users, client):
+    """Verdicts are given before round N starts, so round N's correctness judged round N-1's
+    predictions: the page, the JSON and stop_status say which round's and which model's."""
+    import json
+
+    from django.core.management import call_command
+
+    hubei = AdminUnit.objects.get(adcode=420000)
+    result = ProvinceRoundResult.objects.get(round__number=2, province=hubei)
+    reasons = dict(result.reasons)
+    criteria = [dict(c) for c in reasons["criteria"]]
+    for c in criteria:
+        if c["name"] == "correctness":
+            c["basis"] = "systematic sample verdicts"
+            c["judged"] = [{"round": 1, "model": "seg-r1", "n": 12}]
+    reasons["criteria"] = criteria
+    reasons["correctness"] = next(c for c in criteria if c["name"] == "correctness")
+    ProvinceRoundResult.objects.filter(pk=result.pk).update(reasons=reasons)
+    text = "verdicts on round 1's predictions (model seg-r1)"
+    c = _client(client, users, "lead")
+    html = c.get(reverse("learning-dashboard", args=[camp.slug])).content.decode()
+    assert f'data-k="correctness_judged">{text}</span>' in html.replace("&#x27;", "'")
+    out = io.StringIO()
+    call_command("stop_status", campaign=camp.slug, json=True, stdout=out)
+    row = _by_adcode(json.loads(out.getvalue())["provinces"])[420000]
+    assert row["round"] == 2 and row["correctness_judged_text"] == text
+    assert row["correctness_judged"] == [{"round": 1, "model": "seg-r1", "n": 12}]
+    lines = io.StringIO()
+    call_command("stop_status", campaign=camp.slug, stdout=lines)
+    assert f"({text})" in next(ln for ln in lines.getvalue().splitlines()
+                               if ln.startswith("420000"))
+    # Another round's: several rounds' verdicts, and the correctness model's prediction.
+    from learning.dashboard import judged_text
+
+    assert judged_text([{"round": 2, "model": "seg-r2", "n": 3},
+                        {"round": 3, "model": "seg-r3", "n": 9}], "systematic sample verdicts"
+                       ) == "verdicts on the predictions of rounds 2, 3 (models seg-r2, seg-r3)"
+    assert judged_text([{"round": 4, "model": "seg-r4", "n": 90}], "predicted") == (
+        "predicted on round 4's predictions (model seg-r4)")
+    assert judged_text([], "verdicts") == "" and judged_text(None, "none") == ""
+    zh = c.get(reverse("learning-dashboard", args=[camp.slug]),
+               HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "对第 1 轮预测的判定（模型 seg-r1）" in zh

@@ -22,6 +22,11 @@ def _ci(row: dict[str, Any], name: str) -> str:
     return "" if lo is None or hi is None else f" [{lo:.3f}-{hi:.3f}]"
 
 
+def _judged(row: dict[str, Any]) -> str:
+    text = row.get("correctness_judged_text")
+    return f" ({text})" if text else ""
+
+
 class Command(BaseCommand):
     help = "Print the stop status of every province (the dashboard's numbers)."
 
@@ -47,6 +52,7 @@ class Command(BaseCommand):
                 f"{_ci(p, 'iou')}"
                 f"  correct {_fmt(p['correctness'])} (n={p['correctness_samples']})"
                 f"{_ci(p, 'correctness')}"
+                f"{_judged(p)}"
                 f"  mapbox {_fmt(p['area_mapbox_pct'], True)} google "
                 f"{_fmt(p['area_google_pct'], True)} ({p['official_status'] or '-'})"
                 f"  rounds {p['supplementary_rounds']}/{p['max_supplementary_rounds']}"
