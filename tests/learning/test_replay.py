@@ -129,18 +129,21 @@ def _real_folder(root: Path) -> Path:
     return root / "real"
 
 
-def test_cli_replay_writes_the_result_and_plot(tmp_path: Path,
+@pytest.mark.parametrize("split", ["folds", "scenes"])
+def test_cli_replay_writes_the_result_and_plot(split: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     real = _real_folder(tmp_path)
     save, png = tmp_path / "replay.json", tmp_path / "replay.png"
     rc = main(["replay", "--real-data", str(real), "--datasets", "gid15", "--engine", "unet",
                "--preset", "tiny", "--initial", "4", "--per-round", "3", "--rounds", "1",
                "--budget", "1", "--save", str(save), "--plot", str(png), "--json",
-               "--no-progress"])
+               "--no-progress", "--split", split])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     stored = json.loads(save.read_text())
     assert stored["engine"]["name"] == "unet" and stored["engine"]["preset"] == "tiny"
+    assert stored["data"]["split"].startswith("scene-group fold" if split == "folds" else "whole")
+    assert stored["train_options"]["budget_clock"] == "cpu"
     assert printed["saved"] == str(save)
     assert [p["labels"] for p in stored["arms"]["random"]] == [4, 7]
     # The validation tiles are whole scene groups that never appear in training.

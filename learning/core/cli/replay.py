@@ -32,7 +32,8 @@ def configure_replay(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-round", type=int, default=8, help="tiles each arm adds per round")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
-                   help="training time per round and arm (same for both)")
+                   help="training CPU seconds per round and arm (same for both; one torch "
+                        "thread, so wall seconds on an idle machine, and fair on a busy one)")
     p.add_argument("--steps", type=int, default=None,
                    help="train a fixed number of steps per round and arm instead of --budget "
                         "(equal work for both arms on a busy, shared CPU)")
@@ -40,6 +41,11 @@ def configure_replay(p: argparse.ArgumentParser) -> None:
                    help="score at most this many unlabelled tiles per round (default: all)")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="share of each dataset held out (whole scene groups)")
+    p.add_argument("--split", choices=("folds", "scenes"), default="folds",
+                   help="folds: fold (seed mod k) of k = round(1/val-fraction) scene-group "
+                        "folds, as bench segmenter validates (every kind of cropland on both "
+                        "sides); scenes: whole land-cover folders held out (the validation "
+                        "may then hold almost no cropland)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save", type=Path, default=None,
                    help=f"where to write the result JSON (default: $CROPLAYER_VAR_DIR/"
@@ -51,7 +57,7 @@ def configure_replay(p: argparse.ArgumentParser) -> None:
 def run_replay(args: argparse.Namespace) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from learning.core.realdata import load_real, split_tiles
+    from learning.core.realdata import load_real, scene_folds, split_tiles
     from learning.core.replay import ReplayConfig, plot, replay
     from learning.core.segmentation.engine import (
         default_engine_name,
@@ -74,7 +80,8 @@ def run_replay(args: argparse.Namespace) -> dict[str, Any]:
         schedule: dict[str, Any] = (
             {"epochs": 1, "steps_per_epoch": args.steps, "time_budget_s": None}
             if args.steps is not None
-            else {"epochs": 100_000, "steps_per_epoch": 50, "time_budget_s": args.budget})
+            else {"epochs": 100_000, "steps_per_epoch": 50, "time_budget_s": args.budget,
+                  "budget_clock": "cpu"})
         options = TrainOptions(**{**defaults, **schedule, "seed": args.seed})
     except ValidationError as e:
         bad = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
@@ -83,7 +90,15 @@ def run_replay(args: argparse.Namespace) -> dict[str, Any]:
     window = int(getattr(_engine_class(name), "window", 256))
     config = config.model_copy(update={"window": window, "overlap": window // 4})
     tiles = load_real(args.real_data, datasets=[d for d in args.datasets.split(",") if d])
-    pool, validation = split_tiles(tiles, val_fraction=args.val_fraction, seed=args.seed)
+    if args.split == "folds":
+        k = max(2, round(1 / args.val_fraction)) if 0 < args.val_fraction < 1 else 0
+        if not k:
+            raise CliError("--val-fraction must be between 0 and 1")
+        pool, validation = scene_folds(tiles, k=k)[args.seed % k]
+        split = f"scene-group fold {args.seed % k + 1} of {k} (as bench segmenter)"
+    else:
+        pool, validation = split_tiles(tiles, val_fraction=args.val_fraction, seed=args.seed)
+        split = "whole scene groups, per dataset"
 
     def make() -> Any:
         return engine_build(name, preset=args.preset, init_seed=args.seed)
@@ -100,7 +115,7 @@ def run_replay(args: argparse.Namespace) -> dict[str, Any]:
         "engine": {"name": name, "preset": args.preset,
                    "config": cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else {}},
         "data": {"real_data": str(args.real_data), "datasets": args.datasets.split(","),
-                 "val_fraction": args.val_fraction, "split": "by scene group, per dataset"},
+                 "val_fraction": args.val_fraction, "split": split},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **result,
     }
