@@ -79,7 +79,7 @@ PLAY_CONFIG: dict[str, Any] = {
     "select_per_province": 6,
 }
 LABELS_PER_PROVINCE = 6  # blocks the player labels per province and round
-SYSTEMATIC_SPACING_DEG = 0.1  # about 25 judged blocks per demo window
+SYSTEMATIC_SPACING_DEG = 0.1  # 16 judged blocks per demo window (0.4 degree)
 ROUND_TIMEOUT_S = 3600.0
 EXPORT_TIMEOUT_S = 900.0
 # Coverage types of the synthetic scenarios.
@@ -151,30 +151,42 @@ def _truth(block: Block, source: ImagerySource) -> tuple[np.ndarray, Any] | None
         return src.read(1), src.transform
 
 
+# Gaps an interpreter draws across: ridges, ditches and farm tracks between neighbouring
+# fields are 1-2 pixels wide at the demo's zoom 14 (about 10 m pixels).
+FIELD_GAP_PX = 2
+# A traced outline stays well under the workspace's vertex limit (annotation.geometry).
+TRACED_MAX_VERTICES = 1500
+
+
 def _traced_polygons(truth: np.ndarray, transform: Any, rng: np.random.Generator
                      ) -> list[shapely.Polygon]:
-    """What an interpreter draws: the truth's fields, a little off (edges moved by up to a
-    pixel, vertices simplified, some very small fields missed)."""
-    from mapping.services.demo import _truth_polygons
+    """What an interpreter draws: fields, not pixels. Neighbouring fields parted by a ridge,
+    ditch or track narrower than :data:`FIELD_GAP_PX` are outlined as one polygon (a closing of
+    the truth), as people draw a group of fields at this resolution; each outline is a little
+    off (edges moved by up to a pixel, vertices simplified), and some very small fields are
+    missed. About 20 polygons per demo block instead of the truth's ~270 separate fields."""
+    import cv2
+    from rasterio.features import shapes
 
     px = abs(transform.a)
-    with rasterio.MemoryFile() as mem:
-        with mem.open(driver="GTiff", width=truth.shape[1], height=truth.shape[0], count=1,
-                      dtype="uint8", transform=transform, crs="EPSG:4326") as ds:
-            ds.write(truth.astype(np.uint8), 1)
-        tmp = Path(settings.VAR_DIR) / f"demo-player-{uuid.uuid4().hex}.tif"
-        tmp.write_bytes(mem.read())
-    try:
-        polygons = _truth_polygons(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
+    size = 2 * FIELD_GAP_PX - 1
+    drawn = cv2.morphologyEx((truth == 1).astype(np.uint8), cv2.MORPH_CLOSE,
+                             np.ones((size, size), np.uint8))
     out = []
-    for p in polygons:
-        if p.area < 40 * px * px and rng.random() < 0.3:
+    for geom, value in shapes(drawn, mask=drawn == 1, transform=transform, connectivity=4):
+        if value != 1:
+            continue
+        p = shapely.geometry.shape(geom)
+        if p.area < 12 * px * px or (p.area < 40 * px * px and rng.random() < 0.3):
             continue  # a tiny field overlooked
         q = p.buffer(float(rng.normal(0.0, 0.4)) * px, join_style="mitre")
         q = affinity.translate(q, float(rng.normal(0, 0.3)) * px, float(rng.normal(0, 0.3)) * px)
-        q = shapely.make_valid(q.simplify(px * 0.8))
+        tolerance = px * 0.8
+        simple = q.simplify(tolerance)
+        while shapely.get_num_coordinates(simple) > TRACED_MAX_VERTICES:
+            tolerance *= 1.5  # a big field group: drawn with fewer clicks, not refused
+            simple = q.simplify(tolerance)
+        q = shapely.make_valid(simple)
         out.extend(g for g in getattr(q, "geoms", [q])
                    if g.geom_type == "Polygon" and not g.is_empty and g.area > 4 * px * px)
     return out

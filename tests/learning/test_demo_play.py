@@ -100,7 +100,55 @@ def test_the_demo_preset_predicts_with_a_smaller_unet():
     small = engine_config("unet", preset=cfg.segmenter_preset, **cfg.segmenter_model["unet"])
     default = engine_config("unet", preset=cfg.segmenter_preset)
     assert max(small.widths) < max(default.widths)
-    assert cfg.window >= 600 and small.tta == "none"  # one window per ~600 px demo image
+    assert small.tta == "none"
+    # One window covers every demo image (a second, overlapping window costs half as much
+    # again per block, and predicting every block is most of a demo round).
+    from mapping.geo.grid import block_raster, grid_for
+    from mapping.services.demo import DEMO_ZOOM, WINDOWS
+
+    grid = grid_for(0.05)
+    largest = 0
+    for w, s_, e, n in WINDOWS.values():
+        for lon, lat in ((w + 0.01, s_ + 0.01), (e - 0.01, n - 0.01)):
+            r = block_raster(grid.bounds(grid.block_at(lon, lat)), DEMO_ZOOM)
+            largest = max(largest, r.width, r.height)
+    assert 600 < largest <= cfg.window < 1.2 * largest
+
+
+def test_the_player_traces_fields_not_pixels():
+    """Neighbouring fields parted by a 1-2 pixel ridge are one outline (as people draw at
+    10 m pixels), so a demo block takes tens of polygons, not hundreds; the outlines cover
+    about the truth's cropland, stay under the workspace's vertex limit, and a gap wider than
+    the drawn-across one stays open."""
+    import shapely
+    from affine import Affine
+
+    from annotation.geometry import MAX_VERTICES
+    from learning.services.demo_player import TRACED_MAX_VERTICES, _traced_polygons
+    from mapping.geo.grid import block_raster, grid_for
+    from mapping.imagery.synthetic import generate_landscape
+    from mapping.services.demo import DEMO_ZOOM, SEED
+
+    grid = grid_for(0.05)
+    raster = block_raster(grid.bounds(grid.block_at(112.62, 30.42)), DEMO_ZOOM)
+    truth = generate_landscape(raster, seed=SEED).truth
+    transform = Affine(*raster.transform())
+    px2 = abs(transform.a * transform.e)
+    polys = _traced_polygons(truth, transform, np.random.default_rng(1))
+    from rasterio.features import shapes
+
+    fields = sum(1 for _, v in shapes(truth, mask=truth == 1, connectivity=4) if v == 1)
+    assert fields > 200 and 0 < len(polys) < fields / 5
+    drawn = shapely.union_all(polys).area / px2 / truth.size
+    assert abs(drawn - truth.mean()) < 0.08
+    assert max(shapely.get_num_coordinates(p) for p in polys) <= TRACED_MAX_VERTICES
+    assert TRACED_MAX_VERTICES < MAX_VERTICES
+    two = np.zeros((60, 60), np.uint8)
+    two[10:50, 10:29] = two[10:50, 31:50] = 1  # a 2 px ridge: one field group
+    assert len(_traced_polygons(two, Affine(1, 0, 0, 0, -1, 60), np.random.default_rng(0))) == 1
+    two[:, 29:35] = 0  # a 6 px track: two fields
+    two[10:50, 35:50] = 1
+    assert len(_traced_polygons(two, Affine(1, 0, 0, 0, -1, 60), np.random.default_rng(0))) == 2
 
 
 @pytest.mark.slow
