@@ -385,7 +385,7 @@ def _backend(backend: str, annotators: int, blocks: int, think: float,
         out = subprocess.run(
             [sys.executable, "-m", "bench.bench_annotators", "--seed", str(annotators),
              str(blocks + 1)],
-            cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+            cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         seeded = json.loads(out.stdout.strip().splitlines()[-1])
         server, base = _start_server(env, var_dir / "daphne.log")

@@ -38,6 +38,7 @@ from bench.bench_tiles import (
     _ms,
     _setup,
     _stats,
+    analyze,
 )
 from bench.bench_tiles import fixture as tiles_fixture
 
@@ -138,6 +139,7 @@ def fixture(quick: bool) -> dict[str, Any]:
         statistics_import(campaign=camp, path=DEFAULT_STATISTICS)
     if not quick:
         timings.update(_export_fixture(camp, seg))
+    analyze()
     return {
         **out,
         "scores": BlockScore.objects.filter(prediction__model_version=seg).count(),
@@ -260,12 +262,11 @@ def _new_candidates(rnd: Any, province_id: int, labelled: set[int]) -> dict[int,
     from learning.services.pipeline import _selection_scores
 
     out = {}
-    for block_id, (lon, lat, scores) in _selection_scores(
-        rnd=rnd, province_id=province_id, labelled=labelled
-    ).items():
-        out[block_id] = (round(lon, 9), round(lat, 9)) + tuple(
-            sorted(s[i] for s in scores if s[i] is not None) for i in range(4)
-        )
+    for _, by_block in _selection_scores(rnd=rnd, province_ids=[province_id], labelled=labelled):
+        for block_id, (lon, lat, scores) in by_block.items():
+            out[block_id] = (round(lon, 9), round(lat, 9)) + tuple(
+                sorted(s[i] for s in scores if s[i] is not None) for i in range(4)
+            )
     return out
 
 
@@ -378,7 +379,7 @@ def measure(quick: bool) -> dict[str, Any]:
         )
         args = [sys.executable, "-m", "bench.bench_national", "--export", str(adcode)]
         out = subprocess.run(args, cwd=ROOT, env=dict(os.environ), check=True,
-                             capture_output=True, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
         exports[str(adcode)] = json.loads(out.stdout.strip().splitlines()[-1])
     result["export"] = exports
     sizes = sorted(exports.values(), key=lambda e: e["blocks"])
@@ -444,7 +445,7 @@ def run(quick: bool) -> dict[str, Any]:
     Path(env["CROPLAYER_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "bench.bench_national", "--measure"]
     out = subprocess.run(args + (["--quick"] if quick else []), cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True)  # fmt: skip
+                         stdout=subprocess.PIPE, text=True)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
