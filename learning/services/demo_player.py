@@ -181,14 +181,35 @@ def _traced_polygons(truth: np.ndarray, transform: Any, rng: np.random.Generator
             continue  # a tiny field overlooked
         q = p.buffer(float(rng.normal(0.0, 0.4)) * px, join_style="mitre")
         q = affinity.translate(q, float(rng.normal(0, 0.3)) * px, float(rng.normal(0, 0.3)) * px)
-        tolerance = px * 0.8
-        simple = q.simplify(tolerance)
-        while shapely.get_num_coordinates(simple) > TRACED_MAX_VERTICES:
-            tolerance *= 1.5  # a big field group: drawn with fewer clicks, not refused
-            simple = q.simplify(tolerance)
-        q = shapely.make_valid(simple)
-        out.extend(g for g in getattr(q, "geoms", [q])
-                   if g.geom_type == "Polygon" and not g.is_empty and g.area > 4 * px * px)
+        q = shapely.make_valid(q.simplify(px * 0.8))
+        for g in getattr(q, "geoms", [q]):
+            if g.geom_type == "Polygon" and not g.is_empty and g.area > 4 * px * px:
+                out.extend(_drawable(g, px=px))
+    return out
+
+
+def _drawable(poly: shapely.Polygon, *, px: float, depth: int = 0) -> list[shapely.Polygon]:
+    """A big field group as an interpreter draws it: in pieces of at most
+    :data:`TRACED_MAX_VERTICES` vertices (halves of its extent, as many as it takes), never
+    one outline the workspace would refuse. Simplifying alone cannot get there: it keeps every
+    hole (a pond, a hamlet), and a large group has hundreds."""
+    if shapely.get_num_coordinates(poly) <= TRACED_MAX_VERTICES:
+        return [poly]
+    if depth >= 12:  # pieces of a few pixels: nothing real is that intricate
+        return []
+    x0, y0, x1, y1 = poly.bounds
+    if x1 - x0 >= y1 - y0:
+        xm = (x0 + x1) / 2
+        halves = (shapely.box(x0, y0, xm, y1), shapely.box(xm, y0, x1, y1))
+    else:
+        ym = (y0 + y1) / 2
+        halves = (shapely.box(x0, y0, x1, ym), shapely.box(x0, ym, x1, y1))
+    out = []
+    for half in halves:
+        piece = shapely.make_valid(poly.intersection(half))
+        for g in getattr(piece, "geoms", [piece]):
+            if g.geom_type == "Polygon" and not g.is_empty and g.area > 4 * px * px:
+                out.extend(_drawable(g, px=px, depth=depth + 1))
     return out
 
 

@@ -149,6 +149,16 @@ def test_the_player_traces_fields_not_pixels():
     two[:, 29:35] = 0  # a 6 px track: two fields
     two[10:50, 35:50] = 1
     assert len(_traced_polygons(two, Affine(1, 0, 0, 0, -1, 60), np.random.default_rng(0))) == 2
+    # A field group with more holes (ponds, hamlets) than the vertex limit allows in one
+    # outline, which no simplification removes: drawn in pieces, all of it, and it ends.
+    holes = np.ones((400, 400), np.uint8)
+    for dy in range(4):
+        for dx in range(4):
+            holes[5 + dy:395:10, 5 + dx:395:10] = 0  # 1,521 ponds of 4 x 4 pixels
+    pieces = _traced_polygons(holes, Affine(1, 0, 0, 0, -1, 400), np.random.default_rng(0))
+    assert len(pieces) > 1
+    assert max(shapely.get_num_coordinates(p) for p in pieces) <= TRACED_MAX_VERTICES
+    assert shapely.union_all(pieces).area == pytest.approx(holes.sum(), rel=0.03)
 
 
 @pytest.mark.slow
