@@ -29,6 +29,10 @@ from mapping.geo.raster import LONLAT, atomic_path
 
 NODATA = 255
 COG_BLOCKSIZE = 512
+# GDAL's block cache while a mosaic is written and copied to a COG. GDAL's default is 5 % of the
+# machine's memory, and the mosaic's dirty tiles fill all of it: exporting Hong Kong (65 blocks)
+# peaked at 1.36 GB resident on a 23 GB machine, 0.43 GB with 64 MB here, in the same time.
+GDAL_CACHE_MB = 128
 Bounds = tuple[float, float, float, float]
 Progress = Callable[[int, int], None]
 
@@ -147,8 +151,9 @@ def write_mask_cog(
         "BIGTIFF": "IF_SAFER",
     }
     n = cropland = valid = 0
+    gdal = {"GDAL_NUM_THREADS": "1", "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}  # rasterio: bytes
     try:
-        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(stage, "w", **profile) as dst:
+        with rasterio.Env(**gdal), rasterio.open(stage, "w", **profile) as dst:
             # Tiles never written are filled with the nodata value when GDAL closes the file
             # (FillEmptyTiles), so pixels outside the blocks read as no data, not as 0.
             for bounds, mask in blocks:
@@ -159,7 +164,7 @@ def write_mask_cog(
                 valid += int(np.count_nonzero(fitted != NODATA))
                 if progress is not None:
                     progress(n, total if total is not None else n)
-        with atomic_path(dest) as tmp, rasterio.Env(GDAL_NUM_THREADS="1"):
+        with atomic_path(dest) as tmp, rasterio.Env(**gdal):
             rasterio.shutil.copy(
                 stage,
                 tmp,
