@@ -18,7 +18,7 @@ from learning.models import (
     Round,
     RoundState,
 )
-from learning.services.pipeline import round_select_run
+from learning.services.pipeline import _selection_scores, round_select_run
 from mapping.geo.grid import BlockId, grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource
 
@@ -66,6 +66,15 @@ def test_selection_signals_come_from_the_scores_of_both_sources():
             BlockScore.objects.create(
                 prediction=p, round=rnd, features=feats, p_incorrect=0.1 + frac
             )
+    # Each block's centre, as the spread rule places it, is its centroid.
+    read = {
+        block_id: (lon, lat)
+        for _, by_block in _selection_scores(rnd=rnd, province_ids=[prov.pk], labelled=set())
+        for block_id, (lon, lat, _) in by_block.items()
+    }
+    for blk in Block.objects.filter(campaign=camp):
+        c = blk.geometry.centroid
+        assert read[blk.pk] == (pytest.approx(c.x, abs=1e-9), pytest.approx(c.y, abs=1e-9))
     round_select_run(round_id=rnd.pk)
     got = {blocks[s.block_id]: s.scores for s in BlockSelection.objects.filter(round=rnd)}
     assert set(got) == {0, 1, 2}
