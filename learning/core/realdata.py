@@ -174,7 +174,7 @@ def _crop_fraction(ts: Sequence[RealTile]) -> float:
     return c / max(1, n)
 
 
-def scene_folds(tiles: Sequence[RealTile], *, k: int = 3,
+def scene_folds(tiles: Sequence[RealTile], *, k: int = 3, big_group: int = BIG_GROUP,
                 ) -> list[tuple[list[RealTile], list[RealTile]]]:
     """``k`` (train, validation) folds by scene group, stratified so that every fold's training
     set keeps each kind of cropland.
@@ -189,7 +189,8 @@ def scene_folds(tiles: Sequence[RealTile], *, k: int = 3,
     - LoveDA tiles are their own groups, dealt the same way.
 
     Every tile is validated exactly once; bench/bench_segmenter.py pools IoU counts over the
-    folds.
+    folds. ``big_group=k`` cuts every folder of at least ``k`` tiles (GID-15's seven-tile
+    folders too), so that every fold trains on every land-cover type ("stratified").
     """
     if k < 2:
         raise ValueError("k must be at least 2")
@@ -202,7 +203,7 @@ def scene_folds(tiles: Sequence[RealTile], *, k: int = 3,
         small: list[list[RealTile]] = []
         for g in sorted(groups):
             members = sorted(groups[g], key=lambda t: t.name)
-            if len(members) >= BIG_GROUP:
+            if len(members) >= max(big_group, k):
                 for i, part in enumerate(np.array_split(np.arange(len(members)), k)):
                     for j in part:
                         fold_of[members[int(j)].name] = i

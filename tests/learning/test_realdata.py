@@ -12,6 +12,7 @@ from learning.core.realdata import (
     downsample_image,
     downsample_mask,
     load_real,
+    scene_folds,
     split_tiles,
 )
 
@@ -68,6 +69,26 @@ def test_split_is_seeded_deterministic_and_leak_free(tiles: list[RealTile]) -> N
         assert 0.2 * n_ds <= n_val <= 0.3 * n_ds
     other = {t.name for t in split_tiles(tiles, val_fraction=0.2, seed=1)[1]}
     assert other != {t.name for t in val}
+
+
+def _synthetic(groups: dict[str, int]) -> list[RealTile]:
+    img, m = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), np.uint8)
+    return [RealTile(f"{g}_{i:03d}", "gid15", g, img, m) for g, n in groups.items()
+            for i in range(n)]
+
+
+def test_scene_folds_keep_small_folders_whole_unless_stratified() -> None:
+    tiles = _synthetic({"paddy": 30, "river": 7, "grass": 7, "shrub": 7})
+    for big, whole in ((25, True), (3, False)):
+        folds = scene_folds(tiles, k=3, big_group=big)
+        assert sorted(t.name for _, v in folds for t in v) == sorted(t.name for t in tiles)
+        for train, val in folds:
+            seen = {t.group for t in train}
+            # Default: a seven-tile folder is validated as a land-cover type never trained on;
+            # stratified: every fold trains on every folder.
+            assert ({"river", "grass", "shrub"} <= seen) is not whole
+            assert "paddy" in seen and "paddy" in {t.group for t in val}
+            assert not {t.name for t in train} & {t.name for t in val}
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
