@@ -85,3 +85,27 @@ def test_selection_signals_come_from_the_scores_of_both_sources():
     assert got[1]["low_confidence"] == pytest.approx(1 - 0.7)
     assert got[2]["disagreement"] == pytest.approx(0.0)
     assert got[2]["low_confidence"] == pytest.approx(0.5)
+
+
+@pytest.mark.django_db
+def test_a_round_whose_provinces_all_converged_selects_nothing_and_finishes():
+    """No province still to do: the selection's read matches nothing (``__in=[]`` has no SQL)
+    and the round is done, not failed (the played demo converged every province in round 2)."""
+    camp = Campaign.objects.create(slug="sel-done", name="Sel", region="Hubei", year=2020)
+    prov = AdminUnit.objects.create(
+        level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省", name_en="Hubei",
+        geometry=MultiPolygon(Polygon.from_bbox((108, 29, 116, 33))),
+    )  # fmt: skip
+    rnd = Round.objects.create(
+        campaign=camp, number=2, state=RoundState.SELECTING,
+        config={"select_per_province": 10, "make_current": False},
+    )  # fmt: skip
+    ModelVersion.objects.create(
+        campaign=camp, kind=ModelKind.SEGMENTER, name="seg", bundle_path="models/none", round=rnd
+    )
+    ProvinceRoundResult.objects.create(round=rnd, province=prov,
+                                       decision=ProvinceDecision.CONVERGED)
+    assert list(_selection_scores(rnd=rnd, province_ids=[], labelled=set())) == []
+    round_select_run(round_id=rnd.pk)
+    rnd.refresh_from_db()
+    assert rnd.state == RoundState.DONE and not BlockSelection.objects.filter(round=rnd).exists()
