@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation import apis, prediction_apis, tile_apis
+from annotation import apis, legend_apis, prediction_apis, tile_apis
 
 SAMPLE = "blocks/<int:block_id>/samples/<slug:source>/"
 
@@ -70,6 +70,11 @@ urlpatterns += [
         "campaigns/<slug:slug>/tiles/<int:z>/<int:x>/<int:y>.pbf",
         tile_apis.CampaignOverviewTileApi.as_view(),
         name="api-campaign-tiles",
+    ),
+    path(
+        "campaigns/<slug:slug>/overview-counts/",
+        legend_apis.CampaignOverviewCountsApi.as_view(),
+        name="api-campaign-overview-counts",
     ),
     path("assignments/", apis.AssignmentListApi.as_view(), name="api-assignment-list"),
     path(

@@ -278,6 +278,9 @@ CALLS: dict[tuple[str, str], Callable] = {
     ("api-campaign-tiles", "GET"): lambda w, c, r, o: c.get(
         f"/api/campaigns/{_campaign(r, o)}/tiles/3/6/3.pbf"
     ),
+    ("api-campaign-overview-counts", "GET"): lambda w, c, r, o: c.get(
+        f"/api/campaigns/{_campaign(r, o)}/overview-counts/"
+    ),
     ("api-assignment-list", "GET"): lambda w, c, r, o: c.get(
         "/api/assignments/" + ("" if o == "own" else "?user=bob")
     ),
@@ -368,6 +371,10 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         "foreign": E(200, 404, 200, other_lead=404),
     },
     ("api-campaign-tiles", "GET"): {
+        "own": E(200, 200, 200, other_lead=200),
+        "foreign": E(200, 404, 200, other_lead=404),
+    },
+    ("api-campaign-overview-counts", "GET"): {
         "own": E(200, 200, 200, other_lead=200),
         "foreign": E(200, 404, 200, other_lead=404),
     },
