@@ -115,6 +115,20 @@ if DATABASE_URL:
         raise ImproperlyConfiguredEnv("DATABASE_URL must be a postgres:// or postgis:// URL")
     _db["ENGINE"] = "django.contrib.gis.db.backends.postgis"
     _db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", f"test_{_db['NAME']}")}
+    # A pool of connections per process (Django's psycopg pool): under daphne every request runs
+    # in a thread of its own, so a connection kept per thread is never used again, and one opened
+    # per request costs a PostgreSQL backend each time. croplayer_site/asgi.py turns it on; 0 (the
+    # default: Celery workers, management commands) keeps DB_CONN_MAX_AGE's connection per thread.
+    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+    if DB_POOL_SIZE < 0:
+        raise ImproperlyConfiguredEnv("DB_POOL_SIZE must be 0 (no pool) or more")
+    if DB_POOL_SIZE:
+        _db["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool after each request
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DB_POOL_SIZE),
+            "max_size": DB_POOL_SIZE,
+            "timeout": env_int("DB_POOL_TIMEOUT", 20),  # seconds a request waits for one
+        }
     DATABASES = {"default": _db}
 else:
     _sqlite = VAR_DIR / env_str("CROPLAYER_SQLITE_PATH", "db.sqlite3")
