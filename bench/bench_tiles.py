@@ -10,6 +10,7 @@ county-sized box <= 50 ms median.
 Database: PostGIS when ``DATABASE_URL`` is set (the database is created if missing and kept, so
 the national grid, ~100 s, is built once), else SQLite + SpatiaLite in ``var/bench-tiles[-quick]/``
 (kept for the same reason; delete the folder to rebuild). ``--quick``: one province (Hubei).
+``BENCH_TILES_PAGE_ONLY=1``: only the page and its legend's numbers (``overview-counts``).
 The fixture: every block of the shipped boundaries, 2 % of them assigned (in the four work
 statuses), and a current segmenter with a prediction for every block on both sources, written
 by one ``INSERT ... SELECT`` per source (``--fixture`` alone builds it).
@@ -251,6 +252,19 @@ def measure(quick: bool) -> dict[str, Any]:
         except Exception as e:  # the timeout: say so instead of a number
             old_ms = f"> 90 s ({type(e).__name__})"
     result["page"] = {**_stats(page), "goal_ms": 1500, "old_province_query_ms": old_ms}
+
+    # The legend's numbers, which the page fetches after it renders (d4b1aef): counted, and
+    # revalidated with the ETag when nothing changed.
+    counts_url = f"/api/campaigns/{SLUG}/overview-counts/"
+    counted = [_ms(lambda: c.get(counts_url))[0] for _ in range(repeats)]
+    etag = c.get(counts_url)["ETag"]
+    revalidated = [
+        _ms(lambda: c.get(counts_url, HTTP_IF_NONE_MATCH=etag))[0] for _ in range(repeats)
+    ]
+    result["legend_counts"] = {**_stats(counted), "revalidated_304": _stats(revalidated)}
+    if os.environ.get("BENCH_TILES_PAGE_ONLY"):  # the page and its legend, not the tiles
+        result["load"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
+        return result
 
     # Tiles: a spread of tiles holding blocks at every zoom 3..14 (random blocks, seed 15).
     rng = random.Random(15)
