@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learning.core.bundle import BundleError, bundle_open, bundle_writer
+from learning.core.tabular.matrix import feature_matrix
 
 FloatMatrix = npt.NDArray[np.float64]
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -50,17 +51,7 @@ class TabularClassifier:
     importance: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def check_features(self, x: npt.ArrayLike) -> FloatMatrix:
-        arr = np.asarray(x, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
-            raise ValueError(
-                f"expected {len(self.feature_names)} features per row "
-                f"({', '.join(self.feature_names)}), got shape {arr.shape}"
-            )
-        if np.isinf(arr).any():
-            raise ValueError("features must be finite or NaN (missing), found infinity")
-        return arr
+        return feature_matrix(x, self.feature_names)
 
     def predict_proba(self, x: npt.ArrayLike) -> FloatMatrix:
         """Class probabilities, columns in :attr:`classes` order."""
