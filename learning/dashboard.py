@@ -525,9 +525,10 @@ SIM_NOTE = _(
     "Simulation on the labelled blocks: a per-pixel logistic regression on colour and texture "
     "(a cheap stand-in for the segmenter) is re-fitted on the first n blocks in the order they "
     "were labelled (the active-learning order) and on random orders of the same blocks, and "
-    "scored by pixel IoU on the held-out validation blocks. Points beyond the measured random "
-    "curve come from a fitted saturating curve a·n/(n+k). The ratio compares the two orders; "
-    "the stand-in's IoU is not the segmenter's."
+    "scored by pixel IoU on the held-out validation blocks. Points above the measured random "
+    "curve come from a fitted saturating curve a·n/(n+k); below its first point only an upper "
+    "bound is given. The ratio compares the two orders; the stand-in's IoU is not the "
+    "segmenter's."
 )
 # How each row's random-order figure was found (the core's Method), and the core's refusal
 # when there is nothing to simulate yet: the cached simulation keeps the core's words, the page
@@ -536,6 +537,7 @@ SIM_METHODS = {
     Method.MEASURED.value: _("measured"),
     Method.FITTED.value: _("fitted curve"),
     Method.UNREACHABLE.value: _("not reached"),
+    Method.BELOW_MEASURED.value: _("below the first random point"),
 }
 SIM_ERRORS = {
     "the simulation needs labelled training and validation blocks": _(

@@ -8,10 +8,13 @@ labels needed to reach the same IoU are read off the random curve:
 - inside the measured range: linear interpolation on the curve's running maximum (a learning
   curve with noise can dip; more labels never *need* to make the model worse, so the first
   number of labels that reached the IoU is what counts);
-- outside it (below the first or above the last measured point): from a saturating curve
-  ``iou(n) = a · n / (n + k)`` fitted to the measured points by least squares, flagged as
-  ``fitted``; when the target is at or above the curve's ceiling ``a`` random selection is
-  ``unreachable`` and no ratio is given.
+- above the best measured point: from a saturating curve ``iou(n) = a · n / (n + k)`` fitted
+  to the measured points by least squares, flagged as ``fitted``; when the target is at or
+  above the curve's ceiling ``a`` random selection is ``unreachable`` and no ratio is given;
+- below the first measured point: random selection reached that IoU with its fewest measured
+  labels or fewer, and the data say no more. The curve is not fitted there (a noisy first point
+  sends a fit anywhere between 0 and that number: a replay once read "0.7 labels" off it), so
+  the round is ``below_measured``, with that first number as an upper bound and no ratio.
 
 The saving is reported as ``ratio = random labels / active labels`` (2.0: random selection needs
 twice as many labels) and ``saved = 1 - active / random`` (0.5: half the labels saved).
@@ -36,6 +39,7 @@ class Method(enum.StrEnum):
     MEASURED = "measured"
     FITTED = "fitted"
     UNREACHABLE = "unreachable"
+    BELOW_MEASURED = "below_measured"
 
 
 @dataclass(frozen=True)
@@ -71,11 +75,14 @@ class RoundSaving:
     method: Method
     ratio: float | None
     saved: float | None
+    # For ``below_measured``: random selection needed at most this many labels.
+    labels_random_at_most: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {"labels_active": self.labels_active, "iou": self.iou,
                 "labels_random": self.labels_random, "method": self.method.value,
-                "ratio": self.ratio, "saved": self.saved}
+                "ratio": self.ratio, "saved": self.saved,
+                "labels_random_at_most": self.labels_random_at_most}
 
 
 HEADLINE_SHARE = 0.99
@@ -186,6 +193,10 @@ def annotation_savings(active: Sequence[tuple[float, float]],
     curve = fit_saturating(rc)
     rounds: list[RoundSaving] = []
     for p in al:
+        if rc and p.iou < rc[0].iou - IOU_TOLERANCE:
+            rounds.append(RoundSaving(p.labels, p.iou, None, Method.BELOW_MEASURED, None, None,
+                                      labels_random_at_most=rc[0].labels))
+            continue
         needed = labels_to_reach(rc, p.iou)
         method = Method.MEASURED
         if needed is None:

@@ -61,10 +61,10 @@ def test_savings_measured_fitted_and_unreachable():
     assert by_labels[50].ratio == pytest.approx(2.0)
     assert by_labels[500].labels_random == pytest.approx(900)
 
-    r = by_labels[20]  # below the first measured point: from the fitted curve, 100*0.3/0.6 = 50
-    assert r.method is Method.FITTED
-    assert r.labels_random == pytest.approx(50, rel=1e-2)
-    assert r.ratio == pytest.approx(2.5, rel=1e-2)
+    r = by_labels[20]  # below the first measured point (100, 0.45): at most 100, no fit
+    assert r.method is Method.BELOW_MEASURED
+    assert r.labels_random is None and r.ratio is None and r.saved is None
+    assert r.labels_random_at_most == 100
 
     r = by_labels[600]  # above the measured range: 100 * 0.85 / 0.05 = 1700
     assert r.method is Method.FITTED
@@ -78,6 +78,20 @@ def test_savings_measured_fitted_and_unreachable():
     d = result.to_dict()
     assert d["final"]["method"] == "unreachable"
     assert d["curve"]["a"] == pytest.approx(0.9, rel=1e-3)
+
+
+def test_below_the_random_curve_no_fit_is_read_off_only_an_upper_bound():
+    """A real replay's numbers (stop 20): the selection arm fell below the random arm's first
+    point, and the fitted curve read "0.7 labels" off for 32 selected tiles."""
+    random_arm = [(16, 0.642), (32, 0.744), (48, 0.674), (64, 0.674), (80, 0.633)]
+    result = annotation_savings([(16, 0.642), (32, 0.533), (48, 0.615)], random_arm)
+    first, below, also_below = result.rounds
+    assert first.method is Method.MEASURED and first.labels_random == 16
+    for r in (below, also_below):
+        assert r.method is Method.BELOW_MEASURED
+        assert r.labels_random is None and r.ratio is None and r.saved is None
+        assert r.labels_random_at_most == 16
+    assert result.to_dict()["rounds"][1]["method"] == "below_measured"
 
 
 def test_active_learning_worse_than_random_gives_a_ratio_below_one():
