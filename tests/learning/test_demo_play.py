@@ -224,3 +224,54 @@ def test_the_demos_subtropical_windows_rarely_show_snow():
         hidden = sum(s in ("snow", "cloudy", "nodata") for s in drawn) / len(drawn)
         assert drawn.count("snow") / len(drawn) < 0.03
         assert 0.02 < hidden < 0.13
+
+
+@pytest.mark.django_db
+def test_the_played_demo_starts_from_a_few_blocks_and_trains_as_long_as_its_labels_allow():
+    """Round 1 is a cold start: a small initial set, and training steps in proportion to the
+    labelled blocks it trains on (held-out blocks buy none), growing with each round's labels
+    up to the config's epochs."""
+    from annotation.models import Sample, SampleSplit
+    from learning.services import demo_player
+    from mapping.geo.grid import grid_for
+    from mapping.models import ImagerySource
+
+    prov = AdminUnit.objects.create(level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省",
+                                    geometry=MultiPolygon(Polygon.from_bbox((112, 30, 114, 32)),
+                                                          srid=4326))
+    camp = Campaign.objects.create(slug="cold", name="cold", year=2020, zoom=12)
+    camp.provinces.set([prov])
+    source = ImagerySource.objects.create(slug="mapbox", name="m", kind="synthetic",
+                                          config={"look": "mapbox"})
+    grid = grid_for(0.05)
+    blocks = []
+    for i in range(60):
+        bid = grid.block_at(112.025 + 0.05 * (i % 10), 30.025 + 0.05 * (i // 10))
+        blocks.append(Block.objects.create(campaign=camp, row=bid.row, col=bid.col,
+                                           province=prov, seed_order=i,
+                                           geometry=Polygon.from_bbox(grid.bounds(bid))))
+
+    def label(chosen):
+        for b in chosen:
+            Sample.objects.create(block=b, source=source, split=SampleSplit.TRAIN)
+
+    config = {"validation_min_blocks": 4, "validation_share": 0.25, "epochs": 12,
+              "steps_per_epoch": 50}
+    label(blocks[:4])  # load_demo's blocks
+    first = demo_player._blocks_to_label(campaign=camp, provinces=[prov])
+    assert len(first) == demo_player.FIRST_LABELS_PER_PROVINCE < demo_player.LABELS_PER_PROVINCE
+    label(first)
+    epochs_1, trained_1 = demo_player.train_epochs(campaign=camp, config=config)
+    held_out = Sample.objects.filter(split=SampleSplit.VALIDATION).count()
+    assert held_out >= 4 and trained_1 == 4 + len(first) - held_out
+    steps = max(demo_player.TRAIN_STEPS_MIN, demo_player.TRAIN_STEPS_PER_BLOCK * trained_1)
+    assert epochs_1 * 50 >= steps > (epochs_1 - 1) * 50
+    Round.objects.create(campaign=camp, number=1, state=RoundState.DONE)
+    epochs = [epochs_1]
+    for _ in range(8):
+        chosen = demo_player._blocks_to_label(campaign=camp, provinces=[prov])
+        assert len(chosen) == demo_player.LABELS_PER_PROVINCE
+        label(chosen)
+        epochs.append(demo_player.train_epochs(campaign=camp, config=config)[0])
+    assert epochs == sorted(epochs) and epochs[1] > epochs[0] and epochs[-1] == 12
+    assert Sample.objects.filter(split=SampleSplit.VALIDATION).count() > held_out  # a share
