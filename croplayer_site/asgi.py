@@ -7,7 +7,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "croplayer_site.settings")
 # Under ASGI every request runs its view in a thread of its own, so a persistent database
 # connection is never used again: each lingered until collected, and fifty annotators filled
-# PostgreSQL's 100 connections ("too many clients", bench/bench_annotators.py). On PostgreSQL the
+# PostgreSQL's 100 connections ("too many clients", bench/bench_annotators.py), and on SQLite
+# each opening and closing cost more than the request's queries (croplayer_site/spatialite). The
 # request threads share a pool of DB_POOL_SIZE connections per process instead (more than the
 # requests let into Django at once, ASGI_MAX_REQUESTS, 8 by default; websocket consumers use it
 # too); DB_POOL_SIZE=0 opens one per request. DB_CONN_MAX_AGE still decides for Celery workers

@@ -106,6 +106,14 @@ ASGI_APPLICATION = "croplayer_site.asgi.application"
 
 # --- Database --------------------------------------------------------------------------------
 DATABASE_URL = env_opt("DATABASE_URL")
+# Connections kept per process: under daphne every request runs in a thread of its own, so a
+# connection kept per thread is never used again, and one opened per request costs a PostgreSQL
+# backend, or on SQLite the SpatiaLite library's loading and the WAL's checkpoint at its closing
+# (croplayer_site/spatialite/base.py). croplayer_site/asgi.py turns it on; 0 (the default:
+# Celery workers, management commands) keeps DB_CONN_MAX_AGE's connection per thread.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+if DB_POOL_SIZE < 0:
+    raise ImproperlyConfiguredEnv("DB_POOL_SIZE must be 0 (no pool) or more")
 if DATABASE_URL:
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
     if _db["ENGINE"] not in {
@@ -115,13 +123,7 @@ if DATABASE_URL:
         raise ImproperlyConfiguredEnv("DATABASE_URL must be a postgres:// or postgis:// URL")
     _db["ENGINE"] = "django.contrib.gis.db.backends.postgis"
     _db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", f"test_{_db['NAME']}")}
-    # A pool of connections per process (Django's psycopg pool): under daphne every request runs
-    # in a thread of its own, so a connection kept per thread is never used again, and one opened
-    # per request costs a PostgreSQL backend each time. croplayer_site/asgi.py turns it on; 0 (the
-    # default: Celery workers, management commands) keeps DB_CONN_MAX_AGE's connection per thread.
-    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
-    if DB_POOL_SIZE < 0:
-        raise ImproperlyConfiguredEnv("DB_POOL_SIZE must be 0 (no pool) or more")
+    # A pool of connections per process (Django's psycopg pool), see DB_POOL_SIZE above.
     if DB_POOL_SIZE:
         _db["CONN_MAX_AGE"] = 0  # a pooled connection goes back to the pool after each request
         _db.setdefault("OPTIONS", {})["pool"] = {
@@ -134,7 +136,8 @@ else:
     _sqlite = VAR_DIR / env_str("CROPLAYER_SQLITE_PATH", "db.sqlite3")
     DATABASES = {
         "default": {
-            "ENGINE": "django.contrib.gis.db.backends.spatialite",
+            # Django's SpatiaLite backend, with a pool of connections (DB_POOL_SIZE).
+            "ENGINE": "croplayer_site.spatialite",
             "NAME": str(_sqlite),
             # A file, not ":memory:", so a Celery worker in another process sees test data.
             "TEST": {"NAME": str(_sqlite.with_name(f"test_{_sqlite.name}"))},
@@ -149,6 +152,7 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": env_int("SQLITE_TIMEOUT", 30),
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "pool_size": DB_POOL_SIZE,
             },
         }
     }

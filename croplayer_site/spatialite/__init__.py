@@ -1,0 +1,1 @@
+"""The embedded default's database backend (SpatiaLite, connections kept per process)."""
