@@ -653,6 +653,7 @@ def replay_result() -> dict[str, Any] | None:
             "n_validation": int(raw["n_validation"]),
             "budget_s": raw.get("train_options", {}).get("time_budget_s"),
             "all_cropland_iou": float(raw["all_cropland"]["iou"]),
+            "seeds": len(raw.get("seeds") or [0]),
             "target_iou": float(raw["target_iou"]),
             "labels_selection": reach["selection"]["labels"],
             "labels_random": reach["random"]["labels"],

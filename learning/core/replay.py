@@ -223,6 +223,62 @@ def replay(pool: Sequence[Tile], validation: Sequence[Tile], *,
     }
 
 
+def replay_combine(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds' replays (each its own starting set, picks, crops and validation fold) as
+    one result of the same shape: per round the mean IoU of each arm, beside every seed's IoU,
+    their standard deviation and the paired difference selection − random (mean and range:
+    the arms of one seed share its start and validation, so the difference is the signal and
+    the seeds' spread is its noise). The labels to reach the random arm's final IoU and the
+    savings are read off the mean curves. One run is returned as it is.
+    """
+    if not runs:
+        raise ValueError("no replay runs to combine")
+    if len(runs) == 1:
+        return dict(runs[0])
+    shapes = {tuple((p["round"], p["labels"]) for p in r["arms"]["random"]) for r in runs}
+    if len(shapes) != 1:
+        raise ValueError("replay runs with different rounds or labels cannot be combined")
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for name in ARMS:
+        arms[name] = []
+        for i, p in enumerate(runs[0]["arms"][name]):
+            ious = [float(r["arms"][name][i]["iou"]) for r in runs]
+            arms[name].append({"round": p["round"], "labels": p["labels"],
+                               "iou": float(np.mean(ious)), "iou_seeds": ious,
+                               "iou_sd": float(np.std(ious, ddof=1))})
+    diff = []
+    for s_, r_ in zip(arms["selection"], arms["random"], strict=True):
+        d = [a - b for a, b in zip(s_["iou_seeds"], r_["iou_seeds"], strict=True)]
+        diff.append({"round": s_["round"], "labels": s_["labels"], "mean": float(np.mean(d)),
+                     "min": float(min(d)), "max": float(max(d)),
+                     "selection_better": sum(x > 0 for x in d)})
+    curves = {name: [(float(p["labels"]), p["iou"]) for p in arms[name]] for name in ARMS}
+    target = curves["random"][-1][1]
+    reach = {}
+    for name in ARMS:
+        pts = [CurvePoint(n, v) for n, v in curves[name]]
+        first = next((p.labels for p in pts if p.iou >= target), None)
+        reach[name] = {"labels": first, "interpolated": labels_to_reach(pts, target)}
+    base = [float(r["all_cropland"]["iou"]) for r in runs]
+    return {
+        "schema": SCHEMA,
+        "seeds": [r["config"]["seed"] for r in runs],
+        "config": runs[0]["config"],
+        "train_options": runs[0]["train_options"],
+        "n_pool": round(float(np.mean([r["n_pool"] for r in runs]))),
+        "n_validation": round(float(np.mean([r["n_validation"] for r in runs]))),
+        "all_cropland": {"iou": float(np.mean(base)), "iou_seeds": base},
+        "arms": arms,
+        "difference": diff,
+        "target_iou": target,
+        "labels_to_reach_random_final": reach,
+        "savings": annotation_savings(curves["selection"], curves["random"]).to_dict(),
+        "runs": [{k: v for k, v in r.items() if k != "validation_tiles"} for r in runs],
+        "seconds": round(sum(float(r["seconds"]) for r in runs), 1),
+        "ignore_value": IGNORE,
+    }
+
+
 def plot(result: dict[str, Any], dest: Any) -> None:
     """IoU per number of labelled tiles for both arms, with the all-cropland line (PNG)."""
     import matplotlib
@@ -233,13 +289,20 @@ def plot(result: dict[str, Any], dest: Any) -> None:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, style in (("selection", "o-"), ("random", "s--")):
         pts = result["arms"][name]
-        ax.plot([p["labels"] for p in pts], [p["iou"] for p in pts], style, label=name)
+        xs, ys = [p["labels"] for p in pts], [p["iou"] for p in pts]
+        line = ax.plot(xs, ys, style, label=name)[0]
+        if all("iou_sd" in p for p in pts):  # several seeds: their spread around the mean
+            sd = np.array([p["iou_sd"] for p in pts])
+            ax.fill_between(xs, np.array(ys) - sd, np.array(ys) + sd, alpha=0.15,
+                            color=line.get_color())
     ax.axhline(result["all_cropland"]["iou"], color="grey", lw=1, ls=":",
                label="all cropland")
     ax.set_xlabel("labelled tiles")
     ax.set_ylabel("validation IoU (cropland)")
     engine = result.get("engine", {}).get("name", "")
-    ax.set_title(f"Replay: app selection vs random ({engine})")
+    seeds = result.get("seeds")
+    over = f", mean ± sd of {len(seeds)} seeds" if seeds else ""
+    ax.set_title(f"Replay: app selection vs random ({engine}{over})")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

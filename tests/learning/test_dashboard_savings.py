@@ -103,7 +103,7 @@ def test_dashboard_page_shows_the_saving(labelled, users, client):
     assert "with 1 blocks" in html and "× 4.00" in html
 
 
-def _replay_file(var_dir, *, engine: str = "unet") -> dict:
+def _replay_file(var_dir, *, engine: str = "unet", seeds: list[int] | None = None) -> dict:
     """A saved replay as ``python -m learning replay`` writes it (the fields the report uses)."""
     result = {
         "schema": 1, "engine": {"name": engine, "preset": "default", "config": {}},
@@ -122,6 +122,8 @@ def _replay_file(var_dir, *, engine: str = "unet") -> dict:
         "labels_to_reach_random_final": {"selection": {"labels": 16.0},
                                          "random": {"labels": 24.0}},
     }
+    if seeds is not None:
+        result["seeds"] = seeds
     (var_dir / "replay").mkdir(parents=True, exist_ok=True)
     (var_dir / "replay" / "latest.json").write_text(json.dumps(result))
     return result
@@ -149,6 +151,10 @@ def test_report_rests_on_the_real_segmenter_replay_when_one_is_saved(labelled, u
     data = client.get(reverse("learning-dashboard", args=[labelled.slug])).context["data"]
     assert data["savings"]["basis"] == "replay"
     assert data["savings"]["replay"]["engine"] == "unet"
+    assert 'id="replay-seeds"' not in html  # one seed: nothing to say
+    _replay_file(settings.VAR_DIR, seeds=[0, 1, 2])
+    html = client.get(url).content.decode()
+    assert "Means of 3 seeds, each with its own starting tiles and validation fold." in html
 
 
 def test_an_unreadable_replay_file_falls_back_to_the_proxy(labelled, users, client, settings,

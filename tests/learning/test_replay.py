@@ -19,6 +19,7 @@ from learning.core.replay import (
     all_cropland,
     mean_confidence,
     replay,
+    replay_combine,
     select_by_confidence,
 )
 from learning.core.segmentation.training import TrainOptions
@@ -153,6 +154,66 @@ def test_cli_replay_writes_the_result_and_plot(split: str, tmp_path: Path,
         {scene[n if isinstance(n, str) else n["tile"]]
          for arm in stored["arms"].values() for p in arm for n in p["added"]})
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _run(seed: int, sel: list[float], rnd: list[float], base: float) -> dict:
+    def arm(ious: list[float]) -> list[dict]:
+        return [{"round": r, "labels": 4 + 3 * r, "iou": v} for r, v in enumerate(ious)]
+
+    return {"config": {"seed": seed}, "train_options": {}, "n_pool": 20, "n_validation": 6,
+            "all_cropland": {"iou": base}, "arms": {"selection": arm(sel), "random": arm(rnd)},
+            "seconds": 10.0, "validation_tiles": ["a"]}
+
+
+def test_seeds_combine_into_mean_curves_with_each_seed_and_the_paired_difference() -> None:
+    a = _run(0, [0.5, 0.7, 0.8], [0.5, 0.6, 0.7], 0.4)
+    b = _run(1, [0.3, 0.4, 0.6], [0.3, 0.5, 0.5], 0.6)
+    out = replay_combine([a, b])
+    assert out["seeds"] == [0, 1]
+    sel, rnd = out["arms"]["selection"], out["arms"]["random"]
+    assert [p["labels"] for p in sel] == [4, 7, 10]
+    assert [p["iou"] for p in sel] == pytest.approx([0.4, 0.55, 0.7])
+    assert [p["iou"] for p in rnd] == pytest.approx([0.4, 0.55, 0.6])
+    assert sel[1]["iou_seeds"] == [0.7, 0.4] and sel[1]["iou_sd"] == pytest.approx(0.2121, 1e-3)
+    d = out["difference"]
+    assert [x["mean"] for x in d] == pytest.approx([0.0, 0.0, 0.1])
+    assert (d[1]["min"], d[1]["max"], d[1]["selection_better"]) == pytest.approx((-0.1, 0.1, 1))
+    assert out["all_cropland"]["iou"] == pytest.approx(0.5)
+    # Read off the mean curves: random's final 0.6 is reached by selection at 7 + 3 * 0.05/0.15.
+    assert out["target_iou"] == pytest.approx(0.6)
+    assert out["labels_to_reach_random_final"]["selection"]["interpolated"] == pytest.approx(8)
+    assert out["labels_to_reach_random_final"]["random"]["labels"] == 10
+    assert "validation_tiles" not in out["runs"][0]
+    assert replay_combine([a]) == a  # one seed: as it was
+    c = _run(2, [0.5, 0.6], [0.5, 0.6], 0.5)
+    with pytest.raises(ValueError, match="different rounds"):
+        replay_combine([a, c])
+
+
+def test_cli_replay_several_seeds_in_worker_processes(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    real = _real_folder(tmp_path)
+    save, png = tmp_path / "replay.json", tmp_path / "replay.png"
+    rc = main(["replay", "--real-data", str(real), "--datasets", "gid15", "--engine", "unet",
+               "--preset", "tiny", "--initial", "4", "--per-round", "3", "--rounds", "1",
+               "--budget", "1", "--save", str(save), "--plot", str(png), "--json",
+               "--no-progress", "--seeds", "2", "--workers", "2"])
+    assert rc == 0
+    stored = json.loads(save.read_text())
+    assert stored["seeds"] == [0, 1]
+    assert [r["config"]["seed"] for r in stored["runs"]] == [0, 1]
+    # Each seed validates on its own fold.
+    assert stored["data"]["split"] == ("seed 0: scene-group fold 1 of 5 (as bench segmenter); "
+                                       "seed 1: scene-group fold 2 of 5 (as bench segmenter)")
+    for name in ("selection", "random"):
+        for i, p in enumerate(stored["arms"][name]):
+            seeds = [r["arms"][name][i]["iou"] for r in stored["runs"]]
+            assert p["iou_seeds"] == seeds and p["iou"] == pytest.approx(sum(seeds) / 2)
+    assert len(stored["difference"]) == 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(capsys.readouterr().out)["seeds"] == [0, 1]
+    assert main(["replay", "--real-data", str(real), "--seeds", "0", "--no-save"]) == 2
+    assert "--seeds and --workers must be at least 1" in capsys.readouterr().err
 
 
 def test_cli_replay_bad_input_is_one_line(tmp_path: Path,
