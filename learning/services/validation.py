@@ -110,7 +110,11 @@ def validation_split_ensure(*, campaign: Campaign, share: float, min_blocks: int
     moved = 0
     for block_ids in by_province.values():
         want = max(math.floor(len(block_ids) * share + 0.5), min_blocks)
-        have = sum(1 for k in block_ids if SampleSplit.VALIDATION in blocks[k]["splits"])
+        # Held out and finished: a held-out block still with its annotator is not validated
+        # on (``validation_samples`` takes reviewed work only), so it cannot count towards the
+        # minimum either (the demo's first held-out blocks include the annotator's).
+        have = sum(1 for k in block_ids if SampleSplit.VALIDATION in blocks[k]["splits"]
+                   and any(pk in finished for pk in blocks[k]["samples"]))
         if have >= want:
             continue
         free = sorted(

@@ -332,6 +332,32 @@ def test_validation_holds_out_whole_blocks_of_finished_work(small_campaign):
     assert one.pk not in got and len(got) == 4
 
 
+def test_the_validation_minimum_counts_only_blocks_it_validates_on(small_campaign):
+    """A held-out block still with its annotator is not validated on, so the minimum of
+    held-out blocks per province is reached with finished blocks (the played demo's first
+    round had 3 validated blocks for a minimum of 4, and IoU stayed unknown)."""
+    from annotation.models import Assignment
+    from learning.services.data import validation_samples
+    from mapping.models import ImagerySource
+
+    users = role_users()
+    src = ImagerySource.objects.create(slug="mapbox-v", name="m", kind="synthetic",
+                                       config={"look": "mapbox"})
+    prov = small_campaign.provinces.get(adcode=420000)
+    geom = Block.objects.filter(province=prov).first().geometry
+    for k in range(8):
+        b = Block.objects.create(campaign=small_campaign, row=80 + k, col=3, province=prov,
+                                 geometry=geom)
+        Sample.objects.create(block=b, source=src, kind="negative",
+                              split="validation" if k == 0 else "train")
+        if k == 0:  # held out, but still with the annotator
+            Assignment.objects.create(block=b, user=users["annotator"], status="submitted")
+    assert validation_split_ensure(campaign=small_campaign, share=0.0, min_blocks=4) == 4
+    got = validation_samples(campaign_id=small_campaign.pk, province_id=prov.pk)
+    assert len({s.block_id for s in got}) == 4
+    assert validation_split_ensure(campaign=small_campaign, share=0.0, min_blocks=4) == 0
+
+
 def test_training_uses_samples_outside_the_work_flow_or_accepted(small_campaign):
     from annotation.models import Assignment
     from learning.services.data import training_samples
