@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
 import shapely
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -20,6 +19,7 @@ from annotation.models import Assignment, AssignmentStatus, Sample, SampleSplit
 from learning.core.segmentation.data import rasterize_polygons
 from learning.core.segmentation.inference import Block as CoreBlock
 from learning.core.segmentation.inference import read_block
+from learning.core.segmentation.inference import read_prediction as read_prediction_file
 from learning.models import Round, SystematicSampleBlock
 from mapping.models import Block, BlockImage, BlockImageStatus, ImagerySource
 
@@ -139,11 +139,9 @@ def pixel_size_m(*, block: Block, shape: tuple[int, int]) -> tuple[float, float]
 
 
 def read_prediction(path: str | Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], Any]:
-    """Mask, probability and transform of a prediction GeoTIFF."""
-    with rasterio.open(data_path(path)) as ds:
-        mask = ds.read(1).astype(np.uint8)
-        prob = ds.read(2).astype(np.float32)
-        return mask, prob, ds.transform
+    """Mask, probability and transform of a prediction GeoTIFF (a path under DATA_DIR); both
+    the current uint8 format and the float32 one of earlier rounds."""
+    return read_prediction_file(data_path(path))
 
 
 def json_safe(value: Any) -> Any:
