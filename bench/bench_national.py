@@ -277,6 +277,86 @@ def _load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def _old_selection(rnd: Any) -> list[tuple[int, int]]:
+    """The selection before the SQL pre-rank (74b1f56): every unlabelled scored block read
+    with its scores, then the spread walk per province; picks as (block, province) by rank."""
+    from learning.models import ProvinceDecision, ProvinceRoundResult
+    from learning.selection import select_spread
+    from learning.services.config import round_config_parse
+    from learning.services.pipeline import _candidates, _labelled, _selection_scores
+
+    cfg = round_config_parse(rnd.config)
+    continuing = list(
+        ProvinceRoundResult.objects.filter(
+            round=rnd, decision=ProvinceDecision.CONTINUE
+        ).values_list("province_id", flat=True)
+    )
+    picks = []
+    for province_id, by_block in _selection_scores(
+        rnd=rnd, province_ids=continuing, labelled=_labelled(rnd)
+    ):
+        cands, _ = _candidates(by_block)
+        weights = cfg.weights.model_dump()
+        for pick in select_spread(
+            cands, n=cfg.select_per_province, cell_deg=cfg.spread_cell_deg, weights=weights
+        ):
+            picks.append((pick.score, pick.block_id, province_id))
+    picks.sort(key=lambda p: (-p[0], p[1]))
+    return [(b, prov) for _, b, prov in picks]
+
+
+def _timed_selection(rnd: Any) -> dict[str, Any]:
+    """The selection as a round runs it (from the SELECTING state), with this process's CPU,
+    the 1-minute load beside it, and whether it picked what the old full walk picks."""
+    from learning.models import BlockSelection, Round, RoundState
+    from learning.services.pipeline import round_select_run
+
+    Round.objects.filter(pk=rnd.pk).update(state=RoundState.SELECTING, finished_at=None)
+    cpu0 = time.process_time()
+    load = _load()
+    ms, _ = _ms(lambda: round_select_run(round_id=rnd.pk))
+    return {
+        "ms": round(ms, 1), "cpu_ms": round((time.process_time() - cpu0) * 1000, 1),
+        "load": load, "goal_ms": 10_000,
+        "selected": BlockSelection.objects.filter(round=rnd).count(),
+    }  # fmt: skip
+
+
+def measure_selection() -> dict[str, Any]:
+    """Only the selection, on the national fixture (``--selection``): three runs of the new
+    path, one of the old full walk (timed too), and whether their picks are the same. The
+    round's evaluation runs first when it has not (the selection needs its decisions)."""
+    from django.db import connection
+
+    from learning.models import BlockSelection, ProvinceRoundResult, Round, RoundState
+    from learning.services.pipeline import round_evaluate_run
+    from mapping.models import Campaign
+
+    camp = Campaign.objects.get(slug=SLUG)
+    rnd = _round(camp)
+    result: dict[str, Any] = {"database": connection.vendor}
+    if not ProvinceRoundResult.objects.filter(round=rnd).exists():
+        Round.objects.filter(pk=rnd.pk).update(state=RoundState.EVALUATING, finished_at=None)
+        round_evaluate_run(round_id=rnd.pk)
+    runs = [_timed_selection(rnd) for _ in range(3)]
+    result["selection"] = runs
+    new = list(
+        BlockSelection.objects.filter(round=rnd).order_by("rank").values_list(
+            "block_id", "province_id"
+        )
+    )
+    cpu0 = time.process_time()
+    load = _load()
+    ms, old = _ms(lambda: _old_selection(rnd))
+    result["old_full_walk"] = {
+        "ms": round(ms, 1), "cpu_ms": round((time.process_time() - cpu0) * 1000, 1),
+        "load": load,
+    }  # fmt: skip
+    result["same_picks_as_old"] = new == old
+    result["picks"] = len(new)
+    return result
+
+
 def measure(quick: bool) -> dict[str, Any]:
     from django.contrib.auth.models import User
     from django.db import connection
@@ -286,7 +366,7 @@ def measure(quick: bool) -> dict[str, Any]:
     from learning.dashboard import dashboard_data, province_rows
     from learning.models import BlockSelection, ModelKind, ModelVersion, Round, RoundState
     from learning.selectors import stop_status
-    from learning.services.pipeline import round_evaluate_run, round_select_run
+    from learning.services.pipeline import round_evaluate_run
     from mapping.models import AdminUnit, Campaign
 
     result: dict[str, Any] = {"database": connection.vendor, "load_before": _load()}
@@ -307,12 +387,13 @@ def measure(quick: bool) -> dict[str, Any]:
         "cpu_ms": round((time.process_time() - cpu0) * 1000, 1),
     }  # fmt: skip
     assert Round.objects.get(pk=rnd.pk).state == RoundState.SELECTING
-    cpu0 = time.process_time()
-    ms, _ = _ms(lambda: round_select_run(round_id=rnd.pk))
-    result["selection"] = {
-        "ms": round(ms, 1), "cpu_ms": round((time.process_time() - cpu0) * 1000, 1),
-        "selected": BlockSelection.objects.filter(round=rnd).count(), "goal_ms": 10_000,
-    }  # fmt: skip
+    result["selection"] = _timed_selection(rnd)
+    picked = list(
+        BlockSelection.objects.filter(round=rnd).order_by("rank").values_list(
+            "block_id", "province_id"
+        )
+    )
+    result["selection"]["same_picks_as_old_full_walk"] = picked == _old_selection(rnd)
 
     # Per-province areas: the aggregate the evaluation now runs against the old loop.
     from learning.services.pipeline import _province_areas
@@ -463,5 +544,7 @@ if __name__ == "__main__":
     call_command("migrate", "--noinput", verbosity=0)
     if "--fixture" in sys.argv:
         print(json.dumps(fixture(quick)))
+    elif "--selection" in sys.argv:
+        print(json.dumps(measure_selection()))
     else:
         print(json.dumps(measure(quick)))

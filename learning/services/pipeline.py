@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import threading
 import time
@@ -50,7 +51,7 @@ from learning.models import (
     RoundState,
     SystematicSampleBlock,
 )
-from learning.selection import Candidate, select_spread
+from learning.selection import Candidate, priority, select_spread
 from learning.services.config import RoundConfig, round_config_parse
 from learning.services.data import (
     block_image_get,
@@ -83,7 +84,9 @@ from learning.services.rounds import (
     round_timing_add,
     round_transition,
 )
+from learning.services.selection_prerank import Ranked, prerank_agrees, selection_prerank
 from learning.services.validation import validation_split_ensure
+from mapping.geo.grid import grid_for
 from mapping.models import Block
 from mapping.services.area_reference import area_reference
 
@@ -1291,13 +1294,14 @@ def _plain_rows(qs: Any, chunk: int = 5000) -> Iterator[tuple[Any, ...]]:
 
 
 def _selection_scores(
-    *, rnd: Round, province_ids: list[int], labelled: set[int]
+    *, rnd: Round, province_ids: list[int], labelled: set[int], block_ids: list[int] | None = None
 ) -> Iterator[tuple[int, ScoredBlocks]]:
     """Per province of ``province_ids`` (in id order), its unlabelled blocks the round scored:
     each block's centroid and, per scored prediction, (p_incorrect, mean confidence, the
     sources' IoU feature, cropland fraction). One pass over the round's scores as plain
     values, a province at a time (a national round has ~800,000 scores: no model instances,
-    and no query per province, which would read every prediction of the round again)."""
+    and no query per province, which would read every prediction of the round again).
+    ``block_ids``: only these blocks."""
     from django.db.models import F, FloatField, Func, Value
     from django.db.models.fields.json import KeyTextTransform
     from django.db.models.functions import Cast, NullIf
@@ -1314,10 +1318,13 @@ def _selection_scores(
 
         return (edge(low) + edge(high)) / Value(2.0)
 
+    scores = BlockScore.objects.filter(
+        prediction__round=rnd, prediction__block__province_id__in=province_ids
+    )
+    if block_ids is not None:
+        scores = scores.filter(prediction__block_id__in=block_ids)
     rows = (
-        BlockScore.objects.filter(
-            prediction__round=rnd, prediction__block__province_id__in=province_ids
-        )
+        scores
         # The IoU feature as a number from the database: read as a JSON key, each of a
         # national round's 780,000 values went through json.loads (a third of the selection).
         # SQLite's text of a JSON null is 'null' (it would cast to 0.0), PostgreSQL's is NULL.
@@ -1353,8 +1360,75 @@ def _selection_scores(
             yield province_id, found.pop(province_id)
 
 
+def _candidates(by_block: ScoredBlocks) -> tuple[list[Candidate], dict[int, dict[str, Any]]]:
+    """A block's candidate from its scores: the highest p_incorrect, one minus the mean
+    confidence, and one minus the mean IoU feature of its sources (or, without it, how far
+    the sources' cropland fractions are apart)."""
+    cands, signals = [], {}
+    for block_id, (lon, lat, scores) in by_block.items():
+        p_inc = [s[0] for s in scores if s[0] is not None]
+        conf = [s[1] for s in scores if s[1] is not None]
+        ious = [s[2] for s in scores if s[2] is not None]
+        fr = [s[3] for s in scores]
+        # Plain means of one or two values: np.mean costs ~10 us a call, 8 s for the
+        # 390,000 blocks of a national round.
+        disagreement = (
+            (1.0 - sum(ious) / len(ious))
+            if ious
+            else (float(max(fr) - min(fr)) if len(fr) > 1 else None)
+        )
+        cand = Candidate(
+            block_id=block_id,
+            lon=lon,
+            lat=lat,
+            p_incorrect=max(p_inc) if p_inc else None,
+            low_confidence=1.0 - sum(conf) / len(conf) if conf else None,
+            disagreement=disagreement,
+        )
+        cands.append(cand)
+        signals[block_id] = {
+            "p_incorrect": cand.p_incorrect,
+            "low_confidence": cand.low_confidence,
+            "disagreement": cand.disagreement,
+        }
+    return cands, signals
+
+
+def _labelled(rnd: Round) -> set[int]:
+    from annotation.models import Assignment
+
+    labelled = set(
+        Sample.objects.filter(block__campaign_id=rnd.campaign_id).values_list("block_id", flat=True)
+    )
+    return labelled | set(
+        Assignment.objects.filter(block__campaign_id=rnd.campaign_id).values_list(
+            "block_id", flat=True
+        )
+    )
+
+
+def _prerank_holds(cands: list[Candidate], ranked: dict[int, Ranked], cfg: RoundConfig) -> bool:
+    """Whether every candidate read back has the priority and spread cell the database ranked
+    it by (so the walk over them picks what it would pick over every block)."""
+    weights = cfg.weights.model_dump()
+    d = cfg.spread_cell_deg
+    return len(cands) == len(ranked) and all(
+        c.block_id in ranked
+        and prerank_agrees(
+            ranked[c.block_id],
+            priority=priority(c, weights),
+            cell=(math.floor(c.lon / d), math.floor(c.lat / d)) if d > 0 else None,
+        )
+        for c in cands
+    )
+
+
 def round_select_run(*, round_id: int) -> None:
-    """Pick the next blocks per province still to do, spread out; then finish the round."""
+    """Pick the next blocks per province still to do, spread out; then finish the round.
+
+    The database pre-ranks every unlabelled block (``selection_prerank``) and only the blocks
+    the spread walk can reach are read with their scores; a province whose read-back disagrees
+    with the pre-rank is read whole, as before."""
     rnd = _round(round_id)
     if rnd.state != RoundState.SELECTING:
         return
@@ -1365,52 +1439,34 @@ def round_select_run(*, round_id: int) -> None:
             round=rnd, decision=ProvinceDecision.CONTINUE
         ).values_list("province_id", flat=True)
     )
-    labelled = set(
-        Sample.objects.filter(block__campaign_id=rnd.campaign_id).values_list("block_id", flat=True)
-    )
-    from annotation.models import Assignment
-
-    labelled |= set(
-        Assignment.objects.filter(block__campaign_id=rnd.campaign_id).values_list(
-            "block_id", flat=True
-        )
-    )
+    weights = cfg.weights.model_dump()
+    prerank = selection_prerank(
+        round_id=rnd.pk, province_ids=sorted(continuing), n=cfg.select_per_province,
+        cell_deg=cfg.spread_cell_deg, per_degree=grid_for(rnd.campaign.block_size_deg).per_degree,
+        weights=weights,
+    )  # fmt: skip
+    reachable = sorted(b for by_block in prerank.values() for b in by_block)
+    read: dict[int, ScoredBlocks] = {}
+    for i in range(0, len(reachable), 5000):
+        for province_id, by_block in _selection_scores(
+            rnd=rnd, province_ids=sorted(prerank), labelled=set(),
+            block_ids=reachable[i : i + 5000],
+        ):  # fmt: skip
+            read.setdefault(province_id, {}).update(by_block)
+    labelled: set[int] | None = None
     picks: list[tuple[float, int, int, dict[str, Any]]] = []
-    for province_id, by_block in _selection_scores(
-        rnd=rnd, province_ids=continuing, labelled=labelled
-    ):
-        cands, signals = [], {}
-        for block_id, (lon, lat, scores) in by_block.items():
-            p_inc = [s[0] for s in scores if s[0] is not None]
-            conf = [s[1] for s in scores if s[1] is not None]
-            ious = [s[2] for s in scores if s[2] is not None]
-            fr = [s[3] for s in scores]
-            # Plain means of one or two values: np.mean costs ~10 us a call, 8 s for the
-            # 390,000 blocks of a national round.
-            disagreement = (
-                (1.0 - sum(ious) / len(ious))
-                if ious
-                else (float(max(fr) - min(fr)) if len(fr) > 1 else None)
-            )
-            cand = Candidate(
-                block_id=block_id,
-                lon=lon,
-                lat=lat,
-                p_incorrect=max(p_inc) if p_inc else None,
-                low_confidence=1.0 - sum(conf) / len(conf) if conf else None,
-                disagreement=disagreement,
-            )
-            cands.append(cand)
-            signals[block_id] = {
-                "p_incorrect": cand.p_incorrect,
-                "low_confidence": cand.low_confidence,
-                "disagreement": cand.disagreement,
-            }
+    for province_id in sorted(prerank):
+        cands, signals = _candidates(read.get(province_id, {}))
+        if not _prerank_holds(cands, prerank[province_id], cfg):
+            log.warning("selection pre-rank disagrees in province %s: read whole", province_id)
+            labelled = _labelled(rnd) if labelled is None else labelled
+            whole = dict(_selection_scores(rnd=rnd, province_ids=[province_id], labelled=labelled))
+            cands, signals = _candidates(whole.get(province_id, {}))
         for pick in select_spread(
             cands,
             n=cfg.select_per_province,
             cell_deg=cfg.spread_cell_deg,
-            weights=cfg.weights.model_dump(),
+            weights=weights,
         ):
             picks.append((pick.score, pick.block_id, province_id, signals[pick.block_id]))
     picks.sort(key=lambda p: (-p[0], p[1]))
