@@ -80,10 +80,10 @@ PLAY_CONFIG: dict[str, Any] = {
 }
 LABELS_PER_PROVINCE = 6  # blocks the player labels per province and round after the first
 # A cold start, so that the rounds show what labels and training add: before the first round
-# the player labels a small initial set (on top of load_demo's blocks, most of which are held
-# out for validation), and each round trains in proportion to the blocks it trains on: 15
-# steps of 8 crops of 128 px per block, about five passes over its pixels, as a fixed number
-# of epochs would (the demo preset's 90 CPU-s still caps it). With 90 CPU-s from the start,
+# the player labels a small initial set (2 blocks per province to train on, beside the
+# held-out validation blocks), and each round trains in proportion to the blocks it trains
+# on: 15 steps of 8 crops of 128 px per block, about five passes over its pixels, as a fixed
+# number of epochs would (the demo preset's 90 CPU-s still caps it). With 90 CPU-s from the start,
 # two blocks per province already scored 0.83-0.88 on the synthetic imagery (measured
 # offline): round 1 left the later rounds nothing to show. See the README's demo section.
 FIRST_LABELS_PER_PROVINCE = 2
@@ -345,18 +345,29 @@ def _judge_block(*, user: User, block: Block, sources: list[ImagerySource],
 # --- the play ---------------------------------------------------------------------------------
 
 
-def _blocks_to_label(*, campaign: Campaign, provinces: list[AdminUnit]) -> list[Block]:
-    """The app's choice: the latest round's selection, else the seeded queue order; before a
-    campaign's first round only a small initial set (:data:`FIRST_LABELS_PER_PROVINCE`)."""
+def _blocks_to_label(*, campaign: Campaign, provinces: list[AdminUnit],
+                     validation_min_blocks: int = 0) -> list[Block]:
+    """The app's choice: the latest round's selection, else the seeded queue order.
+
+    Before a campaign's first round only a small initial set: :data:`FIRST_LABELS_PER_PROVINCE`
+    blocks to train on, plus as many as the province lacks for ``validation_min_blocks``
+    held-out blocks of finished work (load_demo's labelled blocks include the annotator's
+    queue, whose work is not finished: in the demo's Jiangxi 7 of 8)."""
+    from learning.services.data import reviewed
+
     labelled = set(Sample.objects.filter(block__campaign=campaign).values_list("block_id",
                                                                                flat=True))
     last = (Round.objects.filter(campaign=campaign, state=RoundState.DONE,
                                  selections__isnull=False).order_by("-number").first())
-    per_province = (FIRST_LABELS_PER_PROVINCE
-                    if not Round.objects.filter(campaign=campaign).exists()
-                    else LABELS_PER_PROVINCE)
+    first = not Round.objects.filter(campaign=campaign).exists()
     out: list[Block] = []
     for province in provinces:
+        per_province = LABELS_PER_PROVINCE
+        if first:
+            finished = (reviewed(Sample.objects.filter(block__campaign=campaign,
+                                                       block__province=province))
+                        .values("block_id").distinct().count())
+            per_province = FIRST_LABELS_PER_PROVINCE + max(0, validation_min_blocks - finished)
         chosen: list[Block] = []
         if last is not None:
             chosen = [s.block for s in BlockSelection.objects.filter(
@@ -546,7 +557,8 @@ def demo_play(*, campaign: Campaign, rounds: int, config: dict[str, Any] | None 
         if not open_provinces:
             say("every province has converged or been excluded")
             break
-        to_label = _blocks_to_label(campaign=campaign, provinces=open_provinces)
+        to_label = _blocks_to_label(campaign=campaign, provinces=open_provinces,
+                                    validation_min_blocks=int(cfg.get("validation_min_blocks", 0)))
         say(f"labelling {len(to_label)} block(s) in {len(open_provinces)} province(s)")
         for block in to_label:
             _label_block(user=user, block=block, sources=sources, scenarios=scenarios,

@@ -228,10 +228,12 @@ def test_the_demos_subtropical_windows_rarely_show_snow():
 
 @pytest.mark.django_db
 def test_the_played_demo_starts_from_a_few_blocks_and_trains_as_long_as_its_labels_allow():
-    """Round 1 is a cold start: a small initial set, and training steps in proportion to the
-    labelled blocks it trains on (held-out blocks buy none), growing with each round's labels
-    up to the config's epochs."""
-    from annotation.models import Sample, SampleSplit
+    """Round 1 is a cold start: a small initial set to train on beside enough held-out blocks
+    of finished work, and training steps in proportion to the labelled blocks it trains on
+    (held-out blocks buy none), growing with each round's labels up to the config's epochs."""
+    from django.contrib.auth.models import User
+
+    from annotation.models import Assignment, Sample, SampleSplit
     from learning.services import demo_player
     from mapping.geo.grid import grid_for
     from mapping.models import ImagerySource
@@ -257,13 +259,18 @@ def test_the_played_demo_starts_from_a_few_blocks_and_trains_as_long_as_its_labe
 
     config = {"validation_min_blocks": 4, "validation_share": 0.25, "epochs": 12,
               "steps_per_epoch": 50}
-    label(blocks[:4])  # load_demo's blocks
-    first = demo_player._blocks_to_label(campaign=camp, provinces=[prov])
-    assert len(first) == demo_player.FIRST_LABELS_PER_PROVINCE < demo_player.LABELS_PER_PROVINCE
+    label(blocks[:4])  # load_demo's blocks, one of them still in the annotator's queue
+    Assignment.objects.create(block=blocks[0], user=User.objects.create(username="a"),
+                              status="todo")
+    first = demo_player._blocks_to_label(campaign=camp, provinces=[prov],
+                                         validation_min_blocks=4)
+    # Two to train on, and the one that four held-out blocks of finished work lack.
+    assert len(first) == demo_player.FIRST_LABELS_PER_PROVINCE + 1
+    assert demo_player.FIRST_LABELS_PER_PROVINCE < demo_player.LABELS_PER_PROVINCE
     label(first)
     epochs_1, trained_1 = demo_player.train_epochs(campaign=camp, config=config)
     held_out = Sample.objects.filter(split=SampleSplit.VALIDATION).count()
-    assert held_out >= 4 and trained_1 == 4 + len(first) - held_out
+    assert held_out == 4 and trained_1 == demo_player.FIRST_LABELS_PER_PROVINCE
     steps = max(demo_player.TRAIN_STEPS_MIN, demo_player.TRAIN_STEPS_PER_BLOCK * trained_1)
     assert epochs_1 * 50 >= steps > (epochs_1 - 1) * 50
     Round.objects.create(campaign=camp, number=1, state=RoundState.DONE)
