@@ -451,3 +451,25 @@ class ClientOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.op_id} {self.action}"
+
+
+class OverviewCellSums(models.Model):
+    """A lead's low-zoom map sums of one campaign and segmenter (``annotation.tile_sums``):
+    per cell of 2 x 2 blocks the block count and the predicted fractions' sum and count, with
+    which prediction ids they hold. Kept so that a process that starts, or a new prediction,
+    does not sum every prediction of the campaign again; rebuilt from the predictions at will."""
+
+    campaign = models.ForeignKey("mapping.Campaign", on_delete=models.CASCADE, related_name="+")
+    segmenter_id = models.BigIntegerField(help_text=_("The segmenter's ModelVersion id"))
+    data = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "segmenter_id"], name="overviewcellsums_campaign_segmenter"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"cell sums of {self.campaign_id} / {self.segmenter_id}"

@@ -210,6 +210,56 @@ def _old_blocks_geojson(campaign: Any, rows: range, cols: range) -> dict[str, An
     }
 
 
+def _low_zoom_sums(c: Any, camp: Any) -> dict[str, Any]:
+    from annotation import tile_sums
+    from annotation import tiles as tiles_module
+    from annotation.models import OverviewCellSums
+    from learning.models import BlockPrediction, ModelKind, ModelVersion
+    from mapping.geo.grid import lonlat_to_tile_fraction
+    from mapping.models import Block, ImagerySource
+
+    fx, fy = lonlat_to_tile_fraction(112.0, 30.0, 3)
+    url = f"/api/campaigns/{SLUG}/tiles/3/{int(fx)}/{int(fy)}.pbf"
+
+    def fresh_process() -> None:
+        tiles_module._BASES.clear()
+        tile_sums.cell_sums_forget()
+
+    OverviewCellSums.objects.filter(campaign=camp).delete()
+    fresh_process()
+    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    cpu0 = time.process_time()
+    full_ms, r = _ms(lambda: c.get(url))
+    full_cpu = (time.process_time() - cpu0) * 1000
+    assert r.status_code == 200
+    fresh_process()
+    kept_ms, r = _ms(lambda: c.get(url))
+    assert r.status_code == 200
+    # New predictions, one at a time, of a segmenter other than the current one (the current
+    # one has predicted every block: the rows above the last id are read all the same).
+    side, _ = ModelVersion.objects.get_or_create(
+        campaign=camp, kind=ModelKind.SEGMENTER, name="seg-bench-follow",
+        defaults={"bundle_path": "models/seg-bench-follow", "is_current": False},
+    )  # fmt: skip
+    source = ImagerySource.objects.order_by("slug").first()
+    done = BlockPrediction.objects.filter(model_version=side).values_list("block_id", flat=True)
+    todo = Block.objects.filter(campaign=camp).exclude(pk__in=list(done)).values_list("pk")
+    follow = []
+    for (block_id,) in list(todo[:5]):
+        BlockPrediction.objects.create(
+            block_id=block_id, source=source, model_version=side, mask_path="bench/none.tif",
+            cropland_fraction=0.5,
+        )  # fmt: skip
+        ms, r = _ms(lambda: c.get(url))
+        assert r.status_code == 200
+        follow.append(ms)
+    return {
+        "full_sum_ms": round(full_ms, 1), "full_sum_cpu_ms": round(full_cpu, 1),
+        "kept_in_database_ms": round(kept_ms, 1), "after_a_new_prediction": _stats(follow),
+        "load": load,
+    }  # fmt: skip
+
+
 def measure(quick: bool) -> dict[str, Any]:
     import random
 
@@ -265,6 +315,11 @@ def measure(quick: bool) -> dict[str, Any]:
     if os.environ.get("BENCH_TILES_PAGE_ONLY"):  # the page and its legend, not the tiles
         result["load"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
         return result
+
+    # A lead's low zooms (annotation.tile_sums): the sums built from every prediction (nothing
+    # kept: once per segmenter), then taken from the database by a process that starts (the
+    # zoom loop below begins so), and followed after a new prediction.
+    result["low_zoom_sums"] = _low_zoom_sums(c, camp)
 
     # Tiles: a spread of tiles holding blocks at every zoom 3..14 (random blocks, seed 15).
     rng = random.Random(15)

@@ -11,6 +11,7 @@ from django.db import connection
 from annotation import tiles as tiles_module
 from annotation.models import Assignment
 from annotation.services import assignment_start, verdict_label_set
+from annotation.tile_sums import cell_sums_forget
 from annotation.tiles import (
     TileScope,
     _blocks_query,
@@ -39,8 +40,10 @@ def _fresh_cell_sums():
     """The kept low-zoom sums are keyed by ids, which a rolled-back test database hands out
     again: each test starts without them (a live server never reuses an id)."""
     tiles_module._BASES.clear()
+    cell_sums_forget()
     yield
     tiles_module._BASES.clear()
+    cell_sums_forget()
 
 
 def _xyz(z: int) -> tuple[int, int, int]:
