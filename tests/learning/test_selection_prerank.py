@@ -199,3 +199,22 @@ def test_a_block_stored_off_its_grid_cell_is_still_selected_as_the_full_walk_sel
            .values_list("block_id", flat=True)]  # fmt: skip
     assert got == ["M", "D", "A"]
     assert [ids[b] for b, _ in _walk_over_every_block(rnd)] == got
+
+
+@pytest.mark.django_db
+def test_the_iou_column_is_the_json_number_and_null_otherwise():
+    """``BlockScore.iou_sources``, kept by the database from the features the pre-rank ranks
+    by: the number when it is one, NULL when absent, null or not a number (never a failed
+    write)."""
+    rnd, _ = _national({"select_per_province": 1, "make_current": False})
+    score = BlockScore.objects.filter(round=rnd).first()
+    for features, expected in (
+        ({"iou_sources": 0.625}, 0.625),
+        ({"iou_sources": 1}, 1.0),
+        ({"iou_sources": None}, None),
+        ({}, None),
+        ({"iou_sources": "0.5"}, None),
+        ({"iou_sources": [0.5]}, None),
+    ):
+        BlockScore.objects.filter(pk=score.pk).update(features=features)
+        assert BlockScore.objects.values_list("iou_sources", flat=True).get(pk=score.pk) == expected
