@@ -11,6 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import Interleaving
 
 from learning.core.segmentation.inference import (
     quantise_probability,
@@ -38,6 +39,8 @@ def test_the_probability_is_stored_as_uint8_and_reads_back_within_half_a_step(tm
         assert ds.dtypes == ("uint8", "uint8")
         assert ds.scales[1] == pytest.approx(1 / 255) and ds.offsets[1] == 0.0
         assert ds.descriptions == ("cropland_mask", "cropland_probability")
+        # the mask's readers (exports, comparisons) decompress its tiles alone
+        assert ds.interleaving == Interleaving.band
     got_mask, got, transform = read_prediction(path)
     assert transform == TRANSFORM
     np.testing.assert_array_equal(got_mask, mask)
