@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,9 @@ class CellSums:
 
 
 _GENERATIONS = itertools.count(1)
+# Request threads of one process share the kept sums: one of them follows or sums at a time
+# (two following at once would both add a row neither had counted yet).
+_LOCK = threading.Lock()
 # (campaign id, segmenter id) -> the sums; a process keeps its own and shares them through the
 # database.
 _HELD: dict[tuple[int, int], CellSums] = {}
@@ -202,6 +206,13 @@ def cell_sums_base(*, campaign: Campaign, segmenter: int, blocks_version: int,
     """The campaign's 2 x 2 cell sums for ``segmenter``, holding every prediction up to
     ``predictions_version`` (the newest prediction id) on a grid whose newest block id is
     ``blocks_version``."""
+    with _LOCK:
+        return _cell_sums_base(campaign, segmenter, blocks_version, predictions_version)
+
+
+def _cell_sums_base(
+    campaign: Campaign, segmenter: int, blocks_version: int, predictions_version: int
+) -> CellSums:
     held = _HELD.get((campaign.pk, segmenter))
     if held is None:
         row = (
