@@ -294,3 +294,28 @@ def test_bundle_written_before_input_norm_existed_loads_as_fixed(tmp_path: Path)
     assert json.loads((new / "normalisation.json").read_text())["mode"] == "instance"
     reloaded = load_segmenter(new)
     assert isinstance(reloaded, UNetEngine) and reloaded.config.input_norm == "instance"
+
+
+@pytest.mark.parametrize("input_norm", ["fixed", "instance"])
+def test_prediction_without_tta_is_the_models_sigmoid_on_normalised_pixels(input_norm: str,
+                                                                         ) -> None:
+    """The no-TTA fast path (in-place normalisation, no accumulator) gives what the definition
+    gives, cropped back from the padded size, and leaves the caller's images alone."""
+    cfg = UNetSegConfig.tiny(init_seed=0).model_copy(update={"input_norm": input_norm})
+    eng = UNetEngine(cfg, device="cpu")
+    imgs = np.random.default_rng(3).integers(0, 256, (2, 37, 45, 3), dtype=np.uint8)
+    before = imgs.copy()
+    got = eng.predict_proba(imgs)
+    x = torch.from_numpy(before).permute(0, 3, 1, 2).float()
+    if input_norm == "instance":
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        x = (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(8.0)
+    else:
+        x = (x - torch.tensor(cfg.mean).view(1, 3, 1, 1)) / torch.tensor(cfg.std).view(1, 3, 1, 1)
+    k = cfg.multiple
+    x = torch.nn.functional.pad(x, (0, -45 % k, 0, -37 % k), mode="reflect")
+    with torch.no_grad():
+        want = torch.sigmoid(eng.model(x))[:, :37, :45].numpy()
+    assert got.dtype == np.float32 and got.shape == (2, 37, 45)
+    assert np.allclose(got, want, atol=1e-6)
+    assert np.array_equal(imgs, before)
