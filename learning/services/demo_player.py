@@ -51,9 +51,10 @@ from learning.models import (
     RoundState,
     SystematicSampleBlock,
 )
-from learning.services.data import data_path, read_prediction
+from learning.services.config import round_config_parse
+from learning.services.data import data_path, read_prediction, reviewed
 from learning.services.rounds import RoundConflict, round_active, round_start
-from learning.services.validation import systematic_sample_create
+from learning.services.validation import systematic_sample_create, validation_split_ensure
 from mapping.geo.grid import BlockId
 from mapping.models import (
     AdminUnit,
@@ -353,8 +354,6 @@ def _blocks_to_label(*, campaign: Campaign, provinces: list[AdminUnit],
     blocks to train on, plus as many as the province lacks for ``validation_min_blocks``
     held-out blocks of finished work (load_demo's labelled blocks include the annotator's
     queue, whose work is not finished: in the demo's Jiangxi 7 of 8)."""
-    from learning.services.data import reviewed
-
     labelled = set(Sample.objects.filter(block__campaign=campaign).values_list("block_id",
                                                                                flat=True))
     last = (Round.objects.filter(campaign=campaign, state=RoundState.DONE,
@@ -390,10 +389,6 @@ def train_epochs(*, campaign: Campaign, config: dict[str, Any]) -> tuple[int, in
     The blocks are counted after holding out this round's validation blocks the way the round
     itself does when it starts (``validation_split_ensure``, same share and minimum; the
     round's own call then finds nothing to move), so a held-out block buys no training."""
-    from learning.services.config import round_config_parse
-    from learning.services.data import reviewed
-    from learning.services.validation import validation_split_ensure
-
     cfg = round_config_parse(config)
     validation_split_ensure(campaign=campaign, share=cfg.validation_share,
                             min_blocks=cfg.validation_min_blocks)

@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 from rasterio.features import shapes as raster_shapes
 
-from annotation.models import CoverageLabel, Sample, VerdictLabel
+from annotation.models import Assignment, CoverageLabel, Sample, VerdictLabel
 from learning.models import (
     ACTIVE_ROUND_STATES,
     BlockPrediction,
@@ -1395,7 +1395,6 @@ def _candidates(by_block: ScoredBlocks) -> tuple[list[Candidate], dict[int, dict
 
 
 def _labelled(rnd: Round) -> set[int]:
-    from annotation.models import Assignment
 
     labelled = set(
         Sample.objects.filter(block__campaign_id=rnd.campaign_id).values_list("block_id", flat=True)
