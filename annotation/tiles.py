@@ -142,7 +142,7 @@ def _blocks_query(scope: TileScope, rows: range, cols: range) -> _Query:
     a window, the sources pivoted into columns), so the final joins are one to one; the
     integration decision is a join. A correlated subquery per block and property (eight on a
     lead's tile with two sources) made zoom 8 take 70 ms p95 on PostGIS, PostgreSQL running
-    subplans 780 times each; the few assignments stay index probes."""
+    subplans 780 times each; the assignments (status, assignee, second) are one CTE too."""
     if connection.vendor != "postgresql":
         return _blocks_query_subqueries(scope, rows, cols)
     a, v, p = _t(Assignment), _t(VerdictLabel), _t(BlockPrediction)
@@ -153,33 +153,46 @@ def _blocks_query(scope: TileScope, rows: range, cols: range) -> _Query:
         f'tb AS (SELECT b.id, b."row", b."col", b.province_id FROM {_t(Block)} b WHERE {where})'
     ]
     params: list[Any] = [*where_p]
-    # Assignments are few (a national campaign labels a small share of its blocks): an index
-    # probe per block that mostly finds nothing is cheaper than hashing them all.
+    # Assignments are few (a national campaign labels a small share of its blocks): the tile's
+    # are read once, by an index probe per block that mostly finds nothing, and folded into
+    # one row per block (the newest of each kind). Three correlated subqueries made the same
+    # probes three times; the province is a join (34 rows).
+    if scope.only_user is None:
+        user = _t(get_user_model())
+        ctes.append(
+            "asg AS (SELECT a.block_id,"
+            f" (ARRAY_AGG(a.status ORDER BY a.id DESC) FILTER (WHERE {mine}))[1] AS status,"
+            " (ARRAY_AGG(u.username ORDER BY a.id DESC) FILTER (WHERE NOT a.agreement))[1]"
+            " AS assignee,"
+            " (ARRAY_AGG(u.username ORDER BY a.id DESC) FILTER (WHERE a.agreement))[1] AS second"
+            f" FROM tb JOIN {a} a ON a.block_id = tb.id LEFT JOIN {user} u ON u.id = a.user_id"
+            " GROUP BY a.block_id)"
+        )
+    else:
+        ctes.append(
+            "asg AS (SELECT a.block_id, (ARRAY_AGG(a.status ORDER BY a.id DESC))[1] AS status"
+            f" FROM tb JOIN {a} a ON a.block_id = tb.id WHERE {mine} GROUP BY a.block_id)"
+        )
+    params += mine_p
     cols_sql = [
         "tb.id AS id",
         'tb."row" AS "row"',
         'tb."col" AS "col"',
-        f"(SELECT pu.adcode FROM {_t(AdminUnit)} pu WHERE pu.id = tb.province_id) AS province",
-        f"COALESCE((SELECT a.status FROM {a} a WHERE a.block_id = tb.id AND {mine}"
-        " ORDER BY a.id DESC LIMIT 1), %s) AS status",
+        "pu.adcode AS province",
+        "COALESCE(asg.status, %s) AS status",
     ]
-    select_p: list[Any] = [*mine_p, UNASSIGNED]
-    joins = []
+    select_p: list[Any] = [UNASSIGNED]
+    joins = [
+        f"LEFT JOIN {_t(AdminUnit)} pu ON pu.id = tb.province_id",
+        "LEFT JOIN asg ON asg.block_id = tb.id",
+    ]
     if scope.only_user is None:
-        user = _t(get_user_model())
-        for name, second in (("assignee", False), ("second", True)):
-            cols_sql.append(
-                f"(SELECT u.username FROM {a} a JOIN {user} u ON u.id = a.user_id"
-                f" WHERE a.block_id = tb.id AND a.agreement = %s ORDER BY a.id DESC LIMIT 1)"
-                f" AS {name}"
-            )
-            select_p.append(second)
+        cols_sql += ["asg.assignee AS assignee", "asg.second AS second"]
         cols_sql.append("i.decision AS decision")
         joins.append(f"LEFT JOIN {_t(BlockIntegration)} i ON i.block_id = tb.id")
     own = " AND v.user_id = %s" if scope.only_user is not None else ""
     pivot = ", ".join(
-        f'MAX(CASE WHEN q.source_id = %s THEN q.verdict END) AS "v{i}"'
-        for i in range(len(sources))
+        f'MAX(CASE WHEN q.source_id = %s THEN q.verdict END) AS "v{i}"' for i in range(len(sources))
     )
     ctes.append(
         f"vd AS (SELECT q.block_id, {pivot} FROM (SELECT v.block_id, v.source_id, v.verdict,"
@@ -322,31 +335,55 @@ def overview_tile(*, scope: TileScope, z: int, x: int, y: int) -> bytes:
 
 def _postgis_tile(q: _Query, z: int, x: int, y: int, k: int, size: float) -> bytes:
     props = ", ".join(
-        f'ROUND(f."{c}"::numeric, 3)::float8 AS "{c}"' if c.startswith("fraction") else f'f."{c}"'
+        f'ROUND(g."{c}"::numeric, 3)::float8 AS "{c}"' if c.startswith("fraction") else f'g."{c}"'
         for c in q.columns
         if c not in ("cr", "cc")
     )
     if k == 1:
-        props += ", f.id AS block"  # the feature id again, as a property the map can read
-    # The rectangle from the grid, latitudes clamped to Web Mercator (as mapping.geo.mvt does).
-    r, c = ('f."row"', 'f."col"') if k == 1 else ("f.cr", "f.cc")
-    shape = (
-        f"ST_Transform(ST_MakeEnvelope(-180 + {c} * %s, GREATEST(-90 + {r} * %s, %s),"
-        f" -180 + ({c} + 1) * %s, LEAST(-90 + ({r} + 1) * %s, %s), 4326), 3857)"
+        props += ", g.id AS block"  # the feature id again, as a property the map can read
+    # The rectangle straight in tile coordinates, clipped by a clamp, as ``mapping.geo.mvt``
+    # computes it for SpatiaLite (the same float8 arithmetic, rint included): a grid cell stays
+    # a rectangle in Web Mercator. ST_Transform and ST_AsMVTGeom per block were most of a
+    # zoom-8 tile's time; the ring runs as the Python encoder's (an exterior in MVT terms).
+    r, c = ('f."row"', 'f."col"') if k == 1 else (f"f.cr * {k}", f"f.cc * {k}")
+    n = float(round(1 / size))
+    scale = 2.0**z / 360.0 * EXTENT
+    lo, hi = -BUFFER, EXTENT + BUFFER
+
+    def f8(v: float) -> str:
+        return f"{float(v)!r}::float8"
+
+    def clamp(v: str) -> str:
+        return f"LEAST(GREATEST(ROUND({v}), {f8(lo)}), {f8(hi)})"
+
+    def lon(col: str) -> str:
+        w = f"(({col})::float8 - {f8(180 * n)}) / {f8(n)}"
+        return f"({w} + {f8(180)}) * {f8(scale)} - {f8(x * EXTENT)}"
+
+    def lat(row: str) -> str:
+        s = f"(({row})::float8 - {f8(90 * n)}) / {f8(n)}"
+        clipped = f"LEAST(GREATEST({s}, {f8(-MAX_LAT)}), {f8(MAX_LAT)})"
+        frac = f"({f8(1)} - ASINH(TAN(RADIANS({clipped}))) / PI()) / {f8(2)} * {f8(2.0**z)}"
+        return f"({frac} - {f8(y)}) * {f8(EXTENT)}"
+
+    corners = (
+        f"{clamp(lon(c))} AS x0, {clamp(lat(f'{r} + {k}'))} AS y0,"
+        f" {clamp(lon(f'{c} + {k}'))} AS x1, {clamp(lat(r))} AS y1"
     )
-    cd = size * k
-    shape_p = [cd, cd, -MAX_LAT, cd, cd, MAX_LAT]
+    path = (("x0", "y0"), ("x1", "y0"), ("x1", "y1"), ("x0", "y1"), ("x0", "y0"))
+    ring = ", ".join(f"ST_MakePoint(g.{a}, g.{b})" for a, b in path)
     layer = "blocks" if k == 1 else "cells"
     sql = (
-        f"WITH f AS ({q.sql}) SELECT ST_AsMVT(t, %s, {EXTENT}, 'geom', 'id') FROM ("
-        f"SELECT {props}, ST_AsMVTGeom({shape}, ST_TileEnvelope(%s, %s, %s), {EXTENT},"
-        f" {BUFFER}, true) AS geom FROM f) t WHERE t.geom IS NOT NULL"
+        f"WITH f AS ({q.sql}), g AS (SELECT f.*, {corners} FROM f)"
+        f" SELECT ST_AsMVT(t, %s, {EXTENT}, 'geom', 'id') FROM (SELECT {props},"
+        f" ST_MakePolygon(ST_MakeLine(ARRAY[{ring}])) AS geom FROM g"
+        " WHERE g.x1 > g.x0 AND g.y1 > g.y0) t"
     )
     # Without JIT: the planner's cost for a tile (its row estimates multiplied through the
     # joins) passes jit_above_cost, and compiling took 150 ms of a 180 ms zoom-8 tile.
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL jit = off")
-        cur.execute(sql, [*q.params, layer, *shape_p, z, x, y])
+        cur.execute(sql, [*q.params, layer])
         (data,) = cur.fetchone()
     return bytes(data or b"")
 
