@@ -152,30 +152,43 @@ class Layer:
     extent: int = EXTENT
 
 
-def _layer(layer: Layer) -> bytes:
-    keys = list(layer.properties)
-    columns = [layer.properties[k] for k in keys]
-    values: dict[tuple[type, Value], int] = {}
-    geoms = _geometries(layer.rects)
-    parts = [b"\x78\x02", _field(1, layer.name.encode())]
-    for i, geom in enumerate(geoms):
-        tags: list[int] = []
-        for ki, col in enumerate(columns):
-            v = col[i]
+def _tag_columns(layer: Layer, values: dict[tuple[type, Value], int]) -> list[bytes]:
+    """Each feature's packed tags (key index, value index pairs), built column by column: a
+    column's cells repeat few values, so each distinct value is looked up and encoded once."""
+    n = len(layer.ids)
+    columns: list[list[bytes]] = []
+    for ki, key in enumerate(layer.properties):
+        kb = _varint(ki)
+        encoded: dict[tuple[type, Value], bytes] = {}
+        out: list[bytes] = []
+        for v in layer.properties[key]:
             if v is None:
+                out.append(b"")
                 continue
             if isinstance(v, np.generic):
                 v = v.item()
-            vi = values.setdefault((type(v), v), len(values))
-            tags.append(ki)
-            tags.append(vi)
-        fid = int(layer.ids[i])
+            cell = (type(v), v)
+            tag = encoded.get(cell)
+            if tag is None:
+                tag = encoded[cell] = kb + _varint(values.setdefault(cell, len(values)))
+            out.append(tag)
+        columns.append(out)
+    return [b"".join(row) for row in zip(*columns, strict=True)] if columns else [b""] * n
+
+
+def _layer(layer: Layer) -> bytes:
+    values: dict[tuple[type, Value], int] = {}
+    tags = _tag_columns(layer, values)
+    geoms = _geometries(layer.rects)
+    parts = [b"\x78\x02", _field(1, layer.name.encode())]
+    for fid, tag, geom in zip(layer.ids, tags, geoms, strict=True):
+        fid = int(fid)
         feature = b"\x08" + _varint(fid) if fid >= 0 else b""
-        if tags:
-            feature += _field(2, b"".join(_varint(t) for t in tags))
+        if tag:
+            feature += _field(2, tag)
         feature += b"\x18\x03" + _field(4, geom)
         parts.append(_field(2, feature))
-    parts.extend(_field(3, k.encode()) for k in keys)
+    parts.extend(_field(3, k.encode()) for k in layer.properties)
     parts.extend(_field(4, _value(v)) for (_, v) in values)  # type: ignore[arg-type]  # no None
     parts.append(b"\x28" + _varint(layer.extent))
     return b"".join(parts)
