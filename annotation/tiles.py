@@ -489,6 +489,22 @@ def _cell_sums(campaign: Campaign, k: int) -> dict[str, Any]:
     return levels[k]
 
 
+def overview_sums_prepare(*, campaign: Campaign) -> bool:
+    """Count a lead's low-zoom sums for the campaign's current segmenter now and keep them in
+    the database (a round's end calls this in its worker once its segmenter is current), so
+    the first low-zoom tile after a new segmenter loads them instead of summing every
+    prediction inside a request (1.2-2.9 s on a national campaign). False: no segmenter."""
+    segmenter = _current_segmenter(campaign)
+    if segmenter is None:
+        return False
+    blocks_version, preds_version = _base_version(campaign)
+    cell_sums_base(
+        campaign=campaign, segmenter=segmenter, blocks_version=blocks_version,
+        predictions_version=preds_version,
+    )  # fmt: skip
+    return True
+
+
 _EMPTY: dict[tuple[int, int], CellSums] = {}
 
 

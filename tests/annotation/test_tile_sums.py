@@ -13,7 +13,7 @@ from annotation import tile_sums
 from annotation import tiles as tiles_module
 from annotation.models import OverviewCellSums
 from annotation.tiles import TileScope, _cells_query, _python_tile, _tile_blocks
-from learning.models import BlockPrediction
+from learning.models import BlockPrediction, ModelVersion
 from mapping.geo.mvt import cell_blocks
 from mapping.models import ImagerySource
 from tests.annotation import test_overview
@@ -148,3 +148,30 @@ def test_a_process_that_starts_takes_the_sums_kept_in_the_database(users, field,
     _predict(seg2, blocks[8], ImagerySource.objects.get(slug="mapbox"), 1.0)
     assert decode(tile(c, *_xyz(Z)).content) == _live(camp)
     assert _held(seg2).full_at == saved.full_at
+
+
+def test_sums_prepared_at_a_rounds_end_spare_the_first_tile_a_full_sum(
+    users, field, seg2, monkeypatch
+):
+    """``overview_sums_prepare`` (a round's end, in the worker) counts and keeps the sums for
+    the new segmenter; the first low-zoom tile of a web process then loads them and never sums
+    every prediction itself."""
+    camp, _ = field
+    assert not OverviewCellSums.objects.filter(campaign=camp, segmenter_id=seg2.pk).exists()
+    assert tiles_module.overview_sums_prepare(campaign=camp) is True
+    assert OverviewCellSums.objects.filter(campaign=camp, segmenter_id=seg2.pk).exists()
+    tiles_module._BASES.clear()
+    tile_sums.cell_sums_forget()  # the web process: nothing held
+
+    def no_full_sum(*args, **kwargs):
+        raise AssertionError("a request summed every prediction")
+
+    monkeypatch.setattr(tile_sums, "_full", no_full_sum)
+    assert decode(tile(client_for(users, "lead"), *_xyz(Z)).content) == _live(camp)
+
+
+def test_nothing_to_prepare_without_a_segmenter(users, field):
+    camp, _ = field
+    ModelVersion.objects.filter(campaign=camp).update(is_current=False)
+    assert tiles_module.overview_sums_prepare(campaign=camp) is False
+    assert not OverviewCellSums.objects.filter(campaign=camp).exists()
