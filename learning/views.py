@@ -44,6 +44,7 @@ from learning.dashboard import (
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
 from learning.selectors import model_version_engine
 from learning.services.demo_player import demo_playable
+from learning.services.round import dispatch
 from mapping.models import Campaign, IntegrationChoice
 from mapping.product.decision import FROM_CORE
 
@@ -215,8 +216,6 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
 def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     """An admin plays the demo's interpreters for a few rounds (a worker task; the rounds it
     starts appear on this page as usual)."""
-    from learning.tasks import demo_play_task
-
     campaign = _campaign_or_404(request, slug)
     if not has_role(request.user, ADMIN):
         raise Http404(_("no such page"))
@@ -230,7 +229,7 @@ def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     if reason:
         messages.error(request, _("The demo cannot be played: %(reason)s") % {"reason": reason})
     else:
-        demo_play_task.delay(campaign.pk, rounds)
+        dispatch.demo_play_enqueue(campaign.pk, rounds)
         messages.success(request, _("Playing the demo for %(n)d round(s): the interpreters' "
                                     "labels come first, then each round appears below.")
                          % {"n": rounds})

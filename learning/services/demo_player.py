@@ -53,7 +53,7 @@ from learning.models import (
 )
 from learning.services.config import round_config_parse
 from learning.services.data import data_path, read_prediction, reviewed
-from learning.services.rounds import RoundConflict, round_active, round_start
+from learning.services.round.lifecycle import RoundConflict, round_active, round_start
 from learning.services.validation import systematic_sample_create, validation_split_ensure
 from mapping.geo.grid import BlockId
 from mapping.models import (
