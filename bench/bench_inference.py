@@ -144,7 +144,7 @@ def _pipeline(engine: Any, src: Path, dest: Path, truth: np.ndarray) -> dict[str
     """The predict stage's steps on one block file (and the scoring stage's features)."""
     from learning.core.features.block import block_features_compute
     from learning.core.segmentation.inference import read_block, write_prediction
-    from learning.services.pipeline import mask_geometry
+    from learning.services.round.predict import mask_geometry
 
     t: dict[str, float] = {}
     t0 = time.process_time()

@@ -215,7 +215,7 @@ def _old_province_areas(rnd: Any, seg: Any, province: Any) -> dict[str, float]:
     from collections import defaultdict
 
     from learning.models import BlockPrediction
-    from learning.services.pipeline import _source_area
+    from learning.services.round.evaluate import _source_area
     from mapping.services.area_reference import area_reference
 
     ref = area_reference(campaign=rnd.campaign, province=province)
@@ -259,7 +259,7 @@ def _old_candidates(rnd: Any, province_id: int, labelled: set[int]) -> dict[int,
 
 
 def _new_candidates(rnd: Any, province_id: int, labelled: set[int]) -> dict[int, Any]:
-    from learning.services.pipeline import _selection_scores
+    from learning.services.round.select import _selection_scores
 
     out = {}
     for _, by_block in _selection_scores(rnd=rnd, province_ids=[province_id], labelled=labelled):
@@ -283,7 +283,7 @@ def _old_selection(rnd: Any) -> list[tuple[int, int]]:
     from learning.models import ProvinceDecision, ProvinceRoundResult
     from learning.selection import select_spread
     from learning.services.config import round_config_parse
-    from learning.services.pipeline import _candidates, _labelled, _selection_scores
+    from learning.services.round.select import _candidates, _labelled, _selection_scores
 
     cfg = round_config_parse(rnd.config)
     continuing = list(
@@ -309,7 +309,7 @@ def _timed_selection(rnd: Any) -> dict[str, Any]:
     """The selection as a round runs it (from the SELECTING state), with this process's CPU,
     the 1-minute load beside it, and whether it picked what the old full walk picks."""
     from learning.models import BlockSelection, Round, RoundState
-    from learning.services.pipeline import round_select_run
+    from learning.services.round.select import round_select_run
 
     Round.objects.filter(pk=rnd.pk).update(state=RoundState.SELECTING, finished_at=None)
     cpu0 = time.process_time()
@@ -329,7 +329,7 @@ def measure_selection() -> dict[str, Any]:
     from django.db import connection
 
     from learning.models import BlockSelection, ProvinceRoundResult, Round, RoundState
-    from learning.services.pipeline import round_evaluate_run
+    from learning.services.round.evaluate import round_evaluate_run
     from mapping.models import Campaign
 
     camp = Campaign.objects.get(slug=SLUG)
@@ -366,7 +366,7 @@ def measure(quick: bool) -> dict[str, Any]:
     from learning.dashboard import dashboard_data, province_rows
     from learning.models import BlockSelection, ModelKind, ModelVersion, Round, RoundState
     from learning.selectors import stop_status
-    from learning.services.pipeline import round_evaluate_run
+    from learning.services.round.evaluate import round_evaluate_run
     from mapping.models import AdminUnit, Campaign
 
     result: dict[str, Any] = {"database": connection.vendor, "load_before": _load()}
@@ -396,7 +396,7 @@ def measure(quick: bool) -> dict[str, Any]:
     result["selection"]["same_picks_as_old_full_walk"] = picked == _old_selection(rnd)
 
     # Per-province areas: the aggregate the evaluation now runs against the old loop.
-    from learning.services.pipeline import _province_areas
+    from learning.services.round.evaluate import _province_areas
     from mapping.services.area_reference import area_reference
 
     # The old paths on one province of ~10,000 blocks (the largest hold ~40,000: minutes).

@@ -812,7 +812,7 @@ def round_progress(*, rnd: Round, workers: dict[str, Any] | None = None) -> dict
     # The round engine's own event is the base, so websocket, API and worker agree.
     from croplayer_site.liveness import workers_alive
     from learning.core.progress import overall_fraction
-    from learning.services.rounds import round_event
+    from learning.services.round.progress import round_event
 
     event = {k: v for k, v in round_event(rnd=rnd).items() if k != "type"}
     state = rnd.state

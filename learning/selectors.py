@@ -13,7 +13,7 @@ from learning.models import (
     Round,
     RoundState,
 )
-from learning.services.rounds import round_event
+from learning.services.round.progress import round_event
 from mapping.models import Campaign
 
 

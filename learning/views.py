@@ -43,40 +43,14 @@ from learning.dashboard import (
 )
 from learning.models import ModelVersion, ProvinceDecision, ProvinceStatus, Round
 from learning.selectors import model_version_engine
+from learning.services.config import ROUND_PRESETS
 from learning.services.demo_player import demo_playable
+from learning.services.round import dispatch
 from mapping.models import Campaign, IntegrationChoice
 from mapping.product.decision import FROM_CORE
 
 # --- pages ---------------------------------------------------------------------------------
 
-# Round presets offered on the rounds page (merged into the round config, which the engine
-# validates). All train the engine that learns best on the worker's hardware ("auto": U-Net on
-# a CPU, Mask2Former with CUDA). "demo" trains the full-size model for 90 s, long enough to
-# learn; "tiny" trains a tiny model a few steps so a round finishes in a minute (tests, smoke
-# runs); "small" trains the tiny model for 20 s.
-ROUND_PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {
-        "segmenter_engine": "auto", "segmenter_preset": "default", "iqa_preset": "tiny",
-        # Half the default U-Net's widths: predicting a ~600 px demo image takes 0.27 CPU-s
-        # instead of 0.93 (predicting every block is most of a round's time on a CPU).
-        "segmenter_model": {"unet": {"widths": [8, 16, 32, 64]}},
-        # 90 CPU-s of training: as much on a busy machine as on an idle one.
-        "train_seconds": 90, "train_clock": "cpu", "epochs": 100, "steps_per_epoch": 50,
-        # One 704 px window covers a demo image (583 x 647-678 px at zoom 14): a 640 px window
-        # took two overlapping windows (0.57 s a block instead of 0.39), four 512 px ones more.
-        "window": 704, "overlap": 64, "iqa_epochs": 3,
-    },
-    "tiny": {
-        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
-        "train_seconds": 30, "epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
-        "crop_size": 64, "warmup_steps": 0, "window": 128, "overlap": 16, "iqa_epochs": 1,
-    },
-    "small": {
-        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
-        "train_seconds": 20, "epochs": 100, "steps_per_epoch": 25, "batch_size": 4,
-        "crop_size": 128, "warmup_steps": 5, "window": 256, "overlap": 32, "iqa_epochs": 3,
-    },
-}
 ROUNDS_MESSAGES = {
     "choose_province": _("Choose at least one province."),
     "starting": _("Starting…"),
@@ -215,8 +189,6 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
 def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     """An admin plays the demo's interpreters for a few rounds (a worker task; the rounds it
     starts appear on this page as usual)."""
-    from learning.tasks import demo_play_task
-
     campaign = _campaign_or_404(request, slug)
     if not has_role(request.user, ADMIN):
         raise Http404(_("no such page"))
@@ -230,7 +202,7 @@ def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     if reason:
         messages.error(request, _("The demo cannot be played: %(reason)s") % {"reason": reason})
     else:
-        demo_play_task.delay(campaign.pk, rounds)
+        dispatch.demo_play_enqueue(campaign.pk, rounds)
         messages.success(request, _("Playing the demo for %(n)d round(s): the interpreters' "
                                     "labels come first, then each round appears below.")
                          % {"n": rounds})

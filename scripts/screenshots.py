@@ -152,7 +152,7 @@ def _prepare(*, var: Path, rounds: int, reuse: bool) -> Demo:
     from mapping.services.imagery import block_image_fetch
 
     if reuse and Campaign.objects.filter(slug=DEMO_SLUG).exists():
-        from learning.services.rounds import round_active, round_cancel
+        from learning.services.round.lifecycle import round_active, round_cancel
 
         logins = _logins_renew()
         active = round_active(campaign=Campaign.objects.get(slug=DEMO_SLUG))

@@ -1,4 +1,4 @@
-"""Writes of the learning app: rounds, the pipeline, the model registry, the validation design.
+"""Writes of the learning app: rounds (``round/``), the model registry, the validation design.
 
 Re-exported here so that ``from learning.services import round_start`` works.
 """
@@ -9,15 +9,14 @@ from learning.services.registry import (
     model_version_register,
     model_version_set_current,
 )
-from learning.services.rounds import (
+from learning.services.round.lifecycle import (
     RoundConflict,
     RoundInputError,
     RoundNotActive,
-    round_broadcast,
     round_cancel,
-    round_event,
     round_start,
 )
+from learning.services.round.progress import round_broadcast, round_event
 from learning.services.validation import systematic_sample_create, validation_split_ensure
 
 __all__ = [

@@ -125,3 +125,33 @@ def round_config_parse(data: dict[str, Any] | None) -> RoundConfig:
         raise RoundConfigError("; ".join(parts)) from e
     except TypeError as e:
         raise RoundConfigError(str(e)) from e
+
+
+# Round presets offered on the rounds page (merged into the round config, which the engine
+# validates). All train the engine that learns best on the worker's hardware ("auto": U-Net on
+# a CPU, Mask2Former with CUDA). "demo" trains the full-size model for 90 s, long enough to
+# learn; "tiny" trains a tiny model a few steps so a round finishes in a minute (tests, smoke
+# runs); "small" trains the tiny model for 20 s.
+ROUND_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "segmenter_engine": "auto", "segmenter_preset": "default", "iqa_preset": "tiny",
+        # Half the default U-Net's widths: predicting a ~600 px demo image takes 0.27 CPU-s
+        # instead of 0.93 (predicting every block is most of a round's time on a CPU).
+        "segmenter_model": {"unet": {"widths": [8, 16, 32, 64]}},
+        # 90 CPU-s of training: as much on a busy machine as on an idle one.
+        "train_seconds": 90, "train_clock": "cpu", "epochs": 100, "steps_per_epoch": 50,
+        # One 704 px window covers a demo image (583 x 647-678 px at zoom 14): a 640 px window
+        # took two overlapping windows (0.57 s a block instead of 0.39), four 512 px ones more.
+        "window": 704, "overlap": 64, "iqa_epochs": 3,
+    },
+    "tiny": {
+        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
+        "train_seconds": 30, "epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
+        "crop_size": 64, "warmup_steps": 0, "window": 128, "overlap": 16, "iqa_epochs": 1,
+    },
+    "small": {
+        "segmenter_engine": "auto", "segmenter_preset": "tiny", "iqa_preset": "tiny",
+        "train_seconds": 20, "epochs": 100, "steps_per_epoch": 25, "batch_size": 4,
+        "crop_size": 128, "warmup_steps": 5, "window": 256, "overlap": 32, "iqa_epochs": 3,
+    },
+}

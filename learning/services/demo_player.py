@@ -51,9 +51,9 @@ from learning.models import (
     RoundState,
     SystematicSampleBlock,
 )
-from learning.services.config import round_config_parse
+from learning.services.config import ROUND_PRESETS, round_config_parse
 from learning.services.data import data_path, read_prediction, reviewed
-from learning.services.rounds import RoundConflict, round_active, round_start
+from learning.services.round.lifecycle import RoundConflict, round_active, round_start
 from learning.services.validation import systematic_sample_create, validation_split_ensure
 from mapping.geo.grid import BlockId
 from mapping.models import (
@@ -520,7 +520,6 @@ def demo_play(*, campaign: Campaign, rounds: int, config: dict[str, Any] | None 
               round_timeout: float = ROUND_TIMEOUT_S) -> PlayReport:
     """Play ``rounds`` rounds of the demo (see the module); stops early when every province
     has converged or been excluded. Returns what each round measured and what was exported."""
-    from learning.views import ROUND_PRESETS
     from mapping.services.imagery import _source_for
 
     if rounds < 1:

@@ -311,7 +311,7 @@ def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, clie
 def test_correctness_comes_from_systematic_verdicts_when_there_are_enough(camp, users):
     from annotation.models import VerdictLabel
     from learning.models import SystematicSampleBlock
-    from learning.services import pipeline
+    from learning.services.round import evaluate as pipeline
 
     rnd = Round.objects.get(campaign=camp, number=2)
     hubei = AdminUnit.objects.get(adcode=420000)

@@ -8,7 +8,7 @@ from django.contrib.gis.geos import Polygon
 
 from learning.models import BlockPrediction, ModelKind, ModelVersion, Round, RoundState
 from learning.services.config import RoundConfig
-from learning.services.pipeline import predict_batch_blocks, predict_seconds_per_image
+from learning.services.round.predict import predict_batch_blocks, predict_seconds_per_image
 from mapping.models import Block, Campaign, ImagerySource
 
 pytestmark = pytest.mark.django_db

@@ -33,7 +33,9 @@ from learning.services import (
     systematic_sample_create,
     validation_split_ensure,
 )
-from learning.services.pipeline import round_advance_run, round_train_run, rounds_reconcile_run
+from learning.services.round.driver import round_advance_run
+from learning.services.round.reconcile import rounds_reconcile_run
+from learning.services.round.train import round_train_run
 from mapping.geo.grid import grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 from tests.learning.test_rounds import wait_for_round
@@ -222,7 +224,7 @@ def test_reconciler_fails_a_round_past_its_time_limit(small_campaign):
 def test_evaluation_delivered_twice_runs_once(small_campaign):
     """A second copy of the advance task while the first evaluates writes nothing."""
     from learning.models import ProvinceRoundResult, Round, RoundState
-    from learning.services.rounds import lease_claim
+    from learning.services.round.progress import lease_claim
 
     rnd = Round.objects.create(campaign=small_campaign, number=1, state=RoundState.EVALUATING,
                                heartbeat_at=timezone.now(), started_at=timezone.now())
@@ -235,7 +237,7 @@ def test_evaluation_delivered_twice_runs_once(small_campaign):
 
 def test_round_log_keeps_its_tail(small_campaign, monkeypatch):
     from learning.models import Round
-    from learning.services import rounds
+    from learning.services.round import progress as rounds
 
     monkeypatch.setattr(rounds, "LOG_KEEP_CHARS", 300)
     rnd = Round.objects.create(campaign=small_campaign, number=1)

@@ -198,6 +198,27 @@ def test_time_budget_stops_training() -> None:
     assert 0 < len(r["step_losses"]) < 2500
 
 
+def test_should_stop_ends_training_at_the_next_step_without_checkpointing_it(
+        tmp_path: Path) -> None:
+    """A round's cancel reaches the loop through ``should_stop``: the run ends before the next
+    step, and the unfinished epoch is not checkpointed, so a resume repeats it whole."""
+    from learning.core.segmentation.training import TrainOptions, checkpoint_epoch, fit
+
+    engine = tiny_engine()
+    opts = TrainOptions(epochs=3, steps_per_epoch=2, batch_size=2, crop_size=48, warmup_steps=0)
+    steps: list[int] = []
+    r = fit(engine.model, loss_fn=engine.loss, sampler=opts.sampler(synthetic_samples()),
+            options=opts, device=engine.device, work_dir=tmp_path,
+            should_stop=lambda: len(steps) >= 3, on_step=steps.append)
+    assert r["stopped"] == "stop_requested" and steps == [1, 2, 3]
+    assert r["epochs_completed"] == 1 and len(r["epoch_losses"]) == 1
+    assert checkpoint_epoch(tmp_path) == 1 and checkpoint_epoch(tmp_path / "none") == 0
+    again = fit(tiny_engine().model, loss_fn=engine.loss, sampler=opts.sampler(synthetic_samples()),
+                options=opts, device=engine.device, work_dir=tmp_path, on_step=steps.append)
+    assert again["resumed_from_epoch"] == 1 and again["stopped"] == "completed"
+    assert steps[3:] == [3, 4, 5, 6]
+
+
 # ---------------------------------------------------------------- inference
 
 def test_stitching_has_no_seams_for_a_position_dependent_model() -> None:

@@ -25,7 +25,12 @@ from learning.models import (
 )
 from learning.selection import select_spread
 from learning.services.config import round_config_parse
-from learning.services.pipeline import _candidates, _labelled, _selection_scores, round_select_run
+from learning.services.round.select import (
+    _candidates,
+    _labelled,
+    _selection_scores,
+    round_select_run,
+)
 from learning.services.selection_prerank import selection_prerank
 from mapping.geo.grid import BlockId, grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource

@@ -18,7 +18,7 @@ from learning.models import (
     Round,
     RoundState,
 )
-from learning.services.pipeline import _selection_scores, round_select_run
+from learning.services.round.select import _selection_scores, round_select_run
 from mapping.geo.grid import BlockId, grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource
 

@@ -114,7 +114,7 @@ def test_a_round_waiting_without_a_worker_says_so(users, settings):
 def test_banner_and_panel_follow_the_round_to_done(users, asgi_server, browser):
     """Issue 13: after the round finished the page kept "Round 1 is running (Queued)" beside
     the Done panel until reload. The banner now follows the same snapshots as the panel."""
-    from learning.services.rounds import round_broadcast
+    from learning.services.round.progress import round_broadcast
 
     camp = _campaign(users)
     rnd = Round.objects.create(campaign=camp, number=1, state=RoundState.PREDICTING,

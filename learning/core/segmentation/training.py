@@ -104,17 +104,35 @@ class _Ema:
         self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
 
 
+def checkpoint_epoch(work_dir: str | os.PathLike[str]) -> int:
+    """The epoch a ``fit`` in ``work_dir`` resumes from: 0 without a checkpoint, or with a torn
+    one (``fit`` refuses or restarts it; saying so is not this function's business)."""
+    path = Path(work_dir) / CHECKPOINT
+    if not path.is_file():
+        return 0
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"]) + 1
+    except Exception:  # a torn checkpoint: not fatal here
+        return 0
+
+
 def fit(model: torch.nn.Module, *,
         loss_fn: Callable[[torch.nn.Module, np.ndarray, np.ndarray], torch.Tensor],
         sampler: CropSampler, options: TrainOptions, device: torch.device,
         work_dir: str | os.PathLike[str] | None = None, identity: dict[str, Any] | None = None,
-        progress: bool = False) -> dict[str, Any]:
+        progress: bool = False, should_stop: Callable[[], bool] | None = None,
+        on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train ``model`` in place; return the loss history and how the run ended.
 
     Epoch ``e`` draws its crops from ``default_rng([seed, e])``, so a run resumed from the
     checkpoint of epoch ``e - 1`` sees exactly the crops the uninterrupted run would have.
     ``identity`` (model config, data description) is hashed with the options; a work dir whose
     checkpoint has another identity is refused rather than silently mixed.
+
+    ``should_stop`` is asked before every step; when it says yes the run ends there
+    (``stopped == "stop_requested"``) without checkpointing the unfinished epoch, so a resumed
+    run repeats it from its start. ``on_step`` receives the number of steps done so far
+    (resumed epochs included) after each step.
     """
     fp = hashlib.sha256(json.dumps({"options": options.fingerprint(), "identity": identity},
                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -164,6 +182,9 @@ def fit(model: torch.nn.Module, *,
                 if options.time_budget_s is not None and elapsed >= options.time_budget_s:
                     stopped = "time_budget"
                     break
+                if should_stop is not None and should_stop():
+                    stopped = "stop_requested"
+                    break
                 step = epoch * options.steps_per_epoch + s
                 prog = step / total_steps
                 if options.time_budget_s is not None:
@@ -184,6 +205,8 @@ def fit(model: torch.nn.Module, *,
                     ema.update(model)
                 epoch_losses.append(float(loss.detach()))
                 step_losses.append(epoch_losses[-1])
+                if on_step is not None:
+                    on_step(step + 1)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{epoch_losses[-1]:.3f}")
