@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management import call_command
 
-from annotation.models import CampaignWorkflow, Sample, SampleSplit
+from annotation.models import CampaignWorkflow, OverviewCellSums, Sample, SampleSplit
 from annotation.services import assignment_self_claim
 from learning.core.bundle import bundle_open
 from learning.core.segmentation.data import rasterize_polygons
@@ -89,6 +89,10 @@ def test_round_runs_every_stage_in_a_worker(celery_worker_proc):
     train_ids = set(Sample.objects.filter(block__campaign=tiny.campaign, split=SampleSplit.TRAIN)
                     .values_list("pk", flat=True))
     assert set(seg.training_samples) == train_ids and len(train_ids) == 4
+    # The overview map's low-zoom sums for the new segmenter were counted at the round's end
+    # (annotation.tiles.overview_sums_prepare), so no lead's tile has to.
+    assert OverviewCellSums.objects.filter(campaign=tiny.campaign, segmenter_id=seg.pk).exists()
+    assert "overview map sums counted in" in rnd.log
     assert len(seg.metrics["epoch_losses"]) == 2
 
     # Predictions: every block on both sources, mask GeoTIFF + polygons consistent.

@@ -4,8 +4,12 @@ done.
 
 from __future__ import annotations
 
+import time
+
+from django.db import DatabaseError
 from django.utils import timezone
 
+from annotation.tiles import overview_sums_prepare
 from learning.models import ModelKind, ModelVersion, Round, RoundState
 from learning.services.config import round_config_parse
 from learning.services.registry import ModelVersionError, model_version_set_current
@@ -33,6 +37,8 @@ def round_finish(*, round_id: int) -> None:
         except ModelVersionError as e:
             round_fail(round_id=round_id, reason=f"the round's models cannot be used: {e}")
             return
+        if (rnd.checkpoint or {}).get("segmenter"):
+            _overview_sums_prepare(rnd)
     if not stage_next(
         round_id=round_id,
         from_state=RoundState.SELECTING,
@@ -44,3 +50,16 @@ def round_finish(*, round_id: int) -> None:
     total = (rnd.finished_at - rnd.started_at).total_seconds() if rnd.started_at else 0.0
     round_log(rnd=round_id, message=f"round {rnd.number} done in {total:.1f} s")
     round_broadcast(rnd=Round.objects.get(pk=round_id))
+
+
+def _overview_sums_prepare(rnd: Round) -> None:
+    """The overview map's low-zoom sums for the new segmenter, counted here in the worker so
+    that no lead's tile request sums every prediction (1.2-2.9 s on a national campaign). Only
+    a speed-up: if it fails, the first tile counts them as before and the round still ends."""
+    t0 = time.monotonic()
+    try:
+        overview_sums_prepare(campaign=rnd.campaign)
+    except DatabaseError as e:
+        round_log(rnd=rnd.pk, message=f"overview map sums not counted ahead: {e}")
+        return
+    round_log(rnd=rnd.pk, message=f"overview map sums counted in {time.monotonic() - t0:.1f} s")
