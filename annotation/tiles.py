@@ -28,9 +28,10 @@ from django.db import connection, transaction
 from annotation.models import Assignment, AssignmentStatus, AuditEntry, VerdictLabel
 from annotation.tile_sums import BASE_K, CellSums, cell_sums_base
 from learning.models import BlockPrediction, ModelKind, ModelVersion
+from learning.product.models import BlockIntegration
 from mapping.geo.grid import tile_bounds_lonlat
 from mapping.geo.mvt import BUFFER, EXTENT, MAX_LAT, Layer, cell_blocks, encode_tile, tile_rects
-from mapping.models import AdminUnit, Block, BlockIntegration, Campaign, ImagerySource
+from mapping.models import AdminUnit, Block, Campaign, ImagerySource
 
 # Bumped when the tiles' layers or properties change, so browsers drop what they validated.
 TILE_FORMAT = 1

@@ -942,7 +942,7 @@ def round_score_run(*, round_id: int) -> dict[str, Any]:
         )
         # The integration model reads P(TP), so it trains after the correctness scores; its
         # labels are the leads' integration decisions, overrides on the review map included.
-        from mapping.services.integration import integration_model_train
+        from learning.services.integration_training import integration_model_train
 
         trained = integration_model_train(
             campaign=rnd.campaign,

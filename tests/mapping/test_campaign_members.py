@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from croplayer_site.roles import roles_ensure
+from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from mapping.consumers import JobProgressConsumer, job_visible
 from mapping.models import (
     AdminLevel,
@@ -23,12 +24,9 @@ from mapping.models import (
     Block,
     Campaign,
     CampaignMember,
-    CroplandProduct,
     FetchRun,
     ImagerySource,
     JobStatus,
-    ProductComparison,
-    ProductExport,
 )
 from mapping.services.members import (
     CampaignMemberError,
