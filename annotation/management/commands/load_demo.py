@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from mapping.services.demo import demo_load
+from annotation.services.demo import demo_load
 
 
 class Command(BaseCommand):
