@@ -1,5 +1,6 @@
-# The final product's models (comparison, integration, exports) moved to the ``product`` app
-# (learning/product). State only: the tables stay as they are, and product 0001 takes them over.
+# The comparison models moved to the ``product`` app (learning/product). State only: the tables
+# stay as they are, and product 0001 takes them over. (The integration and export models left
+# mapping's history altogether: see 0003.)
 
 from django.db import migrations
 
@@ -14,8 +15,6 @@ class Migration(migrations.Migration):
             state_operations=[
                 migrations.DeleteModel(name="ProductComparison"),
                 migrations.DeleteModel(name="CroplandProduct"),
-                migrations.DeleteModel(name="BlockIntegration"),
-                migrations.DeleteModel(name="ProductExport"),
             ],
             database_operations=[],
         ),

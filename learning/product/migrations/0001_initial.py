@@ -1,5 +1,9 @@
-# The final product's models, made by the ``mapping`` app (its 0002, 0003 and 0005) and moved
-# here with their tables, which keep their names: state only, no database operation. The content
+# The final product's models, moved here from the ``mapping`` app with their tables, which keep
+# their names. The comparison tables were made by mapping 0002 and are taken over (state only).
+# The integration and export tables refer to learning's models; mapping 0003 and 0005 made them
+# until mapping stopped depending on learning (that dependency made the migration graph run
+# mapping 0002 -> learning 0001 -> mapping 0003). A database migrated before that has them (same
+# columns, constraints and indexes); a new one gets them here, made from this state. The content
 # types (admin log, permissions) follow the models to this app.
 
 import django.db.models.deletion
@@ -18,6 +22,15 @@ def content_types_move(apps, schema_editor, *, old="mapping", new="product"):
 
 def content_types_back(apps, schema_editor):
     content_types_move(apps, schema_editor, old="product", new="mapping")
+
+
+def learning_tables_create(apps, schema_editor):
+    """The integration and export tables, where mapping 0003/0005 did not make them already."""
+    existing = set(schema_editor.connection.introspection.table_names())
+    for name in ("BlockIntegration", "ProductExport"):
+        model = apps.get_model("product", name)
+        if model._meta.db_table not in existing:
+            schema_editor.create_model(model)
 
 
 class Migration(migrations.Migration):
@@ -142,5 +155,7 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
+        # Not undone on the way back: a database that had them from mapping 0003 keeps them too.
+        migrations.RunPython(learning_tables_create, migrations.RunPython.noop),
         migrations.RunPython(content_types_move, content_types_back),
     ]
