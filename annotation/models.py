@@ -14,6 +14,8 @@ from django.contrib.gis.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from learning.core.integration_decision import IntegrationDecision as CoreIntegrationDecision
+
 
 class SampleKind(models.TextChoices):
     POSITIVE = "positive", _("Positive (cropland polygons drawn)")
@@ -172,13 +174,18 @@ class CoverageType(models.TextChoices):
     NODATA = "nodata", _("Nodata")
 
 
-class IntegrationDecision(models.TextChoices):
-    """Which sources' predictions go into the block's final map."""
-
-    NEITHER = "neither", _("Neither")
-    ONLY_MAPBOX = "only_mapbox", _("Only Mapbox")
-    ONLY_GOOGLE = "only_google", _("Only Google")
-    MERGE_BOTH = "merge_both", _("Merge both")
+_INTEGRATION_DECISION_LABELS = {
+    CoreIntegrationDecision.NEITHER: _("Neither"),
+    CoreIntegrationDecision.ONLY_MAPBOX: _("Only Mapbox"),
+    CoreIntegrationDecision.ONLY_GOOGLE: _("Only Google"),
+    CoreIntegrationDecision.MERGE_BOTH: _("Merge both"),
+}
+# Which sources' predictions go into the block's final map: the core's enum with labels (one
+# vocabulary for labels, block integrations and the integration model).
+IntegrationDecision = models.TextChoices(
+    "IntegrationDecision",
+    [(d.name, (d.value, _INTEGRATION_DECISION_LABELS[d])) for d in CoreIntegrationDecision],
+)
 
 
 class LabelProvenance(models.Model):

@@ -2,9 +2,15 @@
 
 from django.urls import path
 
-from annotation import lead_views, offline, views
+from annotation import campaign_views, lead_views, offline, views
 
 urlpatterns = [
+    path("campaigns/<slug:slug>/", campaign_views.campaign_overview, name="campaign-overview"),
+    path(
+        "campaigns/<slug:slug>/agreement/",
+        campaign_views.campaign_agreement_page,
+        name="campaign-agreement",
+    ),
     path("annotate/blocks/<int:block_id>/", views.block_workspace, name="block-workspace"),
     path("annotate/sw.js", offline.service_worker, name="workspace-service-worker"),
     path(

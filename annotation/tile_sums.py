@@ -25,7 +25,7 @@ import numpy as np
 from django.db import IntegrityError, connection, transaction
 
 from annotation.models import OverviewCellSums
-from learning.models import BlockPrediction
+from learning.models import BlockPrediction, ModelKind, ModelVersion
 from mapping.models import Block, Campaign
 
 BASE_K = 2  # cell_blocks() gives 1 or a power of two, so every cell is made of 2 x 2 cells
@@ -236,6 +236,43 @@ def _cell_sums_base(
         _save(campaign, segmenter, held)
     _HELD[(campaign.pk, segmenter)] = held
     return held
+
+
+def current_segmenter(campaign: Campaign) -> int | None:
+    """The id of the campaign's current segmenter (whose predictions the map shows)."""
+    return (
+        ModelVersion.objects.filter(campaign=campaign, kind=ModelKind.SEGMENTER, is_current=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def sums_versions(campaign: Campaign) -> tuple[int, int]:
+    """The campaign's newest block id and the newest prediction id (of any campaign)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT (SELECT MAX(id) FROM {_t(Block)} WHERE campaign_id = %s),"
+            f" (SELECT MAX(id) FROM {_t(BlockPrediction)})",
+            [campaign.pk],
+        )
+        blocks, preds = cur.fetchone()
+    return blocks or 0, preds or 0
+
+
+def overview_sums_prepare(*, campaign: Campaign) -> bool:
+    """Count a lead's low-zoom sums for the campaign's current segmenter now and keep them in
+    the database (a round's end calls this in its worker once its segmenter is current), so
+    the first low-zoom tile after a new segmenter loads them instead of summing every
+    prediction inside a request (1.2-2.9 s on a national campaign). False: no segmenter."""
+    segmenter = current_segmenter(campaign)
+    if segmenter is None:
+        return False
+    blocks_version, preds_version = sums_versions(campaign)
+    cell_sums_base(
+        campaign=campaign, segmenter=segmenter, blocks_version=blocks_version,
+        predictions_version=preds_version,
+    )  # fmt: skip
+    return True
 
 
 def cell_sums_forget() -> None:

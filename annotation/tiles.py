@@ -26,11 +26,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from annotation.models import Assignment, AssignmentStatus, AuditEntry, VerdictLabel
-from annotation.tile_sums import BASE_K, CellSums, cell_sums_base
+from annotation.tile_sums import BASE_K, CellSums, cell_sums_base, current_segmenter, sums_versions
 from learning.models import BlockPrediction, ModelKind, ModelVersion
+from learning.product.models import BlockIntegration
 from mapping.geo.grid import tile_bounds_lonlat
 from mapping.geo.mvt import BUFFER, EXTENT, MAX_LAT, Layer, cell_blocks, encode_tile, tile_rects
-from mapping.models import AdminUnit, Block, BlockIntegration, Campaign, ImagerySource
+from mapping.models import AdminUnit, Block, Campaign, ImagerySource
 
 # Bumped when the tiles' layers or properties change, so browsers drop what they validated.
 TILE_FORMAT = 1
@@ -87,14 +88,6 @@ class _Query:
     sql: str
     params: list[Any]
     columns: list[str]
-
-
-def _current_segmenter(campaign: Campaign) -> int | None:
-    return (
-        ModelVersion.objects.filter(campaign=campaign, kind=ModelKind.SEGMENTER, is_current=True)
-        .values_list("pk", flat=True)
-        .first()
-    )
 
 
 def _tile_blocks(campaign: Campaign, z: int, x: int, y: int, k: int) -> tuple[range, range]:
@@ -204,7 +197,7 @@ def _blocks_query(scope: TileScope, rows: range, cols: range) -> _Query:
     if scope.only_user is not None:
         params.append(scope.only_user.pk)
     joins.append("LEFT JOIN vd ON vd.block_id = tb.id")
-    segmenter = _current_segmenter(scope.campaign)
+    segmenter = current_segmenter(scope.campaign)
     if segmenter is not None:
         pivot = ", ".join(
             f'MAX(CASE WHEN p.source_id = %s THEN p.cropland_fraction END) AS "f{i}"'
@@ -258,7 +251,7 @@ def _blocks_query_subqueries(scope: TileScope, rows: range, cols: range) -> _Que
         cols_sql.append(
             f"(SELECT i.decision FROM {_t(BlockIntegration)} i WHERE i.block_id = b.id) AS decision"
         )
-    segmenter = _current_segmenter(scope.campaign)
+    segmenter = current_segmenter(scope.campaign)
     for source_id, slug in _sources():
         own = " AND v.user_id = %s" if scope.only_user is not None else ""
         cols_sql.append(
@@ -297,7 +290,7 @@ def _cells_query(scope: TileScope, rows: range, cols: range, k: int) -> _Query:
         f" WHERE a2.block_id = a.block_id AND {newer} AND a2.id > a.id) GROUP BY 1, 2)",
     ]
     params: list[Any] = [*where_p, *where_p, *mine_p, *newer_p]
-    segmenter = _current_segmenter(scope.campaign)
+    segmenter = current_segmenter(scope.campaign)
     frac = "NULL"
     if segmenter is not None:
         parts.append(
@@ -443,24 +436,13 @@ _BASES: dict[Any, tuple[tuple[Any, ...], dict[int, dict[str, Any]]]] = {}
 _BASE_K = BASE_K
 
 
-def _base_version(campaign: Campaign) -> tuple[int, int]:
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT (SELECT MAX(id) FROM {_t(Block)} WHERE campaign_id = %s),"
-            f" (SELECT MAX(id) FROM {_t(BlockPrediction)})",
-            [campaign.pk],
-        )
-        blocks, preds = cur.fetchone()
-    return blocks or 0, preds or 0
-
-
 def _cell_sums(campaign: Campaign, k: int) -> dict[str, Any]:
     """Per cell of ``k`` x ``k`` blocks: its key (row * 100000 + col of the cell), block count,
     and the sum and count of the current segmenter's predicted fractions; sorted by key. The
     2 x 2 sums come from ``annotation.tile_sums`` (kept, followed by prediction id); coarser
     levels are merged from them once per change."""
-    segmenter = _current_segmenter(campaign)
-    blocks_version, preds_version = _base_version(campaign)
+    segmenter = current_segmenter(campaign)
+    blocks_version, preds_version = sums_versions(campaign)
     if segmenter is None:
         base = _no_predictions(campaign, blocks_version)
     else:
@@ -487,22 +469,6 @@ def _cell_sums(campaign: Campaign, k: int) -> dict[str, Any]:
             "fcount": np.bincount(inv, weights=base_level["fcount"]).astype(np.int64),
         }
     return levels[k]
-
-
-def overview_sums_prepare(*, campaign: Campaign) -> bool:
-    """Count a lead's low-zoom sums for the campaign's current segmenter now and keep them in
-    the database (a round's end calls this in its worker once its segmenter is current), so
-    the first low-zoom tile after a new segmenter loads them instead of summing every
-    prediction inside a request (1.2-2.9 s on a national campaign). False: no segmenter."""
-    segmenter = _current_segmenter(campaign)
-    if segmenter is None:
-        return False
-    blocks_version, preds_version = _base_version(campaign)
-    cell_sums_base(
-        campaign=campaign, segmenter=segmenter, blocks_version=blocks_version,
-        predictions_version=preds_version,
-    )  # fmt: skip
-    return True
 
 
 _EMPTY: dict[tuple[int, int], CellSums] = {}

@@ -156,10 +156,11 @@ def _export_fixture(camp: Any, seg: Any) -> dict[str, float]:
     from django.conf import settings
 
     from learning.models import BlockPrediction
+    from learning.product.core.decision import needed_sources
+    from learning.product.models import BlockIntegration
     from mapping.geo.grid import block_raster
     from mapping.geo.raster import affine_of
-    from mapping.models import Block, BlockIntegration
-    from mapping.product.decision import needed_sources
+    from mapping.models import Block
 
     timings: dict[str, float] = {}
     folder = Path(settings.DATA_DIR) / "bench-masks"
@@ -477,8 +478,9 @@ def export_one(adcode: int) -> dict[str, Any]:
     """Export one province (in this process): wall, CPU, peak memory, what it wrote."""
     from django.contrib.auth.models import User
 
-    from mapping.models import AdminUnit, Campaign, ExportKind, JobStatus, ProductExport
-    from mapping.services.product import product_export_run
+    from learning.product.models import ExportKind, ProductExport
+    from learning.product.services.exports import product_export_run
+    from mapping.models import AdminUnit, Campaign, JobStatus
 
     camp = Campaign.objects.get(slug=SLUG)
     unit = AdminUnit.objects.get(level="province", adcode=adcode)

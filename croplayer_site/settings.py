@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "mapping",
     "annotation",
     "learning",
+    "learning.product",
 ]
 
 MIDDLEWARE = [

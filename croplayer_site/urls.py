@@ -26,8 +26,8 @@ urlpatterns = [
     path("api/", include("learning.urls")),
     path("", include("annotation.page_urls")),
     path("", include("mapping.page_urls")),
-    path("", include("mapping.product_urls")),  # integration review, exports (API + pages)
-    path("", include("mapping.compare_urls")),
+    path("", include("learning.product.urls")),  # integration review, exports (API + pages)
+    path("", include("learning.product.compare_urls")),
     path("", include("learning.page_urls")),
 ]
 

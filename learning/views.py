@@ -29,8 +29,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.models import IntegrationDecision
 from croplayer_site.liveness import workers_alive
 from croplayer_site.roles import ADMIN, has_role
+from learning.core.integration_decision import decision_canonical
 from learning.dashboard import (
     CSV_COLUMNS,
     campaign_get_for_lead,
@@ -46,8 +48,7 @@ from learning.selectors import model_version_engine
 from learning.services.config import ROUND_PRESETS
 from learning.services.demo_player import demo_playable
 from learning.services.round import dispatch
-from mapping.models import Campaign, IntegrationChoice
-from mapping.product.decision import FROM_CORE
+from mapping.models import Campaign
 
 # --- pages ---------------------------------------------------------------------------------
 
@@ -215,8 +216,8 @@ def _constant_label(v: ModelVersion) -> str:
     raw = (v.metrics or {}).get("constant")
     if not raw:
         return ""
-    value = FROM_CORE.get(str(raw), str(raw))
-    return str(IntegrationChoice(value).label) if value in IntegrationChoice.values else value
+    value = str(decision_canonical(str(raw)))
+    return str(IntegrationDecision(value).label) if value in IntegrationDecision.values else value
 
 
 @login_required

@@ -15,10 +15,10 @@ from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
 # rounds are watched on ``ws/rounds/<id>/`` (learning.consumers), which has the round's gate.
 JOB_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     # the campaign page lists its fetch runs to everyone who sees the campaign
-    "fetch": ("FetchRun", (ANNOTATOR, LEAD, ADMIN)),
+    "fetch": ("mapping.FetchRun", (ANNOTATOR, LEAD, ADMIN)),
     # exports and product comparisons are lead pages
-    "export": ("ProductExport", (LEAD, ADMIN)),
-    "compare": ("ProductComparison", (LEAD, ADMIN)),
+    "export": ("product.ProductExport", (LEAD, ADMIN)),
+    "compare": ("product.ProductComparison", (LEAD, ADMIN)),
 }
 
 
@@ -42,7 +42,7 @@ def job_visible(*, user: Any, job: str) -> bool:
     model_name, roles = JOB_KINDS[kind]
     if not has_role(user, *roles):
         return False
-    model = apps.get_model("mapping", model_name)
+    model = apps.get_model(model_name)  # by label: the product app sits above mapping
     return bool(
         model.objects.filter(pk=int(pk), campaign__in=campaigns_visible_to(user=user)).exists()
     )

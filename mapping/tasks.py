@@ -10,10 +10,3 @@ from mapping.services.imagery import fetch_batch_run
 @shared_task(name="mapping.fetch_batch", acks_late=True)
 def fetch_batch(run_id: int, block_ids: list[int]) -> dict[str, int]:
     return fetch_batch_run(run_id=run_id, block_ids=block_ids)
-
-# The product's tasks live in their own module; importing them here lets the worker find them.
-from mapping.tasks_product import (  # noqa: E402, F401
-    integration_run_task,
-    product_export_task,
-    product_exports_reconcile_task,
-)

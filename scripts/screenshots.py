@@ -93,10 +93,10 @@ def _django(var: Path) -> None:
 
 def _play(*, var: Path, rounds: int) -> None:
     """``demo_play`` with a Celery worker, as beside ``make demo``."""
+    from annotation.services.demo import DEMO_SLUG
     from croplayer_site.processes import process_stop
     from learning.services.demo_player import demo_play
     from mapping.models import Campaign
-    from mapping.services.demo import DEMO_SLUG
 
     (var / "log").mkdir(parents=True, exist_ok=True)
     with (var / "log" / "worker.log").open("wb") as log:
@@ -145,10 +145,10 @@ def _prepare(*, var: Path, rounds: int, reuse: bool) -> Demo:
 
     from annotation.models import Assignment
     from annotation.services import assignment_start, coverage_label_set, verdict_label_set
+    from annotation.services.demo import DEMO_SLUG, demo_load
     from annotation.services.labels import NothingToJudge
     from learning.models import Round
     from mapping.models import Campaign, ImagerySource
-    from mapping.services.demo import DEMO_SLUG, demo_load
     from mapping.services.imagery import block_image_fetch
 
     if reuse and Campaign.objects.filter(slug=DEMO_SLUG).exists():
@@ -259,7 +259,7 @@ def _bowtie(page: Any) -> None:
 
 def _screens(page: Any, *, url: str, block_id: int, out: Path, lang: str) -> list[Path]:
     """The lead's overview, dashboard, comparisons and a bow-tie in the workspace."""
-    from mapping.services.demo import DEMO_SLUG
+    from annotation.services.demo import DEMO_SLUG
 
     written = []
     shots = {

@@ -32,7 +32,8 @@ from annotation.selectors import (
 )
 from annotation.services.audit import block_audit_record, operation_remember, operation_replay
 from annotation.services.samples import _fingerprint
-from mapping.models import Block, BlockIntegration, ImagerySource
+from learning.product.models import BlockIntegration
+from mapping.models import Block, ImagerySource
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from learning.models import (
     RoundState,
     SystematicSampleBlock,
 )
+from learning.product.models import ExportKind
 from learning.services.config import ROUND_PRESETS, round_config_parse
 from learning.services.data import data_path, read_prediction, reviewed
 from learning.services.round.lifecycle import RoundConflict, round_active, round_start
@@ -62,7 +63,6 @@ from mapping.models import (
     BlockImage,
     BlockImageStatus,
     Campaign,
-    ExportKind,
     ImagerySource,
     JobStatus,
 )
@@ -452,8 +452,8 @@ def _wait_round(rnd: Round, *, timeout: float, say: Callable[[str], None]) -> Ro
 def _export(*, campaign: Campaign, provinces: list[AdminUnit], user: User,
             say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Integrate the converged provinces and export their products (and the national map)."""
-    from mapping.services.integration import IntegrationError, integration_run
-    from mapping.services.product import ProductExportError, product_export_start
+    from learning.product.services.exports import ProductExportError, product_export_start
+    from learning.product.services.integration import IntegrationError, integration_run
 
     try:
         run = integration_run(campaign=campaign, province_adcodes=[p.adcode for p in provinces])

@@ -1,6 +1,8 @@
-# The overview tiles' version reads MAX(updated_at) of the integration decisions per request.
+# This migration added the index on the integration decisions' updated_at (the overview tiles'
+# version reads MAX(updated_at) per request). The model is the product app's now, and its 0001
+# makes the table with the index where mapping 0003 and this migration did not (see 0003).
 
-from django.db import migrations, models
+from django.db import migrations
 
 
 class Migration(migrations.Migration):
@@ -8,9 +10,4 @@ class Migration(migrations.Migration):
         ("mapping", "0004_campaign_members"),
     ]
 
-    operations = [
-        migrations.AddIndex(
-            model_name="blockintegration",
-            index=models.Index(fields=["updated_at"], name="blockintegration_updated"),
-        ),
-    ]
+    operations = []

@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 from django.conf import settings
 
-from learning.core.features.terrain import DemWindow, read_dem_window
+from mapping.geo.dem import DemWindow, read_dem_window
 from mapping.models import Block, CampaignDem
 
 

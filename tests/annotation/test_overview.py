@@ -201,7 +201,7 @@ def test_unknown_campaign_is_404(users, field):
 
 
 def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment_on(users, field):
-    from mapping.services.demo import ASSIGNED_TO_ANNOTATOR, _demo_work
+    from annotation.services.demo import ASSIGNED_TO_ANNOTATOR, _demo_work
 
     campaign, blocks = field
     Assignment.objects.all().delete()

@@ -22,9 +22,10 @@ from annotation.tiles import (
 )
 from croplayer_site.roles import roles_ensure
 from learning.models import BlockPrediction
+from learning.product.models import BlockIntegration
 from mapping.geo.grid import lonlat_to_tile_fraction
 from mapping.geo.mvt import cell_blocks
-from mapping.models import BlockIntegration, ImagerySource
+from mapping.models import ImagerySource
 from tests.annotation import test_overview
 from tests.annotation.test_overview import ROLES, client_for
 from tests.mvt_decode import decode

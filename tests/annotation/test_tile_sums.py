@@ -158,7 +158,7 @@ def test_sums_prepared_at_a_rounds_end_spare_the_first_tile_a_full_sum(
     every prediction itself."""
     camp, _ = field
     assert not OverviewCellSums.objects.filter(campaign=camp, segmenter_id=seg2.pk).exists()
-    assert tiles_module.overview_sums_prepare(campaign=camp) is True
+    assert tile_sums.overview_sums_prepare(campaign=camp) is True
     assert OverviewCellSums.objects.filter(campaign=camp, segmenter_id=seg2.pk).exists()
     tiles_module._BASES.clear()
     tile_sums.cell_sums_forget()  # the web process: nothing held
@@ -173,5 +173,5 @@ def test_sums_prepared_at_a_rounds_end_spare_the_first_tile_a_full_sum(
 def test_nothing_to_prepare_without_a_segmenter(users, field):
     camp, _ = field
     ModelVersion.objects.filter(campaign=camp).update(is_current=False)
-    assert tiles_module.overview_sums_prepare(campaign=camp) is False
+    assert tile_sums.overview_sums_prepare(campaign=camp) is False
     assert not OverviewCellSums.objects.filter(campaign=camp).exists()

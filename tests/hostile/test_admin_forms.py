@@ -10,7 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from mapping.models import CroplandProduct, ImagerySource
+from learning.product.models import CroplandProduct
+from mapping.models import ImagerySource
 from tests.hostile.conftest import leaks
 from tests.hostile.hostile_files import curl_vrt, raw_band_vrt
 
@@ -33,7 +34,7 @@ def admin_client(users):
 @pytest.mark.parametrize("kind", ["raw band", "vsicurl"])
 def test_product_upload_of_a_vrt(kind, admin_client, campaign, listener, canary):
     xml = raw_band_vrt(canary) if kind == "raw band" else curl_vrt(listener.url())
-    r = admin_client.post("/admin/mapping/croplandproduct/add/", {
+    r = admin_client.post("/admin/product/croplandproduct/add/", {
         "campaign": campaign.pk, "name": "esa", "description": "", "classes": "40",
         "file": SimpleUploadedFile("esa.tif", xml.encode()),
     })

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from mapping.models import CroplandProduct
+from learning.product.models import CroplandProduct
 from tests.hostile.conftest import leaks
 from tests.hostile.hostile_files import geotiff
 from tests.hostile.rasters import HOSTILE_RASTERS

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from mapping.models import CroplandProduct
+from learning.product.models import CroplandProduct
 from tests.hostile.conftest import leaks
 from tests.hostile.rasters import HOSTILE_RASTERS
 

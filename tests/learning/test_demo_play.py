@@ -31,7 +31,7 @@ def test_verdicts_compare_the_prediction_with_the_truth():
 
 @pytest.mark.django_db
 def test_demo_figures_count_the_truth_inside_the_campaigns_blocks():
-    from mapping.services.demo import demo_statistics_write
+    from annotation.services.demo import demo_statistics_write
 
     prov = AdminUnit.objects.create(level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省",
                                     geometry=MultiPolygon(Polygon.from_bbox((112, 30, 114, 32)),
@@ -103,8 +103,8 @@ def test_the_demo_preset_predicts_with_a_smaller_unet():
     assert small.tta == "none"
     # One window covers every demo image (a second, overlapping window costs half as much
     # again per block, and predicting every block is most of a demo round).
+    from annotation.services.demo import DEMO_ZOOM, WINDOWS
     from mapping.geo.grid import block_raster, grid_for
-    from mapping.services.demo import DEMO_ZOOM, WINDOWS
 
     grid = grid_for(0.05)
     largest = 0
@@ -124,10 +124,10 @@ def test_the_player_traces_fields_not_pixels():
     from affine import Affine
 
     from annotation.geometry import MAX_VERTICES
+    from annotation.services.demo import DEMO_ZOOM, SEED
     from learning.services.demo_player import TRACED_MAX_VERTICES, _traced_polygons
     from mapping.geo.grid import block_raster, grid_for
     from mapping.imagery.synthetic import generate_landscape
-    from mapping.services.demo import DEMO_ZOOM, SEED
 
     grid = grid_for(0.05)
     raster = block_raster(grid.bounds(grid.block_at(112.62, 30.42)), DEMO_ZOOM)
@@ -214,9 +214,9 @@ def test_the_demos_subtropical_windows_rarely_show_snow():
     """The demo's coverage scenarios: the paper's national snow share (8-13 %, north China's
     winters) would make a fifth of the judged blocks artifacts and the 85 % correctness
     criterion unreachable in the demo's subtropical windows."""
+    from annotation.services.demo import DEMO_SCENARIO_SHARES, SEED
     from mapping.geo.grid import BlockId
     from mapping.imagery.synthetic import block_scenario
-    from mapping.services.demo import DEMO_SCENARIO_SHARES, SEED
 
     for look in ("mapbox", "google"):
         drawn = [block_scenario(BlockId(2400 + i // 30, 5800 + i % 30), seed=SEED, look=look,

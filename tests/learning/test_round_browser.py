@@ -12,9 +12,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from annotation.services.demo import DEMO_SLUG, WINDOWS, demo_load
 from croplayer_site.roles import ANNOTATOR, roles_ensure
 from learning.models import BlockSelection, ProvinceRoundResult, Round, RoundState
-from mapping.services.demo import DEMO_SLUG, WINDOWS, demo_load
 
 pytestmark = pytest.mark.browser
 

@@ -90,7 +90,7 @@ def test_round_runs_every_stage_in_a_worker(celery_worker_proc):
                     .values_list("pk", flat=True))
     assert set(seg.training_samples) == train_ids and len(train_ids) == 4
     # The overview map's low-zoom sums for the new segmenter were counted at the round's end
-    # (annotation.tiles.overview_sums_prepare), so no lead's tile has to.
+    # (annotation.tile_sums.overview_sums_prepare), so no lead's tile has to.
     assert OverviewCellSums.objects.filter(campaign=tiny.campaign, segmenter_id=seg.pk).exists()
     assert "overview map sums counted in" in rnd.log
     assert len(seg.metrics["epoch_losses"]) == 2

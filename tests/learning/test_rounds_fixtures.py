@@ -24,6 +24,7 @@ from annotation.models import (
     SampleSplit,
     VerdictLabel,
 )
+from annotation.services.demo import _truth_polygons
 from mapping.geo.grid import BlockId, grid_for
 from mapping.imagery.dem import write_synthetic_dem
 from mapping.models import (
@@ -39,7 +40,6 @@ from mapping.models import (
     OfficialStatistic,
     StatisticStatus,
 )
-from mapping.services.demo import _truth_polygons
 from mapping.services.imagery import block_image_fetch
 
 # (adcode, name, first row, first col) on the 0.05 degree grid; 2 x 2 blocks each.

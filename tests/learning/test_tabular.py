@@ -190,7 +190,7 @@ def test_integration_vector_layout() -> None:
     ("decision", "expected"),
     [
         ("neither", [[0, 0, 0, 255]]),
-        (IntegrationDecision.MAPBOX, [[1, 0, 255, 255]]),
+        (IntegrationDecision.ONLY_MAPBOX, [[1, 0, 255, 255]]),
         ("google", [[0, 1, 1, 255]]),
         ("merge", [[1, 1, 1, 255]]),
     ],

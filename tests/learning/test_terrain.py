@@ -14,13 +14,12 @@ from rasterio.transform import from_origin
 
 from learning.core.features.terrain import (
     GDALDEM_GEOGRAPHIC_SCALE,
-    DemWindow,
-    read_dem_window,
     roughness,
     slope_degrees,
     terrain_features,
     tri_riley,
 )
+from mapping.geo.dem import DemWindow, read_dem_window
 
 needs_gdaldem = pytest.mark.skipif(shutil.which("gdaldem") is None, reason="gdaldem not on PATH")
 

@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from croplayer_site.roles import roles_ensure
+from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from mapping.consumers import JobProgressConsumer, job_visible
 from mapping.models import (
     AdminLevel,
@@ -23,12 +24,9 @@ from mapping.models import (
     Block,
     Campaign,
     CampaignMember,
-    CroplandProduct,
     FetchRun,
     ImagerySource,
     JobStatus,
-    ProductComparison,
-    ProductExport,
 )
 from mapping.services.members import (
     CampaignMemberError,
@@ -298,7 +296,7 @@ def test_campaign_member_command_refuses_with_the_reason_and_changes_nothing(wor
 def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path):
     """``load_demo`` (without its labelled samples, which take the time) makes the demo lead a
     member of the demo campaign, so the demo lead sees it."""
-    from mapping.services import demo
+    from annotation.services import demo
 
     settings.DATA_DIR = tmp_path
     monkeypatch.setattr(demo, "SAMPLES_PER_PROVINCE", 0)

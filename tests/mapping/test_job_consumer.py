@@ -21,16 +21,10 @@ from django.utils import timezone
 from croplayer_site.asgi import application
 from croplayer_site.roles import roles_ensure
 from learning.models import Round, RoundState
+from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from learning.services import round_broadcast
 from mapping.consumers import job_visible
-from mapping.models import (
-    Campaign,
-    CroplandProduct,
-    FetchRun,
-    ImagerySource,
-    ProductComparison,
-    ProductExport,
-)
+from mapping.models import Campaign, FetchRun, ImagerySource
 from mapping.services.members import campaign_members_add
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -157,7 +157,8 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
 @pytest.mark.django_db(transaction=True)
 def test_export_progress_is_for_leads_of_an_existing_export(users):
     """An annotator, or anyone naming an export that does not exist, gets 4404."""
-    from mapping.models import Campaign, ProductExport
+    from learning.product.models import ProductExport
+    from mapping.models import Campaign
 
     camp = Campaign.objects.create(slug="ws-gate", name="g", region="t", year=2020)
     campaign_members_add(campaign=camp, users=[users["lead"]])

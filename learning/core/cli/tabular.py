@@ -102,7 +102,8 @@ def run_features(args: argparse.Namespace) -> dict[str, Any]:
     from rasterio.warp import transform_bounds
 
     from learning.core.features.block import block_features_compute
-    from learning.core.features.terrain import read_dem_window, terrain_features
+    from learning.core.features.terrain import terrain_features
+    from mapping.geo.dem import read_dem_window
 
     images: list[Path] = args.image
     if len(args.mask) != len(images):

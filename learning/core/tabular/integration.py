@@ -10,8 +10,9 @@ source" because each source's row carries the IoU; it is kept once here so that 
 importance is not split between two identical columns. 2 x 11 + 1 + 4 + 2 = 29, within the
 paper's 28-30.
 
-Decisions are :class:`IntegrationDecision`: neither, mapbox, google, merge. :func:`merge_masks`
-turns a decision and the two masks into the final block mask.
+Decisions are :class:`~learning.core.integration_decision.IntegrationDecision` (neither,
+only_mapbox, only_google, merge_both; the first bundles' mapbox/google/merge are read too).
+:func:`merge_masks` turns a decision and the two masks into the final block mask.
 
 When every label holds one decision (a demo whose masks are poor everywhere: "neither" on every
 block) no classifier can be fitted; :func:`integration_train` then returns a constant model of
@@ -21,7 +22,6 @@ converged provinces can still be integrated, and the registry shows it for what 
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +33,7 @@ import numpy.typing as npt
 from learning.core.bundle import bundle_open
 from learning.core.features.block import SOURCE_NAMES, TERRAIN_NAMES, BlockFeatures
 from learning.core.features.region import IGNORE, check_mask
+from learning.core.integration_decision import DECISIONS, IntegrationDecision, decision_canonical
 from learning.core.tabular import TabularClassifier, encode_labels, train_classifier
 from learning.core.tabular.constant import ConstantClassifier, constant_fit
 
@@ -41,16 +42,7 @@ CONSTANT_KIND = "integration-constant"
 SOURCES = ("mapbox", "google")
 
 
-class IntegrationDecision(enum.StrEnum):
-    """Which source's cropland to keep for a block (DOMAIN.md, Integration decisions)."""
-
-    NEITHER = "neither"
-    MAPBOX = "mapbox"
-    GOOGLE = "google"
-    MERGE = "merge"
-
-
-DECISIONS: tuple[str, ...] = tuple(d.value for d in IntegrationDecision)
+__all__ = ["DECISIONS", "IntegrationDecision"]  # re-exported: the model's classes
 INTEGRATION_FEATURE_NAMES: tuple[str, ...] = (
     *(f"mapbox_{n}" for n in SOURCE_NAMES),
     *(f"google_{n}" for n in SOURCE_NAMES),
@@ -103,7 +95,7 @@ class IntegrationModel:
         raw = self.clf.predict_proba(x)
         out = np.zeros((raw.shape[0], len(DECISIONS)))
         for j, c in enumerate(self.clf.classes):
-            out[:, DECISIONS.index(c)] = raw[:, j]
+            out[:, DECISIONS.index(IntegrationDecision(c).value)] = raw[:, j]
         return out
 
     def save(self, dest: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -125,14 +117,15 @@ def integration_train(x: npt.ArrayLike, decisions: Sequence[IntegrationDecision 
     Labels of one decision only give the constant model of that decision (checked like any
     input: a table of the right width, one label per row)."""
     arr = np.asarray(x, dtype=np.float64)
-    ids = encode_labels(decisions, DECISIONS)
+    labels = [decision_canonical(getattr(d, "value", d)) for d in decisions]
+    ids = encode_labels(labels, DECISIONS)
     if ids.size and np.unique(ids).size == 1:
         if arr.ndim != 2 or arr.shape != (ids.size, len(INTEGRATION_FEATURE_NAMES)):
             raise ValueError(f"expected a table of {ids.size} rows and "
                              f"{len(INTEGRATION_FEATURE_NAMES)} feature columns, got {arr.shape}")
         return IntegrationModel(constant_fit([DECISIONS[int(ids[0])]] * ids.size,
                                              feature_names=INTEGRATION_FEATURE_NAMES))
-    clf = train_classifier(x, decisions, feature_names=INTEGRATION_FEATURE_NAMES,
+    clf = train_classifier(x, labels, feature_names=INTEGRATION_FEATURE_NAMES,
                            classes=DECISIONS, seed=seed, test_size=test_size, params=params)
     return IntegrationModel(clf)
 
@@ -142,8 +135,8 @@ def merge_masks(decision: IntegrationDecision | str, mapbox_mask: npt.NDArray[np
     """The final block mask for a decision: 1 = cropland, 0 = other, 255 = no usable pixel.
 
     - neither: 0 wherever either source has a valid pixel, 255 where both are ignored;
-    - mapbox / google: that source's mask unchanged (its 255 stays 255);
-    - merge: the union of cropland; a pixel ignored in one source takes the other's value, and
+    - only_mapbox / only_google: that source's mask unchanged (its 255 stays 255);
+    - merge_both: the union of cropland; a pixel ignored in one source takes the other's value, and
       is 255 only where both are ignored.
     """
     d = IntegrationDecision(getattr(decision, "value", decision))
@@ -152,9 +145,9 @@ def merge_masks(decision: IntegrationDecision | str, mapbox_mask: npt.NDArray[np
     if a.shape != b.shape:
         raise ValueError(f"masks must be on the same grid, got {a.shape} and {b.shape}")
     both_ignored = (a == IGNORE) & (b == IGNORE)
-    if d is IntegrationDecision.MAPBOX:
+    if d is IntegrationDecision.ONLY_MAPBOX:
         return a.copy()
-    if d is IntegrationDecision.GOOGLE:
+    if d is IntegrationDecision.ONLY_GOOGLE:
         return b.copy()
     if d is IntegrationDecision.NEITHER:
         out = np.zeros_like(a)

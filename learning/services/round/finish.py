@@ -9,7 +9,7 @@ import time
 from django.db import DatabaseError
 from django.utils import timezone
 
-from annotation.tiles import overview_sums_prepare
+from annotation.tile_sums import overview_sums_prepare
 from learning.models import ModelKind, ModelVersion, Round, RoundState
 from learning.services.config import round_config_parse
 from learning.services.registry import ModelVersionError, model_version_set_current

@@ -31,6 +31,7 @@ from learning.services.data import (
     pixel_size_m,
     read_prediction,
 )
+from learning.services.integration_training import integration_model_train
 from learning.services.registry import bundle_relpath, model_version_current, model_version_register
 from learning.services.round import dispatch
 from learning.services.round.common import block_image_or_none, bundle_load
@@ -43,7 +44,6 @@ from learning.services.round.progress import (
     round_log,
     round_timing_add,
 )
-from mapping.services.integration import integration_model_train
 from mapping.services.terrain import DemError, block_dem_window
 
 log = logging.getLogger(__name__)

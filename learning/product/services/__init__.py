@@ -1,0 +1,1 @@
+"""Services of the final product: integration decisions, exports and product comparisons."""

@@ -1,5 +1,0 @@
-"""Pure core of the final product: decision -> block mask, province COG, polygons, exports.
-
-No Django here (import-linter contract in pyproject.toml): arrays, shapely geometries and
-dataclasses in, files out. ``mapping.services.product`` is the adapter from ORM rows.
-"""
