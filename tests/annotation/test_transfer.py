@@ -452,7 +452,7 @@ def test_plain_sqlite_named_gpkg_is_refused(users, blocks, sources, lead, tmp_pa
 
 
 def test_oversized_upload_is_refused_before_it_is_parsed(users, blocks, sources, lead, monkeypatch):
-    from annotation import transfer_apis
+    from annotation.apis import transfer as transfer_apis
 
     monkeypatch.setattr(transfer_apis, "MAX_UPLOAD_BYTES", 1000)
     r = preview(lead, "big.geojson", b"{" + b" " * 200_000 + b"}")
