@@ -11,25 +11,14 @@
  *
  * The page's script, as ES modules served as they are (no build step): this entry wires them up
  * (static/annotation/workspace/, one concept per module) and starts the page. */
-import { C } from "./workspace/config.js";
-import { setSource, sourceListeners } from "./workspace/imagery.js";
+import { C, state } from "./workspace/config.js";
 import { map } from "./workspace/map.js";
-import { swStart } from "./workspace/offline.js";
-import { loadSample } from "./workspace/sample.js";
-import { state } from "./workspace/state.js";
-import { updateStatus } from "./workspace/status.js";
+import { loadSample, setSource, sourceListeners, updateStatus } from "./workspace/sample.js";
 import { outboxAll } from "./workspace/store.js";
-import { enqueueLabel, flush, labelListeners } from "./workspace/sync.js";
+import { enqueueLabel, flush, labelListeners, swStart } from "./workspace/sync.js";
 import "./workspace/geometry.js";
-import "./workspace/selection.js";
-import "./workspace/history.js";
-import "./workspace/edits.js";
-import "./workspace/outline.js";
-import "./workspace/splitmerge.js";
-import "./workspace/freehand.js";
+import "./workspace/drawing.js";
 import "./workspace/prediction.js";
-import "./workspace/conflict.js";
-import "./workspace/tools.js";
 import "./workspace/keyboard.js";
 
 // A small public hook for the other scripts of the page (the labelling panel, panel.js).

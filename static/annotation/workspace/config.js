@@ -1,4 +1,5 @@
-/* The page's configuration, translated messages and fixed numbers, read once. */
+/* The page's configuration, translated messages and fixed numbers, read once; and the values
+ * several modules read and set (one object, so that every module sees the same). */
 
 export const C = JSON.parse(document.getElementById("ws-config").textContent);
 export const M = C.messages;
@@ -31,3 +32,16 @@ export const MIN_AREA_DEG2 = 1e-10;
 // From this many polygons on, draw on one <canvas> instead of one SVG path per polygon: 2,000
 // SVG paths make the page slow to open and to pan (see bench/bench_workspace.py).
 export const CANVAS_FROM = 300;
+
+// One object, so that every module reads and sets the same values.
+export const state = {
+  source: C.sources.length ? C.sources[0].slug : null,
+  sampleKind: null,
+  selected: null,   // the polygon the subtype, edit, move and provenance refer to
+  conflict: null,   // {source, version, polygons} while the banner is up
+  lastError: null,
+  renderer: undefined, // undefined: the map's own SVG renderer, one <path> per polygon
+  sessionEnded: false, // the server said "log in again": the queue waits, it is not refused
+  resyncAfterFlush: false,
+};
+export const versions = {};   // source -> {server: last version confirmed, expected: next op's If-Match}

@@ -1,12 +1,8 @@
 /* The workspace's keys (the labelling panel's shifted and Alt keys are panel.js's). */
 import { C } from "./config.js";
-import { markNegative } from "./edits.js";
-import { redo, undo } from "./history.js";
-import { setSource, toggleCompare } from "./imagery.js";
+import { clearProblem, markNegative, redo, select, setSubtype, stopTools, tool, undo } from "./drawing.js";
 import { hint, map } from "./map.js";
-import { clearProblem } from "./outline.js";
-import { select, setSubtype } from "./selection.js";
-import { stopTools, tool } from "./tools.js";
+import { setSource, toggleCompare } from "./sample.js";
 
 document.addEventListener("keydown", ev => {
   if (ev.target.closest("input[type=text], textarea, select")) return;

@@ -1,13 +1,9 @@
 /* The model's prediction: overlay, provenance of new polygons, copying it into the sample. */
-import { C, PREDICTION_API, t } from "./config.js";
-import { createPolygon, created } from "./edits.js";
+import { C, PREDICTION_API, state, t } from "./config.js";
+import { createPolygon, created, group, record, select, setToolActive } from "./drawing.js";
 import { fitVertices } from "./geometry.js";
-import { group, record } from "./history.js";
 import { currentSubtype, drawn, hint, map, predictionRenderer } from "./map.js";
-import { select } from "./selection.js";
-import { state } from "./state.js";
 import { reasonOf } from "./sync.js";
-import { setToolActive } from "./tools.js";
 
 export const predictions = {};  // source -> promise of {ok, data | reason}
 let predictionShown = false;

@@ -1,13 +1,10 @@
-/* The outbox queue: enqueue and flush in order with If-Match and op_id, replies and refusals. */
-import { API, C, M, csrfToken, fmt, user, uuid } from "./config.js";
-import { showConflict } from "./conflict.js";
-import { drawn, findLayer } from "./map.js";
-import { swSaved } from "./offline.js";
-import { markCrossings } from "./outline.js";
-import { loadSample } from "./sample.js";
-import { multi, select, showSelected, unselectLayer } from "./selection.js";
-import { state, versions } from "./state.js";
-import { setStatus, updateStatus } from "./status.js";
+/* Saving: the outbox queue sent in order with If-Match and op_id, the conflict banner, and the
+ * service worker that keeps the page and its data for a reload offline. */
+import { API, C, M, PREDICTION_API, csrfToken, fmt, state, user, uuid, versions } from "./config.js";
+import { markCrossings, multi, redoStack, select, showSelected, undoStack, unselectLayer } from "./drawing.js";
+import { drawn, findLayer, map } from "./map.js";
+import { predictions } from "./prediction.js";
+import { loadSample, setStatus, updateStatus } from "./sample.js";
 import { idGet, idPut, outboxAll, outboxDelete, outboxPut } from "./store.js";
 
 export const pendingLocal = []; // ops of this page not yet confirmed (for the status line)
@@ -218,4 +215,93 @@ function refreshFromServer(layer, feature) {
     layer._ws.geometry = feature.geometry;
   }
   if (state.selected === layer) showSelected();
+}
+
+// Their version drawn beside ours while the banner is up, so the annotator sees both before
+// choosing (orange dashes, not editable, no snapping).
+let theirsLayer = null;
+function hideTheirs() { if (theirsLayer) { map.removeLayer(theirsLayer); theirsLayer = null; } }
+export async function showConflict(op, data) {
+  const ops = (await outboxAll()).filter(o => o.source === op.source);
+  state.conflict = { source: op.source, version: data.version, polygons: data.polygons };
+  hideTheirs();
+  theirsLayer = L.geoJSON(data.polygons, {
+    interactive: false, pmIgnore: true, snapIgnore: true,
+    style: { className: "ws-theirs", color: "#ff8f00", weight: 3, dashArray: "6 4", fillOpacity: 0.05 },
+  }).addTo(map);
+  document.getElementById("ws-conflict-detail").textContent = fmt(M[
+    "Theirs: version %(v)s with %(n)s polygon(s). Yours: %(m)s polygon(s) on screen, %(k)s change(s) not saved."
+  ], { v: data.version, n: data.polygons.features.length, m: drawn.getLayers().length, k: ops.length })
+    + " " + M["Their version is outlined in orange dashes."];
+  document.getElementById("ws-conflict").hidden = false;
+  setStatus("error", fmt(M["error: %(reason)s"], { reason: data.detail }));
+}
+document.getElementById("ws-load-theirs").addEventListener("click", async () => {
+  const c = state.conflict;
+  for (const op of (await outboxAll()).filter(o => o.source === c.source)) { await outboxDelete(op.seq); settle(op); }
+  state.conflict = null;
+  hideTheirs();
+  undoStack.length = 0;
+  redoStack.length = 0;
+  document.getElementById("ws-conflict").hidden = true;
+  await loadSample();
+  flush();
+});
+document.getElementById("ws-reapply-mine").addEventListener("click", async () => {
+  const c = state.conflict;
+  let next = c.version;
+  for (const op of (await outboxAll()).filter(o => o.source === c.source)) {
+    settle(op);
+    op.op_id = uuid(); // a new request on top of their version, not a retry of the refused one
+    op.expected_version = next++;
+    pendingLocal.push(op.op_id);
+    await outboxPut(op);
+  }
+  versions[c.source] = { server: c.version, expected: next };
+  state.conflict = null;
+  hideTheirs();
+  state.resyncAfterFlush = true; // then show their polygons and ours together
+  document.getElementById("ws-conflict").hidden = true;
+  flush();
+});
+
+// /annotate/sw.js (templates/annotation/service_worker.js) keeps this page, its scripts and the
+// block's data, so that a reload without network shows the block and the outbox's changes on
+// top. It hears of every write the server confirmed, so its copy stays what the server holds;
+// logging out forgets the copies (the outbox stays: it is unsent work, filtered by user).
+const swUrl = document.getElementById("ws").dataset.serviceWorker;
+const sw = swUrl && "serviceWorker" in navigator ? navigator.serviceWorker : null;
+const servedByWorker = !!(sw && sw.controller);
+const offlineReady = () => { document.getElementById("ws").dataset.offlineReady = "1"; };
+export function swSaved(op, data, url) {
+  if (!sw || !sw.controller || !data) return;
+  const polygonId = Number((url.match(/\/polygons\/(\d+)\//) || [])[1]) || null;
+  sw.controller.postMessage(op.kind === "label"
+    ? { type: "saved", op: "label", block: op.block, answer: data }
+    : { type: "saved", op: op.kind, block: op.block, source: op.source, polygonId, answer: data });
+}
+export async function swStart() {
+  if (!sw) return;
+  sw.addEventListener("message", ev => { if (ev.data && ev.data.type === "warmed") offlineReady(); });
+  let reg;
+  try { reg = await sw.register(swUrl); await sw.ready; } catch (err) { console.warn(err); return; }
+  if (servedByWorker) { offlineReady(); return; }
+  // This page did not come through the worker (a first visit, or the worker is new): hand it
+  // the page and what the page read, for a reload offline.
+  const tilesSeen = performance.getEntriesByType("resource").map(r => r.name)
+    .filter(u => u.includes(`/api/blocks/${C.block}/imagery/`));
+  const urls = [window.location.href, `/api/blocks/${C.block}/labels/`,
+    ...Object.keys(versions).map(slug => `${API}${slug}/`),
+    ...Object.keys(predictions).filter(slug => !(C.predictionMissing || {})[slug]).map(PREDICTION_API),
+    ...tilesSeen];
+  (reg.active || sw.controller).postMessage({ type: "warm", urls });
+}
+const logoutForm = document.querySelector(".topbar form.user");
+if (logoutForm && window.caches) {
+  logoutForm.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const mine = name => name.startsWith("croplayer-data") || name.startsWith("croplayer-tiles");
+    caches.keys().then(names => Promise.all(names.filter(mine).map(name => caches.delete(name))))
+      .catch(() => {}).finally(() => logoutForm.submit());
+  }, { once: true });
 }
