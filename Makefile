@@ -43,7 +43,8 @@ test-slow: setup
 lint:
 	$(PY) -m ruff check .
 	.venv/bin/lint-imports
-	$(PY) -m mypy mapping/geo mapping/imagery learning/product/core learning/core annotation/geometry.py
+	$(PY) -m mypy mapping/geo mapping/imagery learning/product/core learning/core annotation/geometry.py \
+	  annotation/sample_files.py
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run >/dev/null
 	$(PY) manage.py spectacular --fail-on-warn --validate --file /dev/null

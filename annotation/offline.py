@@ -24,6 +24,15 @@ WORKSPACE_ASSETS = (
     "annotation/workspace.css",
     "annotation/panel.css",
     "annotation/workspace.js",
+    "annotation/workspace/config.js",
+    "annotation/workspace/drawing.js",
+    "annotation/workspace/geometry.js",
+    "annotation/workspace/keyboard.js",
+    "annotation/workspace/map.js",
+    "annotation/workspace/prediction.js",
+    "annotation/workspace/sample.js",
+    "annotation/workspace/store.js",
+    "annotation/workspace/sync.js",
     "annotation/panel.js",
 )
 

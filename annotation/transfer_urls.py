@@ -2,24 +2,24 @@
 
 from django.urls import path
 
-from annotation import transfer_apis
+from annotation.apis import transfer
 
 SAMPLES = "campaigns/<slug:slug>/samples/"
 
 urlpatterns = [
     path(
         f"{SAMPLES}import/preview",
-        transfer_apis.SamplesImportPreviewApi.as_view(),
+        transfer.SamplesImportPreviewApi.as_view(),
         name="api-samples-import-preview",
     ),
     path(
         f"{SAMPLES}import/<uuid:import_id>/commit",
-        transfer_apis.SamplesImportCommitApi.as_view(),
+        transfer.SamplesImportCommitApi.as_view(),
         name="api-samples-import-commit",
     ),
     path(
         f"{SAMPLES}export",
-        transfer_apis.SamplesExportApi.as_view(),
+        transfer.SamplesExportApi.as_view(),
         name="api-samples-export",
     ),
 ]

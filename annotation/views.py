@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from annotation.access import campaign_get_for_worker
-from annotation.apis import AssignmentListApi
+from annotation.apis.assignments import AssignmentListApi
 from annotation.models import (
     Assignment,
     AssignmentStatus,

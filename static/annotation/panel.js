@@ -3,7 +3,7 @@
  * queue and the block's change log. Strings arrive translated in the page config (C.panel).
  *
  * Labels are last-writer-wins values (PUT with an op_id). They go through the workspace's
- * IndexedDB outbox (workspace.js), the same ordered queue as the polygon edits: a label chosen
+ * IndexedDB outbox (workspace/sync.js), the same ordered queue as the polygon edits: a label chosen
  * offline waits there, survives a reload, and is sent in its place once the network returns,
  * with its op_id, so the server applies it once. */
 (function () {
@@ -349,7 +349,7 @@
   $("pn-audit").addEventListener("toggle", refreshAudit);
   $("pn-audit-refresh").addEventListener("click", refreshAudit);
 
-  // ---- keyboard (capture phase: these keys are the panel's, workspace.js never sees them) ----
+  // ---- keyboard (capture phase: these keys are the panel's, keyboard.js never sees them) ----
   window.addEventListener("keydown", ev => {
     if (ev.target.closest && ev.target.closest("input[type=text], textarea, select")) return;
     if (ev.ctrlKey || ev.metaKey || ev.repeat) return;

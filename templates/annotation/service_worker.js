@@ -1,5 +1,6 @@
 /* The annotation workspace's service worker: the block page opens again without a network, with
- * the block as last seen, and the IndexedDB outbox (workspace.js) sends what waits once it returns.
+ * the block as last seen, and the IndexedDB outbox (workspace/sync.js) sends what waits once
+ * it returns.
  *
  * Served by annotation.offline.service_worker at /annotate/sw.js, so its scope is /annotate/.
  * GET only, each network first with the cache as fallback; other methods are never answered here
@@ -140,7 +141,7 @@ async function page(event) {
 }
 
 // ---- writes: keep the cached sample and labels in step with what the server stored -------------
-// The page reports each write the server confirmed (workspace.js, after the outbox got its
+// The page reports each write the server confirmed (workspace/offline.js, after the outbox got its
 // answer); the answer holds the new version and the polygon or label as stored, which is applied
 // to the cached copy. When the versions do not follow on (someone else wrote meanwhile), the copy
 // is read again; if that fails it is dropped rather than kept stale.

@@ -22,7 +22,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from annotation import transfer
+from annotation import sample_files, transfer
 from annotation.models import AuditEntry, Sample, SampleKind, SamplePolygon, SampleSplit
 from annotation.services import polygon_create, sample_mark_negative
 from mapping.models import AdminLevel, AdminUnit
@@ -452,7 +452,7 @@ def test_plain_sqlite_named_gpkg_is_refused(users, blocks, sources, lead, tmp_pa
 
 
 def test_oversized_upload_is_refused_before_it_is_parsed(users, blocks, sources, lead, monkeypatch):
-    from annotation import transfer_apis
+    from annotation.apis import transfer as transfer_apis
 
     monkeypatch.setattr(transfer_apis, "MAX_UPLOAD_BYTES", 1000)
     r = preview(lead, "big.geojson", b"{" + b" " * 200_000 + b"}")
@@ -461,7 +461,7 @@ def test_oversized_upload_is_refused_before_it_is_parsed(users, blocks, sources,
 
 
 def test_archive_size_limits(users, blocks, sources, lead, tmp_path, monkeypatch):
-    monkeypatch.setattr(transfer, "MAX_UNCOMPRESSED_BYTES", 500)
+    monkeypatch.setattr(sample_files, "MAX_UNCOMPRESSED_BYTES", 500)
     r = preview(lead, "big.zip", zip_bytes(_good_shp(tmp_path)))
     assert r.status_code == 400 and "unpacks to more than" in r.json()["file"][0]
     monkeypatch.setattr(transfer, "MAX_UPLOAD_BYTES", 1000)

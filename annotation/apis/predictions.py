@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import sample_target_get_for_user
-from annotation.apis import GeoJsonFeatureField
+from annotation.apis.geojson import GeoJsonFeatureField
 from annotation.geometry import polygon_to_geojson
 from annotation.selectors import CurrentPrediction, PredictionMissing, block_prediction_current
 from mapping.models import ImagerySource

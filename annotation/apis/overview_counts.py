@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import campaign_overview_get_for_user
-from annotation.tile_apis import _not_modified
+from annotation.apis.overview_tiles import _not_modified
 from annotation.tiles import TileScope, overview_counts, overview_tile_version
 
 
