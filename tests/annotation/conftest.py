@@ -1,11 +1,14 @@
-"""Fixtures for the annotation tests: two blocks of a campaign and two imagery sources."""
+"""Fixtures for the annotation tests: two blocks of a campaign and two imagery sources, a
+``VAR_DIR`` of the test's own, and what sample imports leave behind."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from django.contrib.gis.geos import Polygon
 
-from annotation.models import Assignment, AssignmentStatus
+from annotation.models import Assignment, AssignmentStatus, Sample, SamplePolygon
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.members import campaign_members_add
 
@@ -17,10 +20,22 @@ def square(x0: float, y0: float, x1: float, y1: float) -> dict:
     return {"type": "Polygon", "coordinates": [ring]}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The four users of ``users`` are made in every test; the default hasher is slow on purpose."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def nothing_written() -> bool:
+    """No sample and no polygon stored: what a refused import leaves."""
+    return not Sample.objects.exists() and not SamplePolygon.objects.exists()
+
+
+def imports_left(settings) -> list[str]:
+    """The files of previewed imports still waiting in ``VAR_DIR/imports``."""
+    d = Path(settings.VAR_DIR) / "imports"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+@pytest.fixture
+def own_var_dir(settings, tmp_path) -> Path:
+    """Each test keeps its previews in its own directory."""
+    settings.VAR_DIR = tmp_path / "var"
+    return settings.VAR_DIR
 
 
 @pytest.fixture
