@@ -28,7 +28,7 @@ from annotation.services import (
 )
 from mapping.models import Block, Campaign
 from mapping.services.members import campaign_members_add
-from tests.annotation.conftest import square
+from tests.annotation.conftest import ROLES, square
 from tests.factories import current_prediction_make, user_make
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,6 @@ def _predictions(request):
             sources=request.getfixturevalue("sources").values(),
         )
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 A = square(112.51, 30.31, 112.53, 30.33)  # 0.02 x 0.02 degrees
 B = square(112.52, 30.31, 112.54, 30.33)  # A moved east by half its width: IoU 1/3
 

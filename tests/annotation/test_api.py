@@ -11,12 +11,11 @@ from annotation import access
 from annotation.models import AuditEntry, ClientOperation, Sample, SamplePolygon
 from annotation.services import polygon_create
 from croplayer_site.roles import ADMIN, LEAD
-from tests.annotation.conftest import square
+from tests.annotation.conftest import ROLES, square
 
 pytestmark = pytest.mark.django_db
 
 INSIDE = square(112.51, 30.31, 112.52, 30.32)
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from annotation.models import (
     IntegrationLabel,
     VerdictLabel,
 )
+from tests.annotation.conftest import ROLES
 from tests.factories import current_prediction_make
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,6 @@ def _predictions(request):
             )
 
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 BODIES = {
     "verdict": {"verdict": "tp"},
     "coverage": {"coverage_type": "cloudy"},

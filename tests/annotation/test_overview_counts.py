@@ -11,12 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from annotation.models import VerdictLabel
 from annotation.services import verdict_label_set
 from mapping.models import ImagerySource
-from tests.annotation import test_overview
-from tests.annotation.test_overview import ROLES
+from tests.annotation.conftest import ROLES
 
 pytestmark = pytest.mark.django_db
-
-field = test_overview.field  # the 4 x 5 block campaign "map", its people, verdicts, predictions
 
 URL = "/api/campaigns/map/overview-counts/"
 

@@ -23,15 +23,11 @@ from learning.models import BlockPrediction
 from mapping.geo.grid import lonlat_to_tile_fraction
 from mapping.geo.mvt import cell_blocks
 from mapping.models import BlockIntegration, ImagerySource
-from tests.annotation import test_overview
-from tests.annotation.test_overview import ROLES
+from tests.annotation.conftest import ROLES
 from tests.factories import current_prediction_make, user_make
 from tests.mvt_decode import decode
 
 pytestmark = pytest.mark.django_db
-
-field = test_overview.field  # the 4 x 5 block campaign "map", its people, verdicts, predictions
-
 
 @pytest.fixture(autouse=True)
 def _fresh_cell_sums():

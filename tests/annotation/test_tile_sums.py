@@ -16,14 +16,12 @@ from annotation.tiles import TileScope, _cells_query, _python_tile, _tile_blocks
 from learning.models import BlockPrediction
 from mapping.geo.mvt import cell_blocks
 from mapping.models import ImagerySource
-from tests.annotation import test_overview
 from tests.annotation.test_overview_tiles import _xyz, tile
 from tests.factories import current_prediction_make
 from tests.mvt_decode import decode
 
 pytestmark = pytest.mark.django_db
 
-field = test_overview.field
 Z = 3
 
 

@@ -24,12 +24,11 @@ from annotation.services import (
     assignment_submit,
     block_next_for_user,
 )
-from tests.annotation.conftest import square
+from tests.annotation.conftest import ROLES, square
 from tests.factories import user_make
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 
 
 def post(c, path, body=None):
