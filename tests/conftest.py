@@ -1,4 +1,6 @@
-"""Shared fixtures: real data (skipped when absent), the four users, a real Celery worker."""
+"""The suite's one root of shared fixtures: the fast password hasher, real data (skipped when
+absent), the four users and a logged-in client for any of them, a real Celery worker, daphne,
+Chromium. Factories of the common objects are in ``tests/factories.py``."""
 
 from __future__ import annotations
 
@@ -58,6 +60,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
+FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest) -> None:
+    """Every test hashes passwords with MD5: the default hasher is slow on purpose, and the four
+    ``users`` are made in most tests. Except a test that drives Chromium: it logs in through the
+    login form of a daphne process, which reads the real settings (they do not list MD5)."""
+    if "browser" in request.fixturenames:
+        return
+    request.getfixturevalue("settings").PASSWORD_HASHERS = [FAST_HASHER]
+
+
 @pytest.fixture(autouse=True)
 def _language_reset() -> Iterator[None]:
     """A request in Chinese leaves Chinese active in the thread (LocaleMiddleware activates,
@@ -77,23 +92,64 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def data_dir(tmp_path: Path, settings) -> Path:
+    """``DATA_DIR`` of the test's own (imagery, models, imported products)."""
+    settings.DATA_DIR = tmp_path / "data"
+    return settings.DATA_DIR
+
+
+@pytest.fixture
 def users(db):
-    """annotator, lead, admin (each in their group) and an outsider with no role."""
-    from django.contrib.auth.models import User
+    """annotator, lead, admin (each in their group) and an outsider with no role; each one's
+    password is ``tests.factories.password_of(name)``."""
+    from tests.factories import role_users_make
 
-    from croplayer_site.roles import roles_ensure
+    return role_users_make()
 
-    groups = roles_ensure()
-    out = {}
-    for name in ("annotator", "lead", "admin", "outsider"):
-        u = User.objects.create_user(name, password=f"{name}-pw-123!")
-        if name in groups:
-            u.groups.add(groups[name])
-        if name == "admin":
-            u.is_staff = True
-            u.save()
-        out[name] = u
-    return out
+
+@pytest.fixture
+def login(request: pytest.FixtureRequest):
+    """``login(who, **client_options)``: a new test ``Client`` logged in (``force_login``) as
+    ``who``: a name of ``users`` ("annotator", "lead", "admin", "outsider"; asking for one
+    makes the four), any ``User``, or "anonymous" (nobody). ``client_options`` go to the Client
+    (``enforce_csrf_checks``, ``raise_request_exception``); ``api=True`` makes it DRF's
+    ``APIClient`` (``format="json"``)."""
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    def log_in(who="anonymous", *, api: bool = False, **client_options) -> Client:
+        c = (APIClient if api else Client)(**client_options)
+        if isinstance(who, str):
+            if who == "anonymous":
+                return c
+            who = request.getfixturevalue("users")[who]
+        c.force_login(who)
+        return c
+
+    return log_in
+
+
+@pytest.fixture
+def session_cookie(login):
+    """``session_cookie(who)``: ``"sessionid=…"``, a new session of ``who`` (as for ``login``)
+    for requests that do not go through the test client (raw sockets, daphne, websockets)."""
+
+    def cookie(who) -> str:
+        return f"sessionid={login(who).cookies['sessionid'].value}"
+
+    return cookie
+
+
+def page_login(page, base: str, who: str) -> None:
+    """Logs a Chromium page in through the site's login form as the ``users`` name ``who``; the
+    page ends on the home page."""
+    from tests.factories import password_of
+
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", who)
+    page.fill("input[name=password]", password_of(who))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
 
 
 def _subprocess_env() -> dict[str, str]:

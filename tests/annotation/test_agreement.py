@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Polygon
 from django.db import IntegrityError, transaction
-from django.test import Client
 
 from annotation.models import (
     AgreementPolygon,
@@ -27,11 +26,10 @@ from annotation.services import (
     sample_mark_negative,
     verdict_label_set,
 )
-from croplayer_site.roles import roles_ensure
 from mapping.models import Block, Campaign
 from mapping.services.members import campaign_members_add
-from tests.annotation.conftest import square
-from tests.predictions import current_prediction_make
+from tests.annotation.conftest import ROLES, square
+from tests.factories import current_prediction_make, user_make
 
 pytestmark = pytest.mark.django_db
 
@@ -45,22 +43,8 @@ def _predictions(request):
             sources=request.getfixturevalue("sources").values(),
         )
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 A = square(112.51, 30.31, 112.53, 30.33)  # 0.02 x 0.02 degrees
 B = square(112.52, 30.31, 112.54, 30.33)  # A moved east by half its width: IoU 1/3
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
-
-
-def annotator(name: str) -> User:
-    u = User.objects.create_user(name, password="pw-123!-pw")
-    u.groups.add(roles_ensure()["annotator"])
-    return u
 
 
 def draw(c, block, geometry, *, version, source="mapbox"):
@@ -77,11 +61,11 @@ def agreement_assign(c, body, slug="demo"):
 
 
 @pytest.fixture
-def bob(users, blocks):
+def bob(users, blocks, login):
     """A second annotator, given ``blocks[0]`` (the annotator's) for agreement by the lead."""
-    bob = annotator("bob")
+    bob = user_make("bob", role="annotator")
     r = agreement_assign(
-        client_for(users, "lead"), {"users": ["annotator", "bob"], "blocks": [blocks[0].pk]}
+        login("lead"), {"users": ["annotator", "bob"], "blocks": [blocks[0].pk]}
     )
     assert r.status_code == 201, r.content
     assert [(a["user"], a["agreement"]) for a in r.json()["created"]] == [("bob", True)]
@@ -90,11 +74,10 @@ def bob(users, blocks):
     return bob
 
 
-def test_second_annotator_draws_blind_into_their_own_copy(users, blocks, sources, bob):
+def test_second_annotator_draws_blind_into_their_own_copy(users, blocks, sources, bob, login):
     block = blocks[0]
-    me = client_for(users, "annotator")
-    him = Client()
-    him.force_login(bob)
+    me = login("annotator")
+    him = login(bob)
     assert draw(me, block, A, version=0).status_code == 201
     # bob sees an empty block: not the annotator's polygon, and his copy starts at version 0
     seen = him.get(f"/api/blocks/{block.pk}/samples/mapbox/").json()
@@ -114,15 +97,14 @@ def test_second_annotator_draws_blind_into_their_own_copy(users, blocks, sources
     assert AgreementSample.objects.get().annotator == bob
     assert AgreementPolygon.objects.get().created_by == bob
     # the lead reads the primary sample at the same URL
-    lead = client_for(users, "lead").get(f"/api/blocks/{block.pk}/samples/mapbox/").json()
+    lead = login("lead").get(f"/api/blocks/{block.pk}/samples/mapbox/").json()
     assert [f["properties"]["created_by"] for f in lead["features"]] == ["annotator"]
 
 
-def test_verdicts_and_audit_stay_blind(users, blocks, sources, bob):
+def test_verdicts_and_audit_stay_blind(users, blocks, sources, bob, login):
     block = blocks[0]
-    me = client_for(users, "annotator")
-    him = Client()
-    him.force_login(bob)
+    me = login("annotator")
+    him = login(bob)
     assert draw(me, block, A, version=0).status_code == 201
     assert draw(him, block, B, version=0).status_code == 201
     for c, verdict in ((me, "tp"), (him, "fp")):
@@ -147,12 +129,12 @@ def test_verdicts_and_audit_stay_blind(users, blocks, sources, bob):
     }
     assert ("annotator", "sample_polygon") in audit(me)
     assert not {t for u, t in audit(me) if u == "bob"}
-    lead_sees = audit(client_for(users, "lead"))
+    lead_sees = audit(login("lead"))
     assert {("bob", "agreement_polygon"), ("annotator", "sample_polygon")} <= lead_sees
     assert {("bob", "verdict_label"), ("annotator", "verdict_label")} <= lead_sees
 
 
-def test_agreement_of_two_squares_computed_by_hand(users, blocks, sources, bob):
+def test_agreement_of_two_squares_computed_by_hand(users, blocks, sources, bob, login):
     """Mapbox: A and B overlap by half a square, union one and a half: IoU 1/3; verdicts tp/fp.
     Google: nobody drew, both said tp: IoU null, verdicts agree. Block 2 (given to the annotator
     only) is not in the report."""
@@ -183,7 +165,7 @@ def test_agreement_of_two_squares_computed_by_hand(users, blocks, sources, bob):
         expected_version=0,
         op_id=uuid.uuid4(),
     )
-    r = client_for(users, "lead").get("/api/campaigns/demo/agreement/")
+    r = login("lead").get("/api/campaigns/demo/agreement/")
     assert r.status_code == 200
     data = r.json()
     assert data["blocks"] == 1 and data["rows_compared"] == 1
@@ -221,12 +203,12 @@ def test_agreement_of_two_squares_computed_by_hand(users, blocks, sources, bob):
     )
     rows = {
         r["source"]: r
-        for r in client_for(users, "lead").get("/api/campaigns/demo/agreement/").json()["rows"]
+        for r in login("lead").get("/api/campaigns/demo/agreement/").json()["rows"]
     }
     assert rows["google"]["kinds"] == [None, "negative"] and rows["google"]["iou"] is None
 
 
-def test_only_one_side_drew_is_iou_zero_and_identical_is_one(users, blocks, sources, bob):
+def test_only_one_side_drew_is_iou_zero_and_identical_is_one(users, blocks, sources, bob, login):
     block = blocks[0]
     polygon_create(
         user=users["annotator"],
@@ -254,7 +236,7 @@ def test_only_one_side_drew_is_iou_zero_and_identical_is_one(users, blocks, sour
             op_id=uuid.uuid4(),
             copy=SampleCopy(annotator=bob),
         )
-    data = client_for(users, "lead").get("/api/campaigns/demo/agreement/").json()
+    data = login("lead").get("/api/campaigns/demo/agreement/").json()
     rows = {r["source"]: r["iou"] for r in data["rows"]}
     assert rows == {"google": 0.0, "mapbox": pytest.approx(1.0)}
     assert data["mean_iou"] == pytest.approx(0.5)
@@ -310,9 +292,9 @@ def test_blocks_chosen_evenly_over_the_queue():
             agreement_blocks_choose(block_ids=queue, percent=bad)
 
 
-def test_lead_gives_a_percentage_of_someones_blocks_to_a_second_person(users, ten):
-    annotator("bob")
-    c = client_for(users, "lead")
+def test_lead_gives_a_percentage_of_someones_blocks_to_a_second_person(users, ten, login):
+    user_make("bob", role="annotator")
+    c = login("lead")
     r = agreement_assign(c, {"users": ["annotator", "bob"], "percent": 30}, slug="share")
     assert r.status_code == 201, r.content
     got = [(a["block"], a["user"], a["agreement"]) for a in r.json()["created"]]
@@ -323,16 +305,15 @@ def test_lead_gives_a_percentage_of_someones_blocks_to_a_second_person(users, te
     assert [a["block"] for a in r.json()["created"]] == [ten[i].pk for i in (1, 5)]
     assert Assignment.objects.filter(agreement=True).count() == 5
     # the second person's queue serves them their agreement blocks
-    bob = Client()
-    bob.force_login(User.objects.get(username="bob"))
+    bob = login(User.objects.get(username="bob"))
     nxt = bob.post("/api/campaigns/share/next-block/").json()
     assert nxt["assignment"]["block"] == ten[0].pk and nxt["assignment"]["agreement"] is True
 
 
-def test_bad_agreement_requests_get_the_reason_and_write_nothing(users, ten):
-    annotator("bob")
-    annotator("carol")
-    c = client_for(users, "lead")
+def test_bad_agreement_requests_get_the_reason_and_write_nothing(users, ten, login):
+    user_make("bob", role="annotator")
+    user_make("carol", role="annotator")
+    c = login("lead")
     before = Assignment.objects.count()
     cases = [
         ({"users": ["annotator", "bob"]}, 400, "either percent or blocks"),
@@ -358,10 +339,10 @@ def test_bad_agreement_requests_get_the_reason_and_write_nothing(users, ten):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_agreement_assign_is_for_leads(users, ten, role):
-    annotator("bob")
+def test_agreement_assign_is_for_leads(users, ten, role, login):
+    user_make("bob", role="annotator")
     r = agreement_assign(
-        client_for(users, role), {"users": ["annotator", "bob"], "percent": 50}, slug="share"
+        login(role), {"users": ["annotator", "bob"], "percent": 50}, slug="share"
     )
     expected = {"anonymous": 403, "outsider": 404, "annotator": 403, "lead": 201, "admin": 201}
     assert r.status_code == expected[role], r.content
@@ -369,14 +350,14 @@ def test_agreement_assign_is_for_leads(users, ten, role):
 
 
 def test_one_active_second_annotator_per_block_is_a_constraint(users, blocks):
-    bob, carol = annotator("bob"), annotator("carol")
+    bob, carol = user_make("bob", role="annotator"), user_make("carol", role="annotator")
     Assignment.objects.create(block=blocks[0], user=bob, agreement=True)
     with pytest.raises(IntegrityError), transaction.atomic():
         Assignment.objects.create(block=blocks[0], user=carol, agreement=True)
 
 
 def test_two_people_at_once_first_is_primary(users, queue):
-    bob = annotator("bob")
+    bob = user_make("bob", role="annotator")
     created, _ = assignment_create(
         lead=users["lead"],
         campaign=queue[0].campaign,
@@ -393,8 +374,8 @@ def test_two_people_at_once_first_is_primary(users, queue):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_agreement_is_for_leads(users, blocks, role):
-    r = client_for(users, role).get("/api/campaigns/demo/agreement/")
+def test_agreement_is_for_leads(users, blocks, role, login):
+    r = login(role).get("/api/campaigns/demo/agreement/")
     expected = {"anonymous": 403, "outsider": 404, "annotator": 403, "lead": 200, "admin": 200}
     assert r.status_code == expected[role]
     if role == "lead":
@@ -414,7 +395,9 @@ def test_agreement_is_for_leads(users, blocks, role):
 @pytest.mark.parametrize(
     "role,code", [("annotator", 403), ("lead", 200), ("admin", 200), ("outsider", 404)]
 )
-def test_agreement_page_for_leads_linked_from_the_campaign(users, blocks, sources, bob, role, code):
+def test_agreement_page_for_leads_linked_from_the_campaign(
+    users, blocks, sources, bob, role, code, login
+):
     polygon_create(
         user=users["annotator"],
         block=blocks[0],
@@ -432,7 +415,7 @@ def test_agreement_page_for_leads_linked_from_the_campaign(users, blocks, source
         op_id=uuid.uuid4(),
         copy=SampleCopy(annotator=bob),
     )
-    c = client_for(users, role)
+    c = login(role)
     r = c.get("/campaigns/demo/agreement/")
     assert r.status_code == code
     overview = c.get("/campaigns/demo/")

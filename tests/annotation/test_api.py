@@ -6,25 +6,16 @@ import json
 import uuid
 
 import pytest
-from django.test import Client
 
 from annotation import access
 from annotation.models import AuditEntry, ClientOperation, Sample, SamplePolygon
 from annotation.services import polygon_create
 from croplayer_site.roles import ADMIN, LEAD
-from tests.annotation.conftest import square
+from tests.annotation.conftest import ROLES, square
 
 pytestmark = pytest.mark.django_db
 
 INSIDE = square(112.51, 30.31, 112.52, 30.32)
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
 
 
 @pytest.fixture
@@ -86,9 +77,9 @@ WRITES = {"create": 201, "update": 200, "delete": 200, "negative": 200}
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("endpoint", [*READS, *WRITES])
-def test_every_endpoint_for_every_role(users, block, drawn, role, endpoint):
+def test_every_endpoint_for_every_role(users, block, drawn, role, endpoint, login):
     before = stored()
-    r = request(client_for(users, role), endpoint, block, drawn)
+    r = request(login(role), endpoint, block, drawn)
     if role == "anonymous":
         assert r.status_code == 403
     elif role == "outsider":
@@ -105,20 +96,20 @@ def test_every_endpoint_for_every_role(users, block, drawn, role, endpoint):
 
 @pytest.mark.parametrize("endpoint", list(WRITES))
 def test_role_that_may_not_write_gets_403_and_can_still_read(
-    users, block, drawn, monkeypatch, endpoint
+    users, block, drawn, monkeypatch, endpoint, login
 ):
     monkeypatch.setattr(access, "WRITE_ROLES", (LEAD, ADMIN))
-    c = client_for(users, "annotator")
+    c = login("annotator")
     before = stored()
     r = request(c, endpoint, block, drawn)
     assert r.status_code == 403 and "may not change" in r.json()["detail"]
     assert stored() == before
     assert request(c, "sample", block, drawn).status_code == 200
-    assert request(client_for(users, "lead"), endpoint, block, drawn).status_code < 300
+    assert request(login("lead"), endpoint, block, drawn).status_code < 300
 
 
 @pytest.mark.parametrize("endpoint", ["update", "delete"])
-def test_foreign_or_unknown_objects_are_404(users, blocks, sources, drawn, endpoint):
+def test_foreign_or_unknown_objects_are_404(users, blocks, sources, drawn, endpoint, login):
     """A polygon of another block or source, addressed through this one, does not exist here."""
     east = polygon_create(
         user=users["annotator"],
@@ -128,7 +119,7 @@ def test_foreign_or_unknown_objects_are_404(users, blocks, sources, drawn, endpo
         expected_version=0,
         op_id=uuid.uuid4(),
     ).polygon["id"]
-    c = client_for(users, "annotator")
+    c = login("annotator")
     before = stored()
     assert request(c, endpoint, blocks[0], east).status_code == 404
     assert request(c, endpoint, blocks[0], drawn, source="google", version="0").status_code == 404
@@ -142,8 +133,8 @@ def test_foreign_or_unknown_objects_are_404(users, blocks, sources, drawn, endpo
     assert stored() == before
 
 
-def test_read_the_sample_with_version_and_etag(users, block, sources, drawn):
-    c = client_for(users, "annotator")
+def test_read_the_sample_with_version_and_etag(users, block, sources, drawn, login):
+    c = login("annotator")
     r = c.get(base(block))
     fc = r.json()
     assert r["ETag"] == '"1"'
@@ -158,9 +149,9 @@ def test_read_the_sample_with_version_and_etag(users, block, sources, drawn):
     assert (empty["version"], empty["kind"], empty["features"]) == (0, None, [])
 
 
-def test_a_day_of_edits_through_the_api(users, block, source):
+def test_a_day_of_edits_through_the_api(users, block, source, login):
     """Each write answers with the version the next one sends; the audit tells the story."""
-    c = client_for(users, "annotator")
+    c = login("annotator")
     version = c.get(base(block))["ETag"]
     r = c.post(
         f"{base(block)}polygons/",
@@ -201,8 +192,8 @@ def test_a_day_of_edits_through_the_api(users, block, source):
     assert c.get(f"/api/blocks/{block.pk}/audit/?source=google").json()["count"] == 0
 
 
-def test_retry_with_the_same_op_id_is_answered_once(users, block, source, drawn):
-    c = client_for(users, "annotator")
+def test_retry_with_the_same_op_id_is_answered_once(users, block, source, drawn, login):
+    c = login("annotator")
     body = {"op_id": str(uuid.uuid4()), "geometry": square(112.52, 30.32, 112.53, 30.33)}
     first = request(c, "create", block, drawn, body=body)
     again = request(c, "create", block, drawn, body=body)  # same If-Match "1": a replay, not 412
@@ -214,8 +205,8 @@ def test_retry_with_the_same_op_id_is_answered_once(users, block, source, drawn)
     assert r.status_code == 409 and "op_id" in r.json()
 
 
-def test_stale_if_match_gets_412_with_the_current_polygons(users, block, drawn):
-    c = client_for(users, "lead")
+def test_stale_if_match_gets_412_with_the_current_polygons(users, block, drawn, login):
+    c = login("lead")
     before = stored()
     for endpoint in WRITES:
         r = request(c, endpoint, block, drawn, version="0")
@@ -315,9 +306,9 @@ BOWTIE = [[112.51, 30.31], [112.52, 30.32], [112.52, 30.31], [112.51, 30.32], [1
     ],
 )
 def test_bad_create_requests_get_the_reason_and_store_nothing(
-    users, block, drawn, headers, raw, status, words
+    users, block, drawn, headers, raw, status, words, login
 ):
-    c = client_for(users, "annotator")
+    c = login("annotator")
     before = stored()
     r = c.post(f"{base(block)}polygons/", raw, content_type="application/json", headers=headers)
     assert r.status_code == status, r.content
@@ -325,8 +316,8 @@ def test_bad_create_requests_get_the_reason_and_store_nothing(
     assert stored() == before
 
 
-def test_bad_update_and_delete_requests(users, block, drawn):
-    c = client_for(users, "annotator")
+def test_bad_update_and_delete_requests(users, block, drawn, login):
+    c = login("annotator")
     url = f"{base(block)}polygons/{drawn}/"
     before = stored()
     r = c.patch(url, {"op_id": OP}, content_type="application/json", headers={"If-Match": "1"})
@@ -339,8 +330,8 @@ def test_bad_update_and_delete_requests(users, block, drawn):
     assert stored() == before
 
 
-def test_openapi_schema_documents_the_sample_endpoints(users):
-    r = client_for(users, "admin").get("/api/schema/", HTTP_ACCEPT="application/json")
+def test_openapi_schema_documents_the_sample_endpoints(users, login):
+    r = login("admin").get("/api/schema/", HTTP_ACCEPT="application/json")
     schema = r.json()
     paths = schema["paths"]
     polygon = paths["/api/blocks/{block_id}/samples/{source}/polygons/{polygon_id}/"]

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.gis.geos import Polygon
-from django.test import Client
 
 from annotation.models import Assignment, AssignmentStatus, Sample, SamplePolygon
 from croplayer_site.roles import roles_ensure
@@ -31,11 +30,9 @@ CSRF = "c" * 32  # a well-formed CSRF secret: sent as the cookie and as X-CSRFTo
 class Http:
     """One person's browser: their session cookie, JSON over a real socket."""
 
-    def __init__(self, base: str, user: User) -> None:
-        c = Client()
-        c.force_login(user)
+    def __init__(self, base: str, session: str) -> None:
         self.base = base
-        self.cookie = f"sessionid={c.cookies['sessionid'].value}; csrftoken={CSRF}"
+        self.cookie = f"{session}; csrftoken={CSRF}"
 
     def send(
         self, method: str, path: str, body: dict | None = None, if_match: int | None = None
@@ -107,11 +104,13 @@ WRITERS = 6
 ROUNDS = 4
 
 
-def test_writes_to_different_blocks_at_the_same_moment_all_succeed(asgi_server, sources):
+def test_writes_to_different_blocks_at_the_same_moment_all_succeed(
+    asgi_server, sources, session_cookie
+):
     """6 people, each drawing on their own block, all at the same moment, 4 times over: every
     write is 201 and every version comes out right (the probe saw one 500 in every run of 2)."""
     people, blocks = _writers(WRITERS)
-    browsers = [Http(asgi_server, u) for u in people]
+    browsers = [Http(asgi_server, session_cookie(u)) for u in people]
 
     def draw(i: int, k: int):
         return browsers[i].send(
@@ -132,11 +131,13 @@ def test_writes_to_different_blocks_at_the_same_moment_all_succeed(asgi_server, 
 EDITORS = 20
 
 
-def test_same_if_match_edits_at_the_same_moment_one_wins_the_rest_412(asgi_server, sources):
+def test_same_if_match_edits_at_the_same_moment_one_wins_the_rest_412(
+    asgi_server, sources, session_cookie
+):
     """20 edits of one polygon, all sent against the same version at the same moment: one 200,
     19 × 412 with the winner's version (the probe saw one 200 and 17 × 500), no 5xx."""
     people, blocks = _writers(1)
-    browser = Http(asgi_server, people[0])
+    browser = Http(asgi_server, session_cookie(people[0]))
     url = f"/api/blocks/{blocks[0].pk}/samples/mapbox/polygons/"
     status, _, made = browser.send(
         "POST", url, {"op_id": str(uuid.uuid4()), "geometry": _inside(blocks[0], 0)}, if_match=0
@@ -215,13 +216,12 @@ def lock_elsewhere(transactional_db, monkeypatch):
 
 
 def test_a_write_that_cannot_get_the_lock_is_503_with_retry_after(
-    users, blocks, sources, lock_elsewhere
+    users, blocks, sources, lock_elsewhere, login
 ):
     """Past the wait, the writer is told the database is busy (503, Retry-After, JSON with a
     reason in the user's language), nothing is half written, and the same request succeeds
     once the lock is free."""
-    c = Client()
-    c.force_login(users["annotator"])
+    c = login("annotator")
     body = {"op_id": str(uuid.uuid4()), "geometry": _inside(blocks[0], 0)}
     url = f"/api/blocks/{blocks[0].pk}/samples/mapbox/polygons/"
     headers = {"If-Match": '"0"'}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.test import Client
 
 from annotation.geometry import GeometryRejected, Phrase, polygon_clean
 from annotation.models import SamplePolygon
@@ -44,10 +43,9 @@ def test_the_core_keeps_the_message_and_its_parts_apart():
     ],
 )
 def test_the_api_says_why_in_the_readers_language(
-    users, block, sources, geometry, english, chinese
+    users, block, sources, geometry, english, chinese, login
 ):
-    c = Client()
-    c.force_login(users["annotator"])
+    c = login("annotator")
     url = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
     body = {"op_id": str(uuid.uuid4()), "geometry": geometry}
     for language, expected in (("en", english), ("zh-hans", chinese)):
@@ -62,7 +60,9 @@ def test_the_api_says_why_in_the_readers_language(
     assert not SamplePolygon.objects.exists()
 
 
-def test_a_crossing_outline_is_named_in_words_and_its_place_given_apart(users, block, sources):
+def test_a_crossing_outline_is_named_in_words_and_its_place_given_apart(
+    users, block, sources, login
+):
     """Not GEOS's "invalid polygon: Self-intersection[112.37… 29.22…]": what is wrong in the
     reader's language, and the place as numbers for the workspace to mark on the map."""
     bowtie = {
@@ -71,8 +71,7 @@ def test_a_crossing_outline_is_named_in_words_and_its_place_given_apart(users, b
             [[112.51, 30.31], [112.52, 30.32], [112.52, 30.31], [112.51, 30.32], [112.51, 30.31]]
         ],
     }
-    c = Client()
-    c.force_login(users["annotator"])
+    c = login("annotator")
     url = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
     for language, expected in (("en", "the outline crosses"), ("zh-hans", "轮廓自相交")):
         r = c.post(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.test import Client
 
 from annotation.models import (
     Assignment,
@@ -16,7 +15,8 @@ from annotation.models import (
     IntegrationLabel,
     VerdictLabel,
 )
-from tests.predictions import current_prediction_make
+from tests.annotation.conftest import ROLES
+from tests.factories import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
@@ -34,20 +34,12 @@ def _predictions(request):
             )
 
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
 BODIES = {
     "verdict": {"verdict": "tp"},
     "coverage": {"coverage_type": "cloudy"},
     "integration": {"decision": "merge_both"},
 }
 MODELS = {"verdict": VerdictLabel, "coverage": CoverageLabel, "integration": IntegrationLabel}
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
 
 
 def url(block, kind, source="mapbox"):
@@ -71,8 +63,8 @@ def stored():
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("kind", ["verdict", "coverage", "integration", "read"])
-def test_every_label_endpoint_for_every_role(users, block, sources, role, kind):
-    c = client_for(users, role)
+def test_every_label_endpoint_for_every_role(users, block, sources, role, kind, login):
+    c = login(role)
     before = stored()
     r = c.get(f"/api/blocks/{block.pk}/labels/") if kind == "read" else put(c, block, kind)
     expected = {
@@ -95,8 +87,8 @@ def test_every_label_endpoint_for_every_role(users, block, sources, role, kind):
 
 
 @pytest.mark.parametrize("kind", ["verdict", "coverage"])
-def test_annotator_labels_only_blocks_assigned_to_them(users, block, queue, sources, kind):
-    c = client_for(users, "annotator")
+def test_annotator_labels_only_blocks_assigned_to_them(users, block, queue, sources, kind, login):
+    c = login("annotator")
     before = stored()
     r = put(c, queue[0], kind)
     assert r.status_code == 403 and "not assigned to you" in r.json()["detail"]
@@ -104,23 +96,23 @@ def test_annotator_labels_only_blocks_assigned_to_them(users, block, queue, sour
     r = c.put(url(queue[0], kind), BODIES[kind], content_type="application/json",
               HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert r.status_code == 403 and r.json()["detail"] == "此图块未分配给您"
-    assert put(client_for(users, "lead"), queue[0], kind).status_code == 200
+    assert put(login("lead"), queue[0], kind).status_code == 200
     assert stored()[3] == before[3] + 1
 
 
 @pytest.mark.parametrize("status", [AssignmentStatus.SUBMITTED, AssignmentStatus.ACCEPTED])
 @pytest.mark.parametrize("kind", ["verdict", "coverage"])
-def test_labels_are_locked_while_submitted_or_accepted(users, block, sources, status, kind):
+def test_labels_are_locked_while_submitted_or_accepted(users, block, sources, status, kind, login):
     Assignment.objects.filter(block=block).update(status=status)
     before = stored()
-    r = put(client_for(users, "annotator"), block, kind)
+    r = put(login("annotator"), block, kind)
     assert r.status_code == 409 and str(status) in r.json()["detail"]
     assert stored() == before
 
 
-def test_label_carries_provenance_and_each_change_is_audited(users, block, sources):
+def test_label_carries_provenance_and_each_change_is_audited(users, block, sources, login):
     current_prediction_make(blocks=[block], sources=sources.values(), name="m2f-r3", round_number=3)
-    c = client_for(users, "annotator")
+    c = login("annotator")
     body = {"verdict": "fp", "model_version": "m2f-r3", "round_number": 3}
     r = put(c, block, "verdict", body, source="google")
     assert r.status_code == 200
@@ -142,7 +134,7 @@ def test_label_carries_provenance_and_each_change_is_audited(users, block, sourc
     assert r.json()["value"] == "noise" and r.json()["id"] == first["id"]
     # one current label per block, source and person; the lead's is a label of its own
     assert VerdictLabel.objects.get().verdict == "noise"
-    put(client_for(users, "lead"), block, "verdict", {"verdict": "tp"}, source="google")
+    put(login("lead"), block, "verdict", {"verdict": "tp"}, source="google")
     assert VerdictLabel.objects.count() == 2
     entries = list(AuditEntry.objects.filter(action=AuditAction.VERDICT_SET).order_by("id"))
     assert [(e.username, e.before and e.before["value"], e.after["value"]) for e in entries] == [
@@ -154,12 +146,12 @@ def test_label_carries_provenance_and_each_change_is_audited(users, block, sourc
     # the annotator's audit log leaves out the lead's verdict (blind labelling); the lead's not
     audit = c.get(f"/api/blocks/{block.pk}/audit/?source=google").json()
     assert len(audit["results"] if isinstance(audit, dict) else audit) == 2
-    audit = client_for(users, "lead").get(f"/api/blocks/{block.pk}/audit/?source=google").json()
+    audit = login("lead").get(f"/api/blocks/{block.pk}/audit/?source=google").json()
     assert len(audit["results"] if isinstance(audit, dict) else audit) == 3
 
 
-def test_same_label_again_changes_nothing(users, block, sources):
-    c = client_for(users, "annotator")
+def test_same_label_again_changes_nothing(users, block, sources, login):
+    c = login("annotator")
     first = put(c, block, "coverage").json()
     before = stored()
     again = put(c, block, "coverage")
@@ -167,25 +159,25 @@ def test_same_label_again_changes_nothing(users, block, sources):
     assert stored() == before
 
 
-def test_annotator_reads_only_own_labels_lead_reads_all(users, blocks, sources):
+def test_annotator_reads_only_own_labels_lead_reads_all(users, blocks, sources, login):
     block = blocks[0]
     Assignment.objects.create(block=block, user=users["admin"])
-    put(client_for(users, "annotator"), block, "verdict", {"verdict": "tp"})
-    put(client_for(users, "admin"), block, "verdict", {"verdict": "artifact"})
-    put(client_for(users, "lead"), block, "integration", {"decision": "only_google"})
-    mine = client_for(users, "annotator").get(f"/api/blocks/{block.pk}/labels/").json()
+    put(login("annotator"), block, "verdict", {"verdict": "tp"})
+    put(login("admin"), block, "verdict", {"verdict": "artifact"})
+    put(login("lead"), block, "integration", {"decision": "only_google"})
+    mine = login("annotator").get(f"/api/blocks/{block.pk}/labels/").json()
     assert [v["value"] for v in mine["verdicts"]] == ["tp"]
     assert mine["integration"]["value"] == "only_google"
     assert mine["integration"]["user"] == "lead"
-    every = client_for(users, "lead").get(f"/api/blocks/{block.pk}/labels/").json()
+    every = login("lead").get(f"/api/blocks/{block.pk}/labels/").json()
     assert sorted(v["value"] for v in every["verdicts"]) == ["artifact", "tp"]
-    other = client_for(users, "lead").get(f"/api/blocks/{blocks[1].pk}/labels/").json()
+    other = login("lead").get(f"/api/blocks/{blocks[1].pk}/labels/").json()
     assert other == {"block": blocks[1].pk, "verdicts": [], "coverage": [], "integration": None}
 
 
-def test_integration_is_one_decision_per_block_replaced_by_the_next_lead(users, block):
-    put(client_for(users, "lead"), block, "integration", {"decision": "neither"})
-    r = put(client_for(users, "admin"), block, "integration", {"decision": "only_mapbox"})
+def test_integration_is_one_decision_per_block_replaced_by_the_next_lead(users, block, login):
+    put(login("lead"), block, "integration", {"decision": "neither"})
+    r = put(login("admin"), block, "integration", {"decision": "only_mapbox"})
     assert r.status_code == 200 and r.json()["user"] == "admin"
     assert IntegrationLabel.objects.get().decision == "only_mapbox"
     entry = AuditEntry.objects.latest("id")
@@ -193,8 +185,8 @@ def test_integration_is_one_decision_per_block_replaced_by_the_next_lead(users, 
     assert entry.before["value"] == "neither" and entry.after["value"] == "only_mapbox"
 
 
-def test_retry_with_op_id_is_answered_once_and_reuse_is_refused(users, block, sources):
-    c = client_for(users, "annotator")
+def test_retry_with_op_id_is_answered_once_and_reuse_is_refused(users, block, sources, login):
+    c = login("annotator")
     op = str(uuid.uuid4())
     first = put(c, block, "verdict", {"verdict": "tp", "op_id": op})
     # a newer label, then the old request arrives again from the outbox: it must not win
@@ -209,8 +201,8 @@ def test_retry_with_op_id_is_answered_once_and_reuse_is_refused(users, block, so
     assert stored() == before
 
 
-def test_bad_label_requests(users, block, sources):
-    c = client_for(users, "lead")
+def test_bad_label_requests(users, block, sources, login):
+    c = login("lead")
     before = stored()
     r = put(c, block, "verdict", {"verdict": "maybe"})
     assert r.status_code == 400 and "verdict" in r.json()
@@ -225,13 +217,13 @@ def test_bad_label_requests(users, block, sources):
     assert stored() == before
 
 
-def test_verdict_provenance_comes_from_the_current_prediction(users, block, sources):
+def test_verdict_provenance_comes_from_the_current_prediction(users, block, sources, login):
     """With a current segmenter prediction on the block, the verdict is filed against it,
     whatever the browser says; a browser still showing an older model's prediction gets 409."""
     current_prediction_make(
         blocks=[block], sources=[sources["mapbox"]], name="seg-r4", round_number=4
     )
-    c = client_for(users, "annotator")
+    c = login("annotator")
     r = put(c, block, "verdict", {"verdict": "tp", "model_version": "", "round_number": 99})
     assert r.status_code == 200
     assert (r.json()["model_version"], r.json()["round_number"]) == ("seg-r4", 4)
@@ -242,12 +234,12 @@ def test_verdict_provenance_comes_from_the_current_prediction(users, block, sour
     assert ok.status_code == 200 and ok.json()["value"] == "fp"
 
 
-def test_a_verdict_needs_a_prediction_to_judge(users, block, sources):
+def test_a_verdict_needs_a_prediction_to_judge(users, block, sources, login):
     """No current segmenter, or one without a prediction of the block on the source: 409 with
     the reason, nothing written. Coverage types label the image and need none."""
     from learning.models import BlockPrediction, ModelVersion
 
-    c = client_for(users, "annotator")
+    c = login("annotator")
     BlockPrediction.objects.filter(source=sources["google"]).delete()
     before = stored()
     r = put(c, block, "verdict", source="google")
@@ -263,12 +255,12 @@ def test_a_verdict_needs_a_prediction_to_judge(users, block, sources):
     assert (r.json()["model_version"], r.json()["round_number"]) == ("", None)
 
 
-def test_label_provenance_is_checked_not_taken(users, block, sources):
+def test_label_provenance_is_checked_not_taken(users, block, sources, login):
     """Coverage types and polygons carry the prediction the browser names only if that model
     predicted this block on the source; else 400. Without a name: the current prediction."""
     from annotation.models import SamplePolygon
 
-    c = client_for(users, "annotator")
+    c = login("annotator")
     r = put(c, block, "coverage", {"coverage_type": "cloudy", "model_version": "seg-r9"})
     assert r.status_code == 400 and "seg-r9" in r.json()["model_version"][0]
     assert not CoverageLabel.objects.exists()
@@ -292,7 +284,7 @@ def test_label_provenance_is_checked_not_taken(users, block, sources):
     assert SamplePolygon.objects.values_list("model_version", "round_number").get() == ("seg-r1", 1)
     # Decided by the server for integration decisions too (lead only).
     r = put(
-        client_for(users, "lead"),
+        login("lead"),
         block,
         "integration",
         {"decision": "only_mapbox", "model_version": "made-up", "round_number": 5},

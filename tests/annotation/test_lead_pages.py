@@ -23,32 +23,14 @@ from annotation.models import Assignment, Sample, SampleKind, SamplePolygon
 from annotation.selectors import self_assign_allowed
 from annotation.services import polygon_create, sample_mark_negative
 from mapping.models import AdminLevel, AdminUnit
+from tests.annotation.conftest import imports_left, nothing_written
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_var_dir")]
 
 B0, B1 = "R2386C5850", "R2386C5851"  # the two blocks of campaign "demo"
 INSIDE = shapely.box(112.51, 30.33, 112.52, 30.34)  # in B0
 ACROSS = shapely.box(112.54, 30.31, 112.56, 30.32)  # crosses the edge B0 | B1 at 112.55
 OUTSIDE = shapely.box(100.0, 20.0, 100.01, 20.01)  # in no block of the campaign
-
-
-def client_for(users, role: str) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
-
-
-@pytest.fixture(autouse=True)
-def own_imports_dir(settings, tmp_path):
-    """Each test keeps its previews in its own directory."""
-    settings.VAR_DIR = tmp_path / "var"
-    return settings.VAR_DIR
-
-
-def imports_left(settings) -> list[str]:
-    d = Path(settings.VAR_DIR) / "imports"
-    return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 
 def geojson(*geoms, **props) -> bytes:
@@ -72,10 +54,6 @@ def preview_url(r) -> str:
     return r["Location"]
 
 
-def nothing_written() -> bool:
-    return not Sample.objects.exists() and not SamplePolygon.objects.exists()
-
-
 def text(r) -> str:
     """The page's text with tags and runs of white space collapsed (as a reader sees it)."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.content.decode()))
@@ -96,8 +74,8 @@ PAGES = ["/campaigns/demo/samples/", "/campaigns/demo/assign/"]
 
 @pytest.mark.parametrize("url", PAGES)
 @pytest.mark.parametrize("role", [*ROLE_STATUS, "anonymous"])
-def test_pages_per_role(role, url, users, blocks, sources):
-    r = client_for(users, role).get(url)
+def test_pages_per_role(role, url, users, blocks, sources, login):
+    r = login(role).get(url)
     if role == "anonymous":
         assert r.status_code == 302 and r["Location"].startswith("/accounts/login/")
     else:
@@ -105,8 +83,8 @@ def test_pages_per_role(role, url, users, blocks, sources):
 
 
 @pytest.mark.parametrize("role", ["annotator", "outsider", "anonymous"])
-def test_writes_are_refused_for_non_leads_and_write_nothing(role, users, blocks, sources):
-    c = client_for(users, role)
+def test_writes_are_refused_for_non_leads_and_write_nothing(role, users, blocks, sources, login):
+    c = login(role)
     expected = {"annotator": 403, "outsider": 404, "anonymous": 302}[role]
     assert upload(c, "f.geojson", geojson(INSIDE)).status_code == expected
     fake = uuid.uuid4()
@@ -122,16 +100,16 @@ def test_writes_are_refused_for_non_leads_and_write_nothing(role, users, blocks,
     assert self_assign_allowed(campaign=blocks[0].campaign)
 
 
-def test_no_such_campaign_is_404_for_a_lead(users, blocks):
-    c = client_for(users, "lead")
+def test_no_such_campaign_is_404_for_a_lead(users, blocks, login):
+    c = login("lead")
     assert c.get("/campaigns/nope/samples/").status_code == 404
     assert c.get("/campaigns/nope/assign/").status_code == 404
 
 
-def test_campaign_page_links_the_pages_for_leads_only(users, blocks):
-    lead = client_for(users, "lead").get("/campaigns/demo/").content.decode()
+def test_campaign_page_links_the_pages_for_leads_only(users, blocks, login):
+    lead = login("lead").get("/campaigns/demo/").content.decode()
     assert 'href="/campaigns/demo/assign/"' in lead and 'href="/campaigns/demo/samples/"' in lead
-    annotator = client_for(users, "annotator").get("/campaigns/demo/").content.decode()
+    annotator = login("annotator").get("/campaigns/demo/").content.decode()
     assert "/campaigns/demo/assign/" not in annotator
     assert "/campaigns/demo/samples/" not in annotator
 
@@ -139,8 +117,8 @@ def test_campaign_page_links_the_pages_for_leads_only(users, blocks):
 # --- Import ----------------------------------------------------------------------------------
 
 
-def test_upload_preview_then_import_creates_the_samples(users, blocks, sources, settings):
-    lead = client_for(users, "lead")
+def test_upload_preview_then_import_creates_the_samples(users, blocks, sources, settings, login):
+    lead = login("lead")
     page = lead.get("/campaigns/demo/samples/")
     assert 'enctype="multipart/form-data"' in page.content.decode()
     url = preview_url(upload(lead, "fields.geojson", geojson(INSIDE, ACROSS, subtype="paddy")))
@@ -180,7 +158,7 @@ def test_upload_preview_then_import_creates_the_samples(users, blocks, sources, 
     assert SamplePolygon.objects.count() == 3
 
 
-def test_preview_says_what_is_already_there(users, blocks, source):
+def test_preview_says_what_is_already_there(users, blocks, source, login):
     polygon_create(
         user=users["lead"],
         block=blocks[0],
@@ -197,7 +175,7 @@ def test_preview_says_what_is_already_there(users, blocks, source):
     sample_mark_negative(
         user=users["lead"], block=blocks[1], source=source, expected_version=0, op_id=uuid.uuid4()
     )
-    lead = client_for(users, "lead")
+    lead = login("lead")
     r = lead.get(preview_url(upload(lead, "f.json", geojson(INSIDE, ACROSS))))
     assert "1 polygon kept, the new ones added" in row(r, f'data-block="{B0}"')
     assert "negative sample: it becomes positive" in row(r, f'data-block="{B1}"')
@@ -207,8 +185,10 @@ def test_preview_says_what_is_already_there(users, blocks, source):
     assert Sample.objects.get(block=blocks[0]).polygons.count() == 3
 
 
-def test_rejected_features_are_listed_and_block_the_import_unless_skipped(users, blocks, sources):
-    lead = client_for(users, "lead")
+def test_rejected_features_are_listed_and_block_the_import_unless_skipped(
+    users, blocks, sources, login
+):
+    lead = login("lead")
     url = preview_url(upload(lead, "f.geojson", geojson(INSIDE, OUTSIDE)))
     r = lead.get(url)
     assert "1 feature rejected" in text(r)
@@ -253,9 +233,9 @@ def _shapefile_zip_without_prj(tmp_path: Path) -> bytes:
     ],
 )
 def test_bad_upload_shows_the_reason_and_writes_nothing(
-    name, make, reason, users, blocks, sources, settings, tmp_path
+    name, make, reason, users, blocks, sources, settings, tmp_path, login
 ):
-    lead = client_for(users, "lead")
+    lead = login("lead")
     r = upload(lead, name, make(tmp_path))
     assert r.status_code == 400
     assert reason in text(r)
@@ -264,8 +244,8 @@ def test_bad_upload_shows_the_reason_and_writes_nothing(
     assert imports_left(settings) == []
 
 
-def test_upload_without_file_or_with_unknown_source_is_a_form_error(users, blocks, sources):
-    lead = client_for(users, "lead")
+def test_upload_without_file_or_with_unknown_source_is_a_form_error(users, blocks, sources, login):
+    lead = login("lead")
     r = lead.post("/campaigns/demo/samples/", {"source": "mapbox"})
     assert r.status_code == 400 and 'data-field="file"' in r.content.decode()
     r = upload(lead, "f.geojson", geojson(INSIDE), source="nope")
@@ -273,19 +253,19 @@ def test_upload_without_file_or_with_unknown_source_is_a_form_error(users, block
     assert nothing_written()
 
 
-def test_oversized_upload_is_refused_before_it_is_read(users, blocks, sources, monkeypatch):
+def test_oversized_upload_is_refused_before_it_is_read(users, blocks, sources, monkeypatch, login):
     monkeypatch.setattr("annotation.lead_views.MAX_UPLOAD_BYTES", 1000)
     monkeypatch.setattr("annotation.lead_views.MULTIPART_SLACK", 0)
-    lead = client_for(users, "lead")
+    lead = login("lead")
     r = upload(lead, "f.geojson", geojson(INSIDE) + b" " * 2000)
     assert r.status_code == 400 and "larger than" in text(r)
     assert nothing_written()
 
 
-def test_a_preview_belongs_to_the_lead_who_uploaded_it(users, blocks, sources):
-    lead = client_for(users, "lead")
+def test_a_preview_belongs_to_the_lead_who_uploaded_it(users, blocks, sources, login):
+    lead = login("lead")
     url = preview_url(upload(lead, "f.geojson", geojson(INSIDE)))
-    admin = client_for(users, "admin")
+    admin = login("admin")
     assert admin.get(url).status_code == 404
     assert admin.post(url + "commit/").status_code == 404
     assert nothing_written()
@@ -295,7 +275,7 @@ def test_a_preview_belongs_to_the_lead_who_uploaded_it(users, blocks, sources):
 # --- Export ----------------------------------------------------------------------------------
 
 
-def test_export_links_download_with_the_session(users, blocks, source):
+def test_export_links_download_with_the_session(users, blocks, source, login):
     polygon_create(
         user=users["lead"],
         block=blocks[0],
@@ -304,7 +284,7 @@ def test_export_links_download_with_the_session(users, blocks, source):
         expected_version=0,
         op_id=uuid.uuid4(),
     )
-    lead = client_for(users, "lead")
+    lead = login("lead")
     page = lead.get("/campaigns/demo/samples/")
     assert "1 sample polygon" in text(page)
     hrefs = dict(re.findall(r'<a id="export-(gpkg|shp)" href="([^"]+)"', page.content.decode()))
@@ -317,14 +297,14 @@ def test_export_links_download_with_the_session(users, blocks, source):
     names = zipfile.ZipFile(io.BytesIO(shp.content)).namelist()
     assert {"demo-samples.shp", "demo-samples.prj", "demo-samples.dbf"} <= set(names)
     # The same links refuse an annotator.
-    assert client_for(users, "annotator").get(hrefs["gpkg"]).status_code == 403
+    assert login("annotator").get(hrefs["gpkg"]).status_code == 403
 
 
 # --- Assign blocks ---------------------------------------------------------------------------
 
 
-def test_assign_page_shows_counts_per_person(users, blocks):
-    r = client_for(users, "lead").get("/campaigns/demo/assign/")
+def test_assign_page_shows_counts_per_person(users, blocks, login):
+    r = login("lead").get("/campaigns/demo/assign/")
     # The fixture gives both blocks to the annotator, in progress.
     cells = row(r, 'data-user="annotator"').split()
     assert cells == ["annotator", "0", "2", "0", "0", "0", "2"]
@@ -332,8 +312,8 @@ def test_assign_page_shows_counts_per_person(users, blocks):
     assert "annotator" in r.content.decode() and 'name="users"' in r.content.decode()
 
 
-def test_assign_by_ids_and_codes_creates_assignments(users, queue):
-    lead = client_for(users, "lead")
+def test_assign_by_ids_and_codes_creates_assignments(users, queue, login):
+    lead = login("lead")
     r = lead.post(
         "/campaigns/queue/assign/",
         {
@@ -357,8 +337,8 @@ def test_assign_by_ids_and_codes_creates_assignments(users, queue):
     assert "0 assignment(s) created" in text(lead.get("/campaigns/queue/assign/"))
 
 
-def test_assign_unassigned_blocks_in_queue_order_shared_out(users, queue):
-    lead = client_for(users, "lead")
+def test_assign_unassigned_blocks_in_queue_order_shared_out(users, queue, login):
+    lead = login("lead")
     r = lead.post("/campaigns/queue/assign/", {"count": "4", "users": ["annotator", "admin"]})
     assert r.status_code == 302
     got = {
@@ -383,7 +363,7 @@ def test_assign_unassigned_blocks_in_queue_order_shared_out(users, queue):
     assert r.status_code == 400 and "No block is left" in text(r)
 
 
-def test_assign_unassigned_blocks_of_one_province(users, queue):
+def test_assign_unassigned_blocks_of_one_province(users, queue, login):
     geom = MultiPolygon(GeosPolygon.from_bbox((112, 30, 113, 31)), srid=4326)
     hubei = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省", name_en="Hubei", geometry=geom
@@ -391,7 +371,7 @@ def test_assign_unassigned_blocks_of_one_province(users, queue):
     for b in queue[:2]:
         b.province = hubei
         b.save()
-    lead = client_for(users, "lead")
+    lead = login("lead")
     page = lead.get("/campaigns/queue/assign/").content.decode()
     assert '<option value="420000">湖北省 · Hubei (2)</option>' in page
     r = lead.post(
@@ -404,8 +384,8 @@ def test_assign_unassigned_blocks_of_one_province(users, queue):
     }
 
 
-def test_assign_with_an_agreement_share_for_a_second_annotator(users, queue):
-    lead = client_for(users, "lead")
+def test_assign_with_an_agreement_share_for_a_second_annotator(users, queue, login):
+    lead = login("lead")
     r = lead.post(
         "/campaigns/queue/assign/",
         {"count": "4", "users": ["annotator"], "second": "admin", "second_percent": "50"},
@@ -449,24 +429,24 @@ def test_assign_with_an_agreement_share_for_a_second_annotator(users, queue):
         ({"count": "0", "users": ["annotator"]}, "greater than or equal to 1"),
     ],
 )
-def test_bad_assignment_shows_the_reason_and_writes_nothing(data, message, users, queue):
-    r = client_for(users, "lead").post("/campaigns/queue/assign/", data)
+def test_bad_assignment_shows_the_reason_and_writes_nothing(data, message, users, queue, login):
+    r = login("lead").post("/campaigns/queue/assign/", data)
     assert r.status_code == 400
     assert message in text(r).replace("&#x27;", "'")
     assert not Assignment.objects.filter(block__campaign__slug="queue").exists()
 
 
-def test_a_block_of_another_campaign_is_refused(users, blocks, queue):
-    r = client_for(users, "lead").post(
+def test_a_block_of_another_campaign_is_refused(users, blocks, queue, login):
+    r = login("lead").post(
         "/campaigns/queue/assign/", {"blocks": str(blocks[1].pk), "users": ["admin"]}
     )
     assert r.status_code == 400 and "Not a block of this campaign" in text(r)
     assert not Assignment.objects.filter(user=users["admin"]).exists()
 
 
-def test_a_third_person_is_refused_all_or_nothing(users, blocks):
+def test_a_third_person_is_refused_all_or_nothing(users, blocks, login):
     # Both demo blocks are the annotator's; admin becomes each one's second; a third is refused.
-    lead = client_for(users, "lead")
+    lead = login("lead")
     assert (
         lead.post("/campaigns/demo/assign/", {"blocks": B0, "users": ["admin"]}).status_code == 302
     )
@@ -475,8 +455,8 @@ def test_a_third_person_is_refused_all_or_nothing(users, blocks):
     assert not Assignment.objects.filter(user=users["lead"]).exists()
 
 
-def test_self_assignment_switch(users, blocks):
-    lead = client_for(users, "lead")
+def test_self_assignment_switch(users, blocks, login):
+    lead = login("lead")
     campaign = blocks[0].campaign
     assert "now on" in text(lead.get("/campaigns/demo/assign/"))
     r = lead.post("/campaigns/demo/assign/self-assign/", {})

@@ -8,10 +8,7 @@ import pytest
 import shapely
 
 from annotation.models import SamplePolygon
-from tests.annotation.test_workspace_browser import (  # noqa: F401  # a fixture
-    _login,
-    fast_password_hashing,
-)
+from tests.conftest import page_login
 
 B0, B1 = "R2386C5850", "R2386C5851"
 INSIDE = shapely.box(112.51, 30.33, 112.52, 30.34)
@@ -25,7 +22,7 @@ def test_lead_uploads_geojson_sees_the_preview_and_imports(
     errors: list[str] = []
     page = browser.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, asgi_server, "lead")
+    page_login(page, asgi_server, "lead")
 
     page.goto(f"{asgi_server}/campaigns/demo/")
     page.click("#samples-link")

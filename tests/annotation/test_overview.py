@@ -5,84 +5,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from django.contrib.gis.geos import MultiPolygon, Polygon
-from django.test import Client
 
 from annotation.models import Assignment, AssignmentStatus, CampaignWorkflow
-from annotation.services import assignment_create, verdict_label_set
-from croplayer_site.roles import roles_ensure
-from mapping.geo.grid import BlockId, grid_for
-from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource
-from mapping.services.members import campaign_members_add
-from tests.predictions import current_prediction_make
+from tests.annotation.conftest import ROLES
 
 pytestmark = pytest.mark.django_db
-
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
-
-
-def province(adcode: int, name_zh: str, name_en: str, bbox) -> AdminUnit:
-    return AdminUnit.objects.create(
-        level=AdminLevel.PROVINCE,
-        adcode=adcode,
-        name_zh=name_zh,
-        name_en=name_en,
-        geometry=MultiPolygon(Polygon.from_bbox(bbox), srid=4326),
-    )
-
-
-@pytest.fixture
-def field(users):
-    """Campaign "map": 4 x 5 blocks on the real grid (rows and columns match the geometry), the
-    west half in Hubei, the east half in Hunan; seed order row by row. The annotator has blocks
-    0-3 (0 to do, 1 in progress, 2 submitted, 3 accepted), bob block 4 and block 0 as second."""
-    grid = grid_for(0.05)
-    hubei = province(420000, "湖北省", "Hubei", (112.0, 30.0, 112.25, 30.2))
-    hunan = province(430000, "湖南省", "Hunan", (112.25, 30.0, 112.5, 30.2))
-    c = Campaign.objects.create(slug="map", name="Map", region="Hubei", year=2020)
-    campaign_members_add(campaign=c, users=[users["lead"]])
-    first = grid.block_at(112.01, 30.01)
-    blocks = []
-    for r in range(4):
-        for k in range(5):
-            bid = BlockId(row=first.row + r, col=first.col + k)
-            blocks.append(
-                Block.objects.create(
-                    campaign=c,
-                    row=bid.row,
-                    col=bid.col,
-                    geometry=Polygon.from_bbox(grid.bounds(bid)),
-                    province=hubei if k < 3 else hunan,
-                    seed_order=r * 5 + k,
-                )
-            )
-    bob = User.objects.create_user("bob", password="pw-123!-pw")
-    bob.groups.add(roles_ensure()["annotator"])
-    lead = users["lead"]
-    assignment_create(
-        lead=lead, campaign=c, block_ids=[b.pk for b in blocks[:4]], assignees=[users["annotator"]]
-    )
-    assignment_create(
-        lead=lead, campaign=c, block_ids=[blocks[4].pk, blocks[0].pk], assignees=[bob]
-    )
-    for i, status in ((1, "in_progress"), (2, "submitted"), (3, "accepted")):
-        Assignment.objects.filter(block=blocks[i]).update(status=status)
-    mapbox = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
-    google = ImagerySource.objects.create(slug="google", name="Google", kind="synthetic")
-    current_prediction_make(blocks=blocks, sources=[mapbox, google])  # what verdicts judge
-    verdict_label_set(user=users["annotator"], block=blocks[1], source=mapbox, verdict="fp")
-    verdict_label_set(user=users["lead"], block=blocks[1], source=mapbox, verdict="tp")  # newer
-    verdict_label_set(user=users["annotator"], block=blocks[2], source=google, verdict="noise")
-    verdict_label_set(user=bob, block=blocks[4], source=mapbox, verdict="artifact")
-    return c, blocks
-
 
 def overview(c, query=""):
     return c.get(f"/api/campaigns/map/overview.geojson{query}")
@@ -94,9 +21,9 @@ def ids(r) -> list[int]:
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_who_sees_which_blocks(users, field, role):
+def test_who_sees_which_blocks(users, field, role, login):
     _, blocks = field
-    r = overview(client_for(users, role))
+    r = overview(login(role))
     expected = {"anonymous": 403, "outsider": 404}
     assert r.status_code == expected.get(role, 200)
     if r.status_code != 200:
@@ -107,9 +34,9 @@ def test_who_sees_which_blocks(users, field, role):
         assert ids(r) == [b.pk for b in blocks]
 
 
-def test_properties_of_a_block(users, field):
+def test_properties_of_a_block(users, field, login):
     _, blocks = field
-    data = overview(client_for(users, "lead")).json()
+    data = overview(login("lead")).json()
     assert data["truncated"] is False
     assert data["workspace_url"] == "/annotate/blocks/{id}/"
     by_id = {f["id"]: f for f in data["features"]}
@@ -138,24 +65,23 @@ def test_properties_of_a_block(users, field):
     }
 
 
-def test_an_annotator_sees_only_their_own_status_and_verdicts(users, field):
+def test_an_annotator_sees_only_their_own_status_and_verdicts(users, field, login):
     _, blocks = field
-    data = overview(client_for(users, "annotator")).json()
+    data = overview(login("annotator")).json()
     by_id = {f["id"]: f["properties"] for f in data["features"]}
     # the lead's newer verdict and the other person on the block stay hidden (blind labelling)
     assert by_id[blocks[1].pk]["verdicts"] == {"mapbox": "fp"}
     assert by_id[blocks[0].pk]["assignees"] == [] and by_id[blocks[0].pk]["agreement"] is False
-    bob = Client()
-    bob.force_login(User.objects.get(username="bob"))
+    bob = login(User.objects.get(username="bob"))
     mine = {f["id"]: f["properties"] for f in overview(bob).json()["features"]}
     assert list(mine) == [blocks[0].pk, blocks[4].pk]
     assert mine[blocks[4].pk]["verdicts"] == {"mapbox": "artifact"}
     assert mine[blocks[0].pk]["status"] == "todo"
 
 
-def test_filters(users, field):
+def test_filters(users, field, login):
     _, blocks = field
-    c = client_for(users, "lead")
+    c = login("lead")
     pk = [b.pk for b in blocks]
     assert ids(overview(c, "?province=430000")) == [pk[i] for i in range(20) if i % 5 >= 3]
     assert ids(overview(c, "?status=unassigned")) == pk[5:]
@@ -174,8 +100,8 @@ def test_filters(users, field):
     page = overview(c, "?limit=3").json()
     assert [f["id"] for f in page["features"]] == pk[:3] and page["truncated"] is True
     # an annotator's assignee filter is ignored: they only ever see their own blocks
-    assert ids(overview(client_for(users, "annotator"), "?assignee=bob")) == pk[:4]
-    assert ids(overview(client_for(users, "annotator"), "?status=accepted")) == [pk[3]]
+    assert ids(overview(login("annotator"), "?assignee=bob")) == pk[:4]
+    assert ids(overview(login("annotator"), "?status=accepted")) == [pk[3]]
 
 
 @pytest.mark.parametrize(
@@ -190,17 +116,19 @@ def test_filters(users, field):
         ("?limit=20001", "limit"),
     ],
 )
-def test_bad_filters_get_400_with_the_reason(users, field, query, field_name):
-    r = overview(client_for(users, "lead"), query)
+def test_bad_filters_get_400_with_the_reason(users, field, query, field_name, login):
+    r = overview(login("lead"), query)
     assert r.status_code == 400 and field_name in r.json()
 
 
-def test_unknown_campaign_is_404(users, field):
-    assert overview(client_for(users, "lead")).status_code == 200
-    assert client_for(users, "lead").get("/api/campaigns/nope/overview.geojson").status_code == 404
+def test_unknown_campaign_is_404(users, field, login):
+    assert overview(login("lead")).status_code == 200
+    assert login("lead").get("/api/campaigns/nope/overview.geojson").status_code == 404
 
 
-def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment_on(users, field):
+def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment_on(
+    users, field, login
+):
     from annotation.services.demo import ASSIGNED_TO_ANNOTATOR, _demo_work
 
     campaign, blocks = field
@@ -211,7 +139,7 @@ def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment
     assert CampaignWorkflow.objects.get(campaign=campaign).self_assign is True
     mine = Assignment.objects.filter(user=users["annotator"]).order_by("priority")
     assert [a.block_id for a in mine] == [b.pk for b in blocks[:ASSIGNED_TO_ANNOTATOR]]
-    c = client_for(users, "annotator")
+    c = login("annotator")
     r = c.post("/api/campaigns/map/next-block/")
     assert r.status_code == 200 and r.json()["assignment"]["block"] == blocks[0].pk
     _demo_work(campaign=campaign, blocks=blocks)  # a second run leaves the work alone
@@ -224,15 +152,14 @@ def test_demo_gives_the_annotator_blocks_in_seed_order_and_turns_self_assignment
 
 
 @pytest.mark.browser
-def test_overview_map_in_a_browser(users, field, asgi_server, browser):
+def test_overview_map_in_a_browser(users, field, asgi_server, browser, login):
     """The lead's map draws all 20 blocks from vector tiles, recolours by verdict with a legend,
     filters to the unassigned ones, and a click opens the block's workspace; the annotator's
     map shows their 4 blocks."""
     _, blocks = field
 
     def session_for(user):
-        c = Client()
-        c.force_login(user)
+        c = login(user)
         return {"name": "sessionid", "value": c.cookies["sessionid"].value, "url": asgi_server}
 
     context = browser.new_context()

@@ -11,18 +11,15 @@ from django.test.utils import CaptureQueriesContext
 from annotation.models import VerdictLabel
 from annotation.services import verdict_label_set
 from mapping.models import ImagerySource
-from tests.annotation import test_overview
-from tests.annotation.test_overview import ROLES, client_for
+from tests.annotation.conftest import ROLES
 
 pytestmark = pytest.mark.django_db
-
-field = test_overview.field  # the 4 x 5 block campaign "map", its people, verdicts, predictions
 
 URL = "/api/campaigns/map/overview-counts/"
 
 
-def test_a_lead_gets_the_whole_campaigns_numbers(users, field):
-    r = client_for(users, "lead").get(URL)
+def test_a_lead_gets_the_whole_campaigns_numbers(users, field, login):
+    r = login("lead").get(URL)
     assert r.status_code == 200, r.content
     assert r.json() == {
         "total": 20,
@@ -36,8 +33,8 @@ def test_a_lead_gets_the_whole_campaigns_numbers(users, field):
     }
 
 
-def test_an_annotator_gets_only_their_blocks_and_verdicts(users, field):
-    r = client_for(users, "annotator").get(URL)
+def test_an_annotator_gets_only_their_blocks_and_verdicts(users, field, login):
+    r = login("annotator").get(URL)
     assert r.status_code == 200, r.content
     assert r.json() == {
         "total": 4,
@@ -49,18 +46,18 @@ def test_an_annotator_gets_only_their_blocks_and_verdicts(users, field):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_who_may_get_the_numbers(users, field, role):
-    r = client_for(users, role).get(URL)
+def test_who_may_get_the_numbers(users, field, role, login):
+    r = login(role).get(URL)
     assert r.status_code == {"anonymous": 403, "outsider": 404}.get(role, 200)
 
 
-def test_unknown_campaign_is_404(users, field):
-    assert client_for(users, "lead").get("/api/campaigns/nope/overview-counts/").status_code == 404
+def test_unknown_campaign_is_404(users, field, login):
+    assert login("lead").get("/api/campaigns/nope/overview-counts/").status_code == 404
 
 
-def test_validators_304_until_a_verdict_changes_the_numbers(users, field):
+def test_validators_304_until_a_verdict_changes_the_numbers(users, field, login):
     _, blocks = field
-    c = client_for(users, "lead")
+    c = login("lead")
     first = c.get(URL)
     etag = first["ETag"]
     assert c.get(URL, HTTP_IF_NONE_MATCH=etag).status_code == 304
@@ -75,12 +72,12 @@ def test_validators_304_until_a_verdict_changes_the_numbers(users, field):
     assert again.json()["verdicts"]["google"] == {"noise": 1, "tp": 1, "none": 18}
 
 
-def test_the_overview_page_does_not_count_verdicts(users, field):
+def test_the_overview_page_does_not_count_verdicts(users, field, login):
     """The page renders without the legend's national verdict count (the slowest query of a
     national campaign's page): it only links the endpoint that serves the numbers."""
     table = VerdictLabel._meta.db_table
     for role in ("lead", "annotator"):
-        c = client_for(users, role)
+        c = login(role)
         with CaptureQueriesContext(connection) as queries:
             r = c.get("/campaigns/map/")
         assert r.status_code == 200

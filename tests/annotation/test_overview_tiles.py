@@ -20,21 +20,16 @@ from annotation.tiles import (
     _python_tile,
     _tile_blocks,
 )
-from croplayer_site.roles import roles_ensure
 from learning.models import BlockPrediction
 from learning.product.models import BlockIntegration
 from mapping.geo.grid import lonlat_to_tile_fraction
 from mapping.geo.mvt import cell_blocks
 from mapping.models import ImagerySource
-from tests.annotation import test_overview
-from tests.annotation.test_overview import ROLES, client_for
+from tests.annotation.conftest import ROLES
+from tests.factories import current_prediction_make, user_make
 from tests.mvt_decode import decode
-from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
-
-field = test_overview.field  # the 4 x 5 block campaign "map", its people, verdicts, predictions
-
 
 @pytest.fixture(autouse=True)
 def _fresh_cell_sums():
@@ -78,14 +73,14 @@ def _expected_ring(block, z, x, y):
     return x0, y0, x1, y1
 
 
-def test_a_lead_gets_every_block_of_the_tile_with_its_properties(users, field):
+def test_a_lead_gets_every_block_of_the_tile_with_its_properties(users, field, login):
     camp, blocks = field
     BlockPrediction.objects.filter(block=blocks[7], source__slug="mapbox").update(
         cropland_fraction=0.4321
     )
     z, x, y = _xyz(8)
     assert cell_blocks(z, 0.05) == 1
-    feats = features(tile(client_for(users, "lead"), z, x, y))
+    feats = features(tile(login("lead"), z, x, y))
     assert set(feats) == {b.pk for b in blocks}
     props = [feats[b.pk]["properties"] for b in blocks]
     assert [p["status"] for p in props[:5]] == [
@@ -121,7 +116,7 @@ def test_a_lead_gets_every_block_of_the_tile_with_its_properties(users, field):
         assert area > 0  # exterior ring: clockwise in tile coordinates (y down)
 
 
-def test_the_newest_assignment_of_each_kind_is_on_the_tile(users, field):
+def test_the_newest_assignment_of_each_kind_is_on_the_tile(users, field, login):
     """A block handed over: its accepted first assignment and second check, then a newer
     primary and a newer second one. The lead's tile shows the newest of each; the first
     annotator's tile keeps their own (older) status."""
@@ -136,21 +131,21 @@ def test_the_newest_assignment_of_each_kind_is_on_the_tile(users, field):
     Assignment.objects.create(block=b, user=lead, assigned_by=lead, status="todo",
                               agreement=True)  # fmt: skip
     z, x, y = _xyz(8)
-    p = features(tile(client_for(users, "lead"), z, x, y))[b.pk]["properties"]
+    p = features(tile(login("lead"), z, x, y))[b.pk]["properties"]
     assert (p["status"], p["assignee"], p["second"]) == ("in_progress", "bob", "lead")
-    mine = features(tile(client_for(users, "annotator"), z, x, y))[b.pk]["properties"]
+    mine = features(tile(login("annotator"), z, x, y))[b.pk]["properties"]
     assert mine["status"] == "accepted"
 
 
-def test_the_decision_in_force_is_on_the_lead_tile(users, field):
+def test_the_decision_in_force_is_on_the_lead_tile(users, field, login):
     _, blocks = field
     BlockIntegration.objects.create(block=blocks[6], decision="merge_both")
     z, x, y = _xyz(10)
-    feats = features(tile(client_for(users, "admin"), z, x, y))
+    feats = features(tile(login("admin"), z, x, y))
     assert feats[blocks[6].pk]["properties"]["decision"] == "merge_both"
 
 
-def test_low_zooms_merge_blocks_into_cells(users, field):
+def test_low_zooms_merge_blocks_into_cells(users, field, login):
     _, blocks = field
     BlockPrediction.objects.filter(block=blocks[7], source__slug="mapbox").update(
         cropland_fraction=0.8
@@ -158,7 +153,7 @@ def test_low_zooms_merge_blocks_into_cells(users, field):
     for z in (3, 5, 7):
         k = cell_blocks(z, 0.05)
         assert k > 1
-        cells = features(tile(client_for(users, "lead"), *_xyz(z)), layer="cells")
+        cells = features(tile(login("lead"), *_xyz(z)), layer="cells")
         expected = {(b.row // k, b.col // k) for b in blocks}
         assert set(cells) == {r * 100000 + c for r, c in expected}
         ps = [c["properties"] for c in cells.values()]
@@ -171,7 +166,9 @@ def test_low_zooms_merge_blocks_into_cells(users, field):
 
 
 @pytest.mark.parametrize("z", [3, 5, 7])
-def test_a_leads_kept_cell_sums_match_the_live_count_and_follow_new_predictions(users, field, z):
+def test_a_leads_kept_cell_sums_match_the_live_count_and_follow_new_predictions(
+    users, field, z, login
+):
     camp, blocks = field
     _, x, y = _xyz(z)
     k = cell_blocks(z, 0.05)
@@ -181,7 +178,7 @@ def test_a_leads_kept_cell_sums_match_the_live_count_and_follow_new_predictions(
     def live():
         return decode(_python_tile(_cells_query(scope, rows, cols, k), z, x, y, k, 0.05))
 
-    c = client_for(users, "lead")
+    c = login("lead")
     assert decode(tile(c, z, x, y).content) == live()
     # A new segmenter (a new round) predicts: the kept sums are summed again.
     mapbox = ImagerySource.objects.get(slug="mapbox")
@@ -200,41 +197,38 @@ def test_a_leads_kept_cell_sums_match_the_live_count_and_follow_new_predictions(
     assert sum(f["properties"].get("in_progress", 0) for f in after["cells"]["features"]) == 2
 
 
-def test_an_annotator_sees_only_their_blocks_status_and_verdicts(users, field):
+def test_an_annotator_sees_only_their_blocks_status_and_verdicts(users, field, login):
     _, blocks = field
     z, x, y = _xyz(8)
-    feats = features(tile(client_for(users, "annotator"), z, x, y))
+    feats = features(tile(login("annotator"), z, x, y))
     assert set(feats) == {b.pk for b in blocks[:4]}
     p = feats[blocks[1].pk]["properties"]
     assert p["status"] == "in_progress"
     assert p["verdict_mapbox"] == "fp"  # their own, not the lead's newer one
     assert not {"assignee", "second", "decision"} & set(p)
-    cells = features(tile(client_for(users, "annotator"), *_xyz(4)), layer="cells")
+    cells = features(tile(login("annotator"), *_xyz(4)), layer="cells")
     assert sum(c["properties"]["n"] for c in cells.values()) == 4
 
 
 @pytest.mark.parametrize("role", [*ROLES, "other_lead"])
-def test_who_may_get_tiles(users, field, role):
-    if role == "other_lead":
-        other = User.objects.create_user("carol", password="pw-123!-pw")
-        other.groups.add(roles_ensure()["lead"])
-        users = {**users, "other_lead": other}
-    r = tile(client_for(users, role), *_xyz(8))
+def test_who_may_get_tiles(users, field, role, login):
+    who = user_make("carol", role="lead") if role == "other_lead" else role
+    r = tile(login(who), *_xyz(8))
     expected = {"anonymous": 403, "outsider": 404, "other_lead": 404}.get(role, 200)
     assert r.status_code == expected, r.content
     if expected == 404:
         assert b"no campaign" in r.content
 
 
-def test_unknown_campaign_is_404(users, field):
-    assert tile(client_for(users, "admin"), *_xyz(8), slug="nope").status_code == 404
+def test_unknown_campaign_is_404(users, field, login):
+    assert tile(login("admin"), *_xyz(8), slug="nope").status_code == 404
 
 
 @pytest.mark.parametrize(
     "zxy, field_name", [((19, 0, 0), "z"), ((3, 8, 0), "x"), ((3, 0, -1), None)]
 )
-def test_tile_numbers_out_of_range_are_refused(users, field, zxy, field_name):
-    r = tile(client_for(users, "lead"), *zxy)
+def test_tile_numbers_out_of_range_are_refused(users, field, zxy, field_name, login):
+    r = tile(login("lead"), *zxy)
     if field_name is None:  # not a tile URL at all
         assert r.status_code == 404
         return
@@ -242,15 +236,15 @@ def test_tile_numbers_out_of_range_are_refused(users, field, zxy, field_name):
     assert field_name in r.json()
 
 
-def test_refusals_speak_the_readers_language(users, field):
-    r = tile(client_for(users, "lead"), 19, 0, 0, HTTP_ACCEPT_LANGUAGE="zh-hans")
+def test_refusals_speak_the_readers_language(users, field, login):
+    r = tile(login("lead"), 19, 0, 0, HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert r.status_code == 400
     assert "缩放级别" in str(r.json()["z"])
 
 
-def test_validators_304_until_a_block_changes(users, field):
+def test_validators_304_until_a_block_changes(users, field, login):
     _, blocks = field
-    c = client_for(users, "lead")
+    c = login("lead")
     z, x, y = _xyz(8)
     r1 = tile(c, z, x, y)
     etag = r1["ETag"]
@@ -279,16 +273,16 @@ def test_validators_304_until_a_block_changes(users, field):
     assert tile(c, z, x, y, HTTP_IF_NONE_MATCH=r4["ETag"]).status_code == 200
 
 
-def test_an_annotator_and_a_lead_never_share_a_version(users, field):
+def test_an_annotator_and_a_lead_never_share_a_version(users, field, login):
     z, x, y = _xyz(8)
-    lead = tile(client_for(users, "lead"), z, x, y)["ETag"]
-    mine = tile(client_for(users, "annotator"), z, x, y)
+    lead = tile(login("lead"), z, x, y)["ETag"]
+    mine = tile(login("annotator"), z, x, y)
     assert mine["ETag"] != lead
-    assert tile(client_for(users, "annotator"), z, x, y, HTTP_IF_NONE_MATCH=lead).status_code == 200
+    assert tile(login("annotator"), z, x, y, HTTP_IF_NONE_MATCH=lead).status_code == 200
 
 
-def test_an_empty_tile_is_empty(users, field):
-    r = tile(client_for(users, "lead"), 8, 0, 0)
+def test_an_empty_tile_is_empty(users, field, login):
+    r = tile(login("lead"), 8, 0, 0)
     assert r.status_code == 200 and r.content == b""
 
 
@@ -328,8 +322,8 @@ def test_postgis_and_the_python_encoder_make_the_same_tile(users, field, z):
                 assert a[fid]["rings"] == b[fid]["rings"], fid
 
 
-def test_the_page_draws_the_campaign_from_tiles(users, field):
-    r = client_for(users, "lead").get("/campaigns/map/")
+def test_the_page_draws_the_campaign_from_tiles(users, field, login):
+    r = login("lead").get("/campaigns/map/")
     assert r.status_code == 200
     html = r.content.decode()
     assert "/api/campaigns/map/tiles/{z}/{x}/{y}.pbf" in html
@@ -346,15 +340,13 @@ LOADED_AT = """(z) => { const m = document.getElementById('map');
 
 
 @pytest.mark.browser
-def test_the_map_draws_tiles_and_a_click_opens_a_block(users, field, asgi_server, browser):
+def test_the_map_draws_tiles_and_a_click_opens_a_block(users, field, asgi_server, browser, login):
     """In Chromium: the lead's map fetches vector tiles, draws the blocks, counts them in the
     legend, and a click on a block (no filter: only the tiles are drawn) opens its workspace;
     zoomed out to cells, a click on a cell zooms in towards its blocks."""
-    from django.test import Client
 
     _, blocks = field
-    c = Client()
-    c.force_login(users["lead"])
+    c = login("lead")
     context = browser.new_context()
     context.add_cookies(
         [{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": asgi_server}]

@@ -32,11 +32,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from annotation.models import Assignment, AuditEntry, ClientOperation
 from annotation.services import polygon_create
-from croplayer_site.roles import roles_ensure
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
-from tests.predictions import current_prediction_make
+from tests.factories import current_prediction_make, user_make
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +80,11 @@ class World:
     assignment: dict[str, Assignment]  # owner -> their assignment
     free: dict[str, Block]  # campaign slug -> a block nobody has
     imports: dict[str, str] = field(default_factory=dict)
+    login: Callable[..., Client] | None = None  # the ``login`` fixture
+
+    def client(self, role: str) -> Client:
+        """A client logged in as ``role`` (a key of ``users``), or nobody's for "anonymous"."""
+        return self.login(self.users.get(role, role))
 
     def owner(self, role: str, obj: str, *, others: str = "bob") -> str:
         mine = role if role in OWNERS else "annotator"
@@ -97,11 +101,9 @@ def _box(i: int) -> tuple[float, float, float, float]:
 
 
 @pytest.fixture
-def world(users, settings) -> World:
-    bob = User.objects.create_user("bob", password="pw-123!-pw")
-    bob.groups.add(roles_ensure()["annotator"])
-    other_lead = User.objects.create_user("other_lead", password="pw-123!-pw")
-    other_lead.groups.add(roles_ensure()["lead"])
+def world(users, settings, login) -> World:
+    bob = user_make("bob", role="annotator")
+    other_lead = user_make("other_lead", role="lead")
     people = {**users, "bob": bob, "other_lead": other_lead}
     source = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
     demo = Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
@@ -141,14 +143,9 @@ def world(users, settings) -> World:
     for campaign in (demo, other):
         blocks = [b for b in [*block.values(), *free.values()] if b.campaign_id == campaign.pk]
         current_prediction_make(blocks=blocks, sources=[source])
-    return World(users=people, block=block, polygon=polygon, assignment=assignment, free=free)
-
-
-def client(world: World, role: str) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(world.users[role])
-    return c
+    return World(
+        users=people, block=block, polygon=polygon, assignment=assignment, free=free, login=login
+    )
 
 
 def _json(c: Client, method: str, url: str, body=None, headers=None):
@@ -194,7 +191,7 @@ def _geojson_upload(w: World, campaign: str) -> SimpleUploadedFile:
 
 def _preview(w: World, uploader: str) -> str:
     """An import previewed by ``uploader`` in their campaign; its id."""
-    c = client(w, uploader)
+    c = w.client(uploader)
     campaign = _campaign(uploader, "own")
     r = c.post(
         f"/api/campaigns/{campaign}/samples/import/preview",
@@ -438,7 +435,7 @@ def _state() -> tuple:
 def test_matrix(world, endpoint, role, obj):
     assert endpoint in EXPECTED, f"{endpoint} has no row in the permission matrix: add one"
     expected = EXPECTED[endpoint][obj][role]
-    c = client(world, role)
+    c = world.client(role)
     call = CALLS[endpoint]
     if endpoint[1] in SAFE or expected < 400:
         r = call(world, c, role, obj)
@@ -456,7 +453,7 @@ def test_a_lead_lists_only_the_assignments_of_their_campaigns(world):
     """The list is 200 for everyone with a role; what is in it depends on the campaign."""
 
     def listed(role: str, query: str = "") -> set[str]:
-        r = client(world, role).get("/api/assignments/" + query)
+        r = world.client(role).get("/api/assignments/" + query)
         assert r.status_code == 200
         return {a["user"] for a in r.json()["results"]}
 

@@ -26,7 +26,7 @@ from annotation.services import (
     sample_mark_negative,
 )
 from tests.annotation.conftest import square
-from tests.predictions import current_prediction_make
+from tests.factories import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 

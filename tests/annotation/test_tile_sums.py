@@ -16,15 +16,12 @@ from annotation.tiles import TileScope, _cells_query, _python_tile, _tile_blocks
 from learning.models import BlockPrediction, ModelVersion
 from mapping.geo.mvt import cell_blocks
 from mapping.models import ImagerySource
-from tests.annotation import test_overview
-from tests.annotation.test_overview import client_for
 from tests.annotation.test_overview_tiles import _xyz, tile
+from tests.factories import current_prediction_make
 from tests.mvt_decode import decode
-from tests.predictions import current_prediction_make
 
 pytestmark = pytest.mark.django_db
 
-field = test_overview.field
 Z = 3
 
 
@@ -73,9 +70,9 @@ def seg2(field):
     return seg
 
 
-def test_a_new_prediction_is_added_without_summing_again(users, field, seg2):
+def test_a_new_prediction_is_added_without_summing_again(users, field, seg2, login):
     camp, blocks = field
-    c = client_for(users, "lead")
+    c = login("lead")
     assert decode(tile(c, *_xyz(Z)).content) == _live(camp)
     first = _held(seg2)
     generation, revision = first.generation, first.revision
@@ -89,12 +86,12 @@ def test_a_new_prediction_is_added_without_summing_again(users, field, seg2):
 
 
 def test_a_row_committed_below_an_id_already_read_is_caught_by_the_re_read_window(
-    users, field, seg2
+    users, field, seg2, login
 ):
     """Two workers: the one holding the lower id commits after the higher id was read."""
     camp, blocks = field
     mapbox = ImagerySource.objects.get(slug="mapbox")
-    c = client_for(users, "lead")
+    c = login("lead")
     tile(c, *_xyz(Z))
     top = BlockPrediction.objects.order_by("-pk").values_list("pk", flat=True).first()
     _predict(seg2, blocks[6], mapbox, 1.0, pk=top + 10)
@@ -108,11 +105,11 @@ def test_a_row_committed_below_an_id_already_read_is_caught_by_the_re_read_windo
 
 
 def test_a_gap_past_its_grace_settles_and_the_periodic_full_sum_catches_what_it_missed(
-    users, field, seg2
+    users, field, seg2, login
 ):
     camp, blocks = field
     mapbox = ImagerySource.objects.get(slug="mapbox")
-    c = client_for(users, "lead")
+    c = login("lead")
     tile(c, *_xyz(Z))
     top = BlockPrediction.objects.order_by("-pk").values_list("pk", flat=True).first()
     _predict(seg2, blocks[6], mapbox, 1.0, pk=top + 3)
@@ -133,9 +130,9 @@ def test_a_gap_past_its_grace_settles_and_the_periodic_full_sum_catches_what_it_
     assert _held(seg2).generation != held.generation
 
 
-def test_a_process_that_starts_takes_the_sums_kept_in_the_database(users, field, seg2):
+def test_a_process_that_starts_takes_the_sums_kept_in_the_database(users, field, seg2, login):
     camp, blocks = field
-    c = client_for(users, "lead")
+    c = login("lead")
     expected = decode(tile(c, *_xyz(Z)).content)
     saved = _held(seg2)
     assert OverviewCellSums.objects.filter(campaign=camp, segmenter_id=seg2.pk).exists()
@@ -151,7 +148,7 @@ def test_a_process_that_starts_takes_the_sums_kept_in_the_database(users, field,
 
 
 def test_sums_prepared_at_a_rounds_end_spare_the_first_tile_a_full_sum(
-    users, field, seg2, monkeypatch
+    users, field, seg2, monkeypatch, login
 ):
     """``overview_sums_prepare`` (a round's end, in the worker) counts and keeps the sums for
     the new segmenter; the first low-zoom tile of a web process then loads them and never sums
@@ -167,7 +164,7 @@ def test_sums_prepared_at_a_rounds_end_spare_the_first_tile_a_full_sum(
         raise AssertionError("a request summed every prediction")
 
     monkeypatch.setattr(tile_sums, "_full", no_full_sum)
-    assert decode(tile(client_for(users, "lead"), *_xyz(Z)).content) == _live(camp)
+    assert decode(tile(login("lead"), *_xyz(Z)).content) == _live(camp)
 
 
 def test_nothing_to_prepare_without_a_segmenter(users, field):

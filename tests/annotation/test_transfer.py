@@ -26,19 +26,12 @@ from annotation import sample_files, transfer
 from annotation.models import AuditEntry, Sample, SampleKind, SamplePolygon, SampleSplit
 from annotation.services import polygon_create, sample_mark_negative
 from mapping.models import AdminLevel, AdminUnit
-from tests.annotation.conftest import square
-from tests.predictions import current_prediction_make
+from tests.annotation.conftest import imports_left, nothing_written, square
+from tests.factories import current_prediction_make
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_var_dir")]
 
 B0, B1 = "R2386C5850", "R2386C5851"  # the two fixture blocks, 112.50-112.55 and 112.55-112.60
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
 
 
 @pytest.fixture
@@ -58,8 +51,8 @@ def named_blocks(blocks):
 
 
 @pytest.fixture
-def lead(users):
-    return client_for(users, "lead")
+def lead(users, login):
+    return login("lead")
 
 
 def gdf(rows: list[dict], crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
@@ -105,22 +98,6 @@ def preview(c: Client, name: str, data: bytes, *, source: str = "mapbox", campai
 def commit(c: Client, import_id: str, *, skip: bool = False, campaign="demo"):
     q = "?skip_rejected=1" if skip else ""
     return c.post(f"/api/campaigns/{campaign}/samples/import/{import_id}/commit{q}")
-
-
-def nothing_written() -> bool:
-    return not Sample.objects.exists() and not SamplePolygon.objects.exists()
-
-
-def imports_left(settings) -> list[str]:
-    d = Path(settings.VAR_DIR) / "imports"
-    return sorted(p.name for p in d.iterdir()) if d.exists() else []
-
-
-@pytest.fixture(autouse=True)
-def clean_imports(settings, tmp_path):
-    """Each test keeps its previews in its own directory."""
-    settings.VAR_DIR = tmp_path / "var"
-    return settings.VAR_DIR
 
 
 def stored_polygons() -> list[tuple[str, str, str, float]]:
@@ -540,8 +517,8 @@ ROLE_STATUS = {"annotator": 403, "outsider": 404, "anonymous": 403, "lead": None
 
 
 @pytest.mark.parametrize("role", list(ROLE_STATUS))
-def test_permissions_per_role(role, users, blocks, sources, tmp_path):
-    c = client_for(users, role)
+def test_permissions_per_role(role, users, blocks, sources, tmp_path, login):
+    c = login(role)
     data = gpkg_bytes(gdf([{"geometry": FIELD}]), tmp_path)
     r_preview = preview(c, "f.gpkg", data)
     r_export = c.get("/api/campaigns/demo/samples/export?format=gpkg")
@@ -558,8 +535,8 @@ def test_permissions_per_role(role, users, blocks, sources, tmp_path):
         assert nothing_written()
 
 
-def test_an_import_belongs_to_its_lead_and_campaign(users, blocks, sources, tmp_path):
-    lead, admin = client_for(users, "lead"), client_for(users, "admin")
+def test_an_import_belongs_to_its_lead_and_campaign(users, blocks, sources, tmp_path, login):
+    lead, admin = login("lead"), login("admin")
     r = preview(lead, "f.gpkg", gpkg_bytes(gdf([{"geometry": FIELD}]), tmp_path))
     import_id = r.json()["import_id"]
     assert commit(admin, import_id).status_code == 404

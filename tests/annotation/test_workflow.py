@@ -6,9 +6,7 @@ import threading
 import uuid
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.test import Client
 
 from annotation.models import (
     Assignment,
@@ -26,25 +24,11 @@ from annotation.services import (
     assignment_submit,
     block_next_for_user,
 )
-from croplayer_site.roles import roles_ensure
-from tests.annotation.conftest import square
+from tests.annotation.conftest import ROLES, square
+from tests.factories import user_make
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["annotator", "lead", "admin", "outsider", "anonymous"]
-
-
-def client_for(users, role) -> Client:
-    c = Client()
-    if role != "anonymous":
-        c.force_login(users[role])
-    return c
-
-
-def annotator(name: str) -> User:
-    u = User.objects.create_user(name, password="pw-123!-pw")
-    u.groups.add(roles_ensure()["annotator"])
-    return u
 
 
 def post(c, path, body=None):
@@ -60,8 +44,8 @@ def assign(c, blocks, people, **extra):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_only_leads_and_admins_assign(users, queue, role):
-    r = assign(client_for(users, role), queue[:2], ["annotator"])
+def test_only_leads_and_admins_assign(users, queue, role, login):
+    r = assign(login(role), queue[:2], ["annotator"])
     expected = {"anonymous": 403, "outsider": 404, "annotator": 403, "lead": 201, "admin": 201}
     assert r.status_code == expected[role], r.content
     assert Assignment.objects.filter(block__campaign__slug="queue").count() == (
@@ -69,8 +53,8 @@ def test_only_leads_and_admins_assign(users, queue, role):
     )
 
 
-def test_bulk_assign_with_priority_from_seed_order_and_repeats_skipped(users, queue):
-    c = client_for(users, "lead")
+def test_bulk_assign_with_priority_from_seed_order_and_repeats_skipped(users, queue, login):
+    c = login("lead")
     r = assign(c, queue[:3], ["annotator"])
     assert r.status_code == 201
     created = r.json()["created"]
@@ -86,12 +70,12 @@ def test_bulk_assign_with_priority_from_seed_order_and_repeats_skipped(users, qu
     assert entries.count() == 3 and {e.username for e in entries} == {"lead"}
 
 
-def test_next_block_follows_the_latest_rounds_selection_then_priority(users, queue):
+def test_next_block_follows_the_latest_rounds_selection_then_priority(users, queue, login):
     """Assigned in seed order; once a round has selected blocks, its rank 1 comes first."""
     from annotation.services import block_next_for_user
     from learning.models import BlockSelection, Round, RoundState
 
-    c = client_for(users, "lead")
+    c = login("lead")
     assert assign(c, queue[:4], ["annotator"]).status_code == 201
     campaign = queue[0].campaign
     first = block_next_for_user(user=users["annotator"], campaign=campaign)
@@ -109,10 +93,10 @@ def test_next_block_follows_the_latest_rounds_selection_then_priority(users, que
     )
 
 
-def test_two_people_per_block_at_most_and_bad_input_writes_nothing(users, queue):
-    annotator("bob")
-    annotator("carol")
-    c = client_for(users, "lead")
+def test_two_people_per_block_at_most_and_bad_input_writes_nothing(users, queue, login):
+    user_make("bob", role="annotator")
+    user_make("carol", role="annotator")
+    c = login("lead")
     assert assign(c, [queue[0]], ["annotator", "bob"]).status_code == 201
     before = Assignment.objects.count()
     r = assign(c, queue[:2], ["carol"])
@@ -149,14 +133,14 @@ def act(c, assignment, action):
     return post(c, f"assignments/{assignment.pk}/{action}/")
 
 
-def test_the_whole_way_through_review_and_back(users, queue):
+def test_the_whole_way_through_review_and_back(users, queue, login):
     a = assignment_create(
         lead=users["lead"],
         campaign=queue[0].campaign,
         block_ids=[queue[0].pk],
         assignees=[users["annotator"]],
     )[0][0]
-    me, lead = client_for(users, "annotator"), client_for(users, "lead")
+    me, lead = login("annotator"), login("lead")
     r = act(me, a, "start")
     assert r.status_code == 200 and r.json()["status"] == "in_progress" and r.json()["started_at"]
     r = act(me, a, "submit")
@@ -175,7 +159,7 @@ def test_the_whole_way_through_review_and_back(users, queue):
     rows = mine["results"] if isinstance(mine, dict) else mine
     assert rows[0]["review_comment"] == "fix the terraces"
     assert act(me, a, "submit").json()["status"] == "submitted"
-    r = act(client_for(users, "admin"), a, "accept")
+    r = act(login("admin"), a, "accept")
     assert r.json()["status"] == "accepted" and r.json()["last_review"] == "accepted"
     assert r.json()["reviewed_by"] == "admin" and r.json()["rejections"] == 1
     actions = list(
@@ -205,9 +189,9 @@ LEGAL = {
 
 @pytest.mark.parametrize("status", ["todo", "in_progress", "submitted", "accepted"])
 @pytest.mark.parametrize("action", ["start", "submit", "accept", "reject"])
-def test_every_transition_from_every_status(users, queue, status, action):
+def test_every_transition_from_every_status(users, queue, status, action, login):
     a = Assignment.objects.create(block=queue[0], user=users["annotator"], status=status)
-    c = client_for(users, "lead" if action in ("accept", "reject") else "annotator")
+    c = login("lead" if action in ("accept", "reject") else "annotator")
     audit = AuditEntry.objects.count()
     r = act(c, a, action)
     a.refresh_from_db()
@@ -239,36 +223,35 @@ def test_services_refuse_illegal_transitions_with_the_reason(users, queue):
     assert a.status == AssignmentStatus.SUBMITTED
 
 
-def test_who_may_act_on_an_assignment(users, queue):
-    bob = annotator("bob")
+def test_who_may_act_on_an_assignment(users, queue, login):
+    bob = user_make("bob", role="annotator")
     a = Assignment.objects.create(
         block=queue[0], user=users["annotator"], status=AssignmentStatus.IN_PROGRESS
     )
     own_lead = Assignment.objects.create(
         block=queue[1], user=users["lead"], status=AssignmentStatus.SUBMITTED
     )
-    bob_c = Client()
-    bob_c.force_login(bob)
+    bob_c = login(bob)
     assert act(bob_c, a, "submit").status_code == 404  # someone else's: does not exist for bob
-    assert act(client_for(users, "outsider"), a, "submit").status_code == 404
-    assert act(client_for(users, "anonymous"), a, "submit").status_code == 403
-    r = act(client_for(users, "lead"), a, "submit")
+    assert act(login("outsider"), a, "submit").status_code == 404
+    assert act(login("anonymous"), a, "submit").status_code == 403
+    r = act(login("lead"), a, "submit")
     assert r.status_code == 403 and "only the person" in r.json()["detail"]
     Assignment.objects.filter(pk=a.pk).update(status=AssignmentStatus.SUBMITTED)
-    r = act(client_for(users, "annotator"), a, "accept")
+    r = act(login("annotator"), a, "accept")
     assert r.status_code == 403 and "only leads and admins" in r.json()["detail"]
-    r = act(client_for(users, "lead"), own_lead, "accept")
+    r = act(login("lead"), own_lead, "accept")
     assert r.status_code == 403 and "own work" in r.json()["detail"]
-    r = post(client_for(users, "lead"), f"assignments/{a.pk}/review/", {"decision": "reject"})
+    r = post(login("lead"), f"assignments/{a.pk}/review/", {"decision": "reject"})
     assert r.status_code == 400 and "comment" in r.json()
-    assert post(client_for(users, "lead"), "assignments/999999/start/").status_code == 404
+    assert post(login("lead"), "assignments/999999/start/").status_code == 404
     a.refresh_from_db()
     assert a.status == AssignmentStatus.SUBMITTED
 
 
-def test_submitted_work_is_locked_until_sent_back(users, block, source):
+def test_submitted_work_is_locked_until_sent_back(users, block, source, login):
     a = Assignment.objects.get(block=block, user=users["annotator"])
-    me, lead = client_for(users, "annotator"), client_for(users, "lead")
+    me, lead = login("annotator"), login("lead")
     body = {"op_id": str(uuid.uuid4()), "geometry": square(112.51, 30.31, 112.52, 30.32)}
     url = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
     assert act(me, a, "submit").status_code == 200
@@ -283,12 +266,12 @@ def test_submitted_work_is_locked_until_sent_back(users, block, source):
     assert r.status_code == 201
 
 
-def test_assignment_list_per_role(users, blocks, queue):
+def test_assignment_list_per_role(users, blocks, queue, login):
     Assignment.objects.create(block=queue[0], user=users["lead"], priority=2)
-    Assignment.objects.create(block=queue[1], user=annotator("bob"), priority=1)
+    Assignment.objects.create(block=queue[1], user=user_make("bob", role="annotator"), priority=1)
 
     def listed(role, query=""):
-        data = client_for(users, role).get(f"/api/assignments/{query}").json()
+        data = login(role).get(f"/api/assignments/{query}").json()
         rows = data["results"] if isinstance(data, dict) else data
         return [(r["block_code"], r["user"]) for r in rows]
 
@@ -298,7 +281,7 @@ def test_assignment_list_per_role(users, blocks, queue):
     assert listed("lead", "?user=bob") == [(queue[1].code, "bob")]
     assert listed("lead", "?status=in_progress") == [(b.code, "annotator") for b in blocks]
     assert listed("outsider") == []
-    assert client_for(users, "anonymous").get("/api/assignments/").status_code == 403
+    assert login("anonymous").get("/api/assignments/").status_code == 403
 
 
 # --- next block and self-claim -----------------------------------------------------------------
@@ -308,7 +291,7 @@ def next_block(c, campaign="queue"):
     return post(c, f"campaigns/{campaign}/next-block/")
 
 
-def test_next_block_is_the_highest_priority_unfinished_assignment(users, queue):
+def test_next_block_is_the_highest_priority_unfinished_assignment(users, queue, login):
     me = users["annotator"]
     campaign = queue[0].campaign
     # queue[0..2] have seed order 5, 4, 3: the lead's assignment keeps that as priority
@@ -316,7 +299,7 @@ def test_next_block_is_the_highest_priority_unfinished_assignment(users, queue):
         lead=users["lead"], campaign=campaign, block_ids=[b.pk for b in queue[:3]], assignees=[me]
     )
     Assignment.objects.filter(block=queue[0]).update(priority=1)  # the lead moves it up
-    c = client_for(users, "annotator")
+    c = login("annotator")
     order = []
     for _ in range(3):
         r = next_block(c)
@@ -332,19 +315,23 @@ def test_next_block_is_the_highest_priority_unfinished_assignment(users, queue):
 
 
 def test_next_block_in_progress_and_rejected_work_counts_and_ignores_other_campaigns(
-    users, blocks, queue
+    users, blocks, queue, login
 ):
     me = users["annotator"]
     CampaignWorkflow.objects.create(campaign=queue[0].campaign, self_assign=False)
-    assert next_block(client_for(users, "annotator")).status_code == 204
-    r = next_block(client_for(users, "annotator"), "demo")
+    assert next_block(login("annotator")).status_code == 204
+    r = next_block(login("annotator"), "demo")
     assert r.status_code == 200 and r.json()["assignment"]["block"] == blocks[0].pk
     found = block_next_for_user(user=me, campaign=blocks[0].campaign)
     assert found is not None and found[0].block == blocks[0] and found[1] is False
 
 
-def test_self_claim_gives_each_block_to_one_person_in_seed_order(users, queue):
-    people = [users["annotator"], annotator("bob"), annotator("carol")]
+def test_self_claim_gives_each_block_to_one_person_in_seed_order(users, queue, login):
+    people = [
+        users["annotator"],
+        user_make("bob", role="annotator"),
+        user_make("carol", role="annotator"),
+    ]
     Assignment.objects.create(block=queue[4], user=users["lead"])  # seed 1, taken by the lead
     got = []
     for _ in range(2):
@@ -367,14 +354,14 @@ def test_self_claim_gives_each_block_to_one_person_in_seed_order(users, queue):
     ]
     claimed = Assignment.objects.filter(self_claimed=True)
     assert claimed.count() == 5 and len({a.block_id for a in claimed}) == 5
-    assert next_block(client_for(users, "annotator")).status_code == 204
+    assert next_block(login("annotator")).status_code == 204
 
 
-def test_next_block_per_role(users, queue):
+def test_next_block_per_role(users, queue, login):
     expected = {"anonymous": 403, "outsider": 404, "annotator": 200, "lead": 200, "admin": 200}
     for role, code in expected.items():
-        assert next_block(client_for(users, role)).status_code == code, role
-    assert post(client_for(users, "annotator"), "campaigns/nope/next-block/").status_code == 404
+        assert next_block(login(role)).status_code == code, role
+    assert post(login("annotator"), "campaigns/nope/next-block/").status_code == 404
 
 
 def test_self_claim_off_refuses(users, queue):
@@ -391,7 +378,7 @@ def test_concurrent_self_claims_never_share_a_block(users, queue):
     """Several annotators ask for their next block at the same moment: each gets another one."""
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises writers with a file lock; the race needs PostGIS")
-    people = [users["annotator"], *(annotator(f"a{i}") for i in range(4))]
+    people = [users["annotator"], *(user_make(f"a{i}", role="annotator") for i in range(4))]
     campaign = queue[0].campaign
     barrier = threading.Barrier(len(people))
     got: list[int | None] = []

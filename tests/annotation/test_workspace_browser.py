@@ -21,15 +21,10 @@ from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.imagery import block_image_fetch
 from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
-from tests.predictions import current_prediction_make
+from tests.conftest import page_login
+from tests.factories import current_prediction_make
 
 W, S, E, N = 112.5, 30.3, 112.55, 30.35
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing():
-    """Overrides the package's MD5 hasher: the daphne process checks passwords with the real
-    settings, which do not list MD5."""
 
 
 @pytest.fixture
@@ -53,14 +48,6 @@ def imaged_block(users):
     else:
         Assignment.objects.create(block=blk, user=users["annotator"])
     return blk
-
-
-def _login(page, base: str, user: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def _open(page, base: str, blk: Block) -> None:
@@ -141,7 +128,7 @@ def test_service_worker_is_served_from_annotate_to_anyone(client, users):
 def test_draw_polygon_with_mouse_and_pick_subtype(users, asgi_server, browser, imaged_block):
     errors: list[str] = []
     page = _new_page(browser, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
     page.wait_for_selector("#ws-map .leaflet-tile-loaded", timeout=15_000)
     assert "not saved" in _status(page)
@@ -203,7 +190,7 @@ def test_draw_polygon_with_mouse_and_pick_subtype(users, asgi_server, browser, i
 def test_invalid_polygon_shows_the_server_reason(users, asgi_server, browser, imaged_block):
     errors: list[str] = []
     page = _new_page(browser, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
     # A polygon wholly outside the block: the server refuses it with a reason the user sees.
     page.evaluate("wsMap.setZoom(wsMap.getZoom() - 1)")
@@ -223,7 +210,7 @@ def test_invalid_polygon_shows_the_server_reason(users, asgi_server, browser, im
 def test_stale_version_shows_conflict_banner(users, asgi_server, browser, imaged_block):
     errors: list[str] = []
     page = _new_page(browser, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
 
     # Someone else draws two polygons after the page loaded version 0.
@@ -270,7 +257,7 @@ def test_two_browsers_on_one_block_then_load_theirs(users, asgi_server, browser,
     two_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     one, two = _new_page(one_ctx, errors), _new_page(two_ctx, errors)
     for page in (one, two):
-        _login(page, asgi_server, "annotator")
+        page_login(page, asgi_server, "annotator")
         _open(page, asgi_server, imaged_block)
     _draw_polygon(one, [(0.1, 0.1), (0.4, 0.1), (0.4, 0.4), (0.1, 0.4)])
     _wait_saved(one, 1)
@@ -299,7 +286,7 @@ def test_offline_edits_survive_a_reload_and_arrive_once(users, asgi_server, brow
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(context, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
 
     context.set_offline(True)
@@ -369,7 +356,7 @@ def test_offline_reload_keeps_edits_and_labels_then_saves_each_once(
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(context, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, block)
     page.wait_for_selector("#ws[data-offline-ready='1']")  # the worker holds page and block
     # Saved online after the block was read: the worker's copy must follow, or the reload
@@ -434,7 +421,7 @@ def test_logout_forgets_the_offline_copies(users, asgi_server, browser, imaged_b
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(context, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
     page.wait_for_selector("#ws[data-offline-ready='1']")
     assert {"croplayer-shell-v1", "croplayer-data-v1"} <= set(_cache_names(page))
@@ -465,7 +452,7 @@ def test_edit_vertex_delete_and_undo_with_keys(users, asgi_server, browser, imag
         op_id=uuid.uuid4(),
     )
     page = _new_page(browser, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
     page.mouse.click(*_px(page, W + 0.02, S + 0.02))  # select it
     assert "lead" in page.inner_text("#ws-selected")  # provenance of the selected polygon
@@ -574,7 +561,7 @@ def test_queue_label_keys_review_and_chinese(users, asgi_server, browser, queued
     errors: list[str] = []
     ann = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(ann, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     with page.expect_navigation():
         page.click("button.next-block")
     assert page.url.endswith(f"/annotate/blocks/{first.pk}/")
@@ -645,7 +632,7 @@ def test_queue_label_keys_review_and_chinese(users, asgi_server, browser, queued
     # The lead rejects with a comment (refused without one) and decides the integration.
     lead_ctx = browser.new_context(viewport={"width": 1400, "height": 900})
     lp = _new_page(lead_ctx, errors)
-    _login(lp, asgi_server, "lead")
+    page_login(lp, asgi_server, "lead")
     _open(lp, asgi_server, first)
     _panel_ready(lp)
     assert lp.locator("#pn-review").is_visible()

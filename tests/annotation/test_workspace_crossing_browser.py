@@ -18,9 +18,9 @@ from tests.annotation.test_workspace_editing_browser import (  # noqa: F401 (fix
     at,
     box,
     edit_block,
-    fast_password_hashing,
     shape,
 )
+from tests.conftest import page_login
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +34,7 @@ def _open(browser, base, blk, errors, language="en"):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.context.add_cookies([{"name": "django_language", "value": language, "url": base}])
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", "annotator")
-    page.fill("input[name=password]", "annotator-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    page_login(page, base, "annotator")
     page.goto(f"{base}/annotate/blocks/{blk.pk}/")
     page.wait_for_selector("#ws[data-ready='1']")
     return page

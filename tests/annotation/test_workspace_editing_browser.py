@@ -17,6 +17,7 @@ from learning.models import BlockPrediction, ModelKind, ModelVersion, Round, Rou
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.members import campaign_members_add
 from tests.annotation.conftest import square
+from tests.conftest import page_login
 
 W, S, E, N = 112.5, 30.3, 112.55, 30.35
 DX, DY = E - W, N - S
@@ -166,20 +167,10 @@ def test_prediction_endpoint_follows_the_sample_access_rule(client, users, edit_
 # ---- the browser ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing():
-    """Overrides the package's MD5 hasher: the daphne process checks passwords with the real
-    settings, which do not list MD5."""
-
-
 def _open(browser, base: str, blk: Block, errors: list[str], query: str = ""):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", "annotator")
-    page.fill("input[name=password]", "annotator-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    page_login(page, base, "annotator")
     page.goto(f"{base}/annotate/blocks/{blk.pk}/{query}")
     page.wait_for_selector("#ws[data-ready='1']")
     return page

@@ -13,8 +13,8 @@ from mapping.models import ImagerySource
 from tests.annotation.test_workspace_editing_browser import (  # noqa: F401 (fixtures)
     _prediction,
     edit_block,
-    fast_password_hashing,
 )
+from tests.conftest import page_login
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +23,7 @@ def _open(browser, base, blk, who):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", who)
-    page.fill("input[name=password]", f"{who}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    page_login(page, base, who)
     page.goto(f"{base}/annotate/blocks/{blk.pk}/")
     page.wait_for_selector("#ws[data-ready='1']")
     return page, errors

@@ -6,14 +6,13 @@ from __future__ import annotations
 from annotation.models import AuditEntry, SamplePolygon
 from tests.annotation.test_workspace_browser import (  # noqa: F401, F811  # fixtures
     _draw_polygon,
-    _login,
     _new_page,
     _open,
     _status,
     _wait_saved,
-    fast_password_hashing,
     imaged_block,
 )
+from tests.conftest import page_login
 
 
 def test_ended_session_keeps_the_queue_until_logged_in_again(
@@ -25,7 +24,7 @@ def test_ended_session_keeps_the_queue_until_logged_in_again(
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(context, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
     _draw_polygon(page, [(0.2, 0.2), (0.5, 0.2), (0.5, 0.5), (0.2, 0.5)])
     _wait_saved(page, 1)
@@ -43,7 +42,7 @@ def test_ended_session_keeps_the_queue_until_logged_in_again(
     assert queued == 1
 
     other = _new_page(context, errors)  # logging in again, in another tab: a new CSRF token
-    _login(other, asgi_server, "annotator")
+    page_login(other, asgi_server, "annotator")
     page.evaluate("wsFlush()")
     _wait_saved(page, 2)
     assert SamplePolygon.objects.count() == 2
@@ -67,19 +66,19 @@ def test_someone_elses_session_keeps_the_queue_for_its_author(
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = _new_page(context, errors)
-    _login(page, asgi_server, "annotator")
+    page_login(page, asgi_server, "annotator")
     _open(page, asgi_server, imaged_block)
 
     context.clear_cookies()
     other = _new_page(context, errors)
-    _login(other, asgi_server, "lead")  # a lead may write every block: the server would take it
+    page_login(other, asgi_server, "lead")  # a lead may write every block: the server would take it
     _draw_polygon(page, [(0.2, 0.2), (0.5, 0.2), (0.5, 0.5), (0.2, 0.5)])
     page.wait_for_selector("#ws[data-session-ended='1']", timeout=15_000)
     assert "log in as annotator" in _status(page)
     assert not SamplePolygon.objects.exists()
 
     context.clear_cookies()
-    _login(other, asgi_server, "annotator")
+    page_login(other, asgi_server, "annotator")
     page.evaluate("wsFlush()")
     _wait_saved(page, 1)
     assert SamplePolygon.objects.get().created_by == users["annotator"]

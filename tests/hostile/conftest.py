@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.gis.geos import MultiPolygon, Polygon
 
-from mapping.models import AdminLevel, AdminUnit, Block, Campaign
-from mapping.services.members import campaign_members_add
+from learning.product.models import CroplandProduct
+from mapping.models import Campaign
+from tests.factories import one_block_campaign_make
 
 CANARY_BYTES = b"CANARY-7f3a9c-SERVER-SECRET-"
 
@@ -85,26 +85,15 @@ def leaks(text: str) -> list[str]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, settings) -> Path:
-    settings.DATA_DIR = tmp_path / "data"
-    return settings.DATA_DIR
+def products_stored(data_dir: Path) -> tuple[int, list[Path]]:
+    """How many products are recorded, and the files under the data folder's reference products:
+    a refused import must change neither."""
+    folder = data_dir / "reference_products"
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return CroplandProduct.objects.count(), files
 
 
 @pytest.fixture
 def campaign(db, data_dir: Path, users) -> Campaign:
     """Campaign "hostile": one province (Jiangsu's corner, 0.3° x 0.3°) and one block."""
-    c = Campaign.objects.create(slug="hostile", name="Hostile", region="China", year=2020, zoom=12)
-    campaign_members_add(campaign=c, users=[users["lead"]])
-    unit = AdminUnit.objects.create(
-        level=AdminLevel.PROVINCE, adcode=320000, name_zh="江苏省", name_en="Jiangsu",
-        geometry=MultiPolygon(Polygon.from_bbox((118.9, 31.9, 119.2, 32.2)), srid=4326))
-    c.provinces.set([unit])
-    Block.objects.create(campaign=c, row=2440, col=5980, province=unit,
-                         geometry=Polygon.from_bbox((119.0, 32.0, 119.05, 32.05)))
-    return c
+    return one_block_campaign_make(slug="hostile", name="Hostile", lead=users["lead"])

@@ -8,7 +8,6 @@ import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from learning.product.models import CroplandProduct
 from mapping.models import ImagerySource
@@ -22,12 +21,11 @@ XYZ = {"url_template": "https://api.mapbox.com/v4/mapbox.satellite/{z}/{x}/{y}.j
 
 
 @pytest.fixture
-def admin_client(users):
+def admin_client(users, login):
     user = users["admin"]
     user.is_superuser = True
     user.save()
-    c = Client()
-    c.force_login(user)
+    c = login(user)
     return c
 
 

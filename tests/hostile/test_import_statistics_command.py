@@ -8,7 +8,6 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.test import Client
 
 from mapping.models import OfficialStatistic
 
@@ -72,13 +71,12 @@ def stored_overflow(campaign, tmp_path):
 
 
 @pytest.mark.parametrize("role", ["lead", "admin"])
-def test_readers_of_a_stored_overflow_do_not_fail(role, stored_overflow, users):
+def test_readers_of_a_stored_overflow_do_not_fail(role, stored_overflow, users, login):
     user = users[role]
     if role == "admin":  # the Django admin's pages need the model permissions
         user.is_superuser = True
         user.save()
-    c = Client()
-    c.force_login(user)
+    c = login(user)
     slug = stored_overflow.slug
     urls = [
         f"/campaigns/{slug}/dashboard/",

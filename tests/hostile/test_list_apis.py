@@ -4,7 +4,6 @@ column holds: clamped or 400 with the reason, never 500."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from annotation.models import Assignment, AssignmentStatus
 from croplayer_site.pagination import MAX_LIMIT, MAX_OFFSET
@@ -16,12 +15,11 @@ HUGE = "9223372036854775808"  # 2^63: one more than SQLite's and PostgreSQL's bi
 
 
 @pytest.fixture
-def lead(users, campaign):
+def lead(users, campaign, login):
     block = Block.objects.get(campaign=campaign)
     Assignment.objects.create(block=block, user=users["annotator"],
                               status=AssignmentStatus.IN_PROGRESS, priority=1)
-    c = Client()
-    c.force_login(users["lead"])
+    c = login("lead")
     return c, block
 
 

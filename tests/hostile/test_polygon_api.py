@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from annotation.models import (
     Assignment,
@@ -22,13 +21,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def post(users, campaign):
+def post(users, campaign, login):
     block = Block.objects.get(campaign=campaign)
     ImagerySource.objects.create(slug="mapbox", name="mapbox", kind="synthetic")
     Assignment.objects.create(block=block, user=users["annotator"],
                               status=AssignmentStatus.IN_PROGRESS, priority=1)
-    c = Client()
-    c.force_login(users["annotator"])
+    c = login("annotator")
     url = f"/api/blocks/{block.pk}/samples/mapbox/polygons/"
 
     def send(body: str, content_type: str = "application/json"):

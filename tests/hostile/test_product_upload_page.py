@@ -4,41 +4,31 @@ stored, no request made; other roles get no form and no import."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from learning.product.models import CroplandProduct
-from tests.hostile.conftest import leaks
+from tests.hostile.conftest import leaks, products_stored
 from tests.hostile.hostile_files import geotiff
 from tests.hostile.rasters import HOSTILE_RASTERS
 
 pytestmark = pytest.mark.django_db
 
 
-def _post(users, who: str, slug: str, filename: str, data: bytes, client=None, **fields):
-    c = client or Client()
-    c.force_login(users[who])
+def _post(c, slug: str, filename: str, data: bytes, **fields):
     body = {"name": "esa", "cropland_classes": "40", **fields}
     body["file"] = SimpleUploadedFile(filename, data, content_type="application/octet-stream")
     return c.post(f"/campaigns/{slug}/comparisons/products/", body, HTTP_ACCEPT_LANGUAGE="en")
 
 
-def _stored(data_dir: Path) -> tuple[int, list[Path]]:
-    folder = data_dir / "reference_products"
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
-    return CroplandProduct.objects.count(), files
-
-
-def test_a_lead_imports_a_product_from_the_comparisons_page(users, campaign, data_dir, tmp_path):
-    c = Client()
-    c.force_login(users["lead"])
+def test_a_lead_imports_a_product_from_the_comparisons_page(
+    users, campaign, data_dir, tmp_path, login
+):
+    c = login("lead")
     page = c.get(f"/campaigns/{campaign.slug}/comparisons/").content.decode()
     assert 'id="product-upload"' in page and 'enctype="multipart/form-data"' in page
     data = geotiff(tmp_path / "ok.tif").read_bytes()
-    r = _post(users, "lead", campaign.slug, "ok.tif", data, client=c)
+    r = _post(c, campaign.slug, "ok.tif", data)
     assert r.status_code == 302 and r["Location"] == f"/campaigns/{campaign.slug}/comparisons/"
     product = CroplandProduct.objects.get()
     assert product.name == "esa" and product.original_name == "ok.tif"
@@ -50,28 +40,28 @@ def test_a_lead_imports_a_product_from_the_comparisons_page(users, campaign, dat
 
 @pytest.mark.parametrize("case", list(HOSTILE_RASTERS))
 def test_hostile_file_is_refused_on_the_page(
-    case, users, campaign, data_dir, tmp_path, listener, canary
+    case, users, campaign, data_dir, tmp_path, listener, canary, login
 ):
     filename, make, words = HOSTILE_RASTERS[case]
-    before = _stored(data_dir)
-    r = _post(users, "lead", campaign.slug, filename, make(tmp_path, listener, canary))
+    before = products_stored(data_dir)
+    r = _post(login("lead"), campaign.slug, filename, make(tmp_path, listener, canary))
     text = r.content.decode()
     assert r.status_code == 400, text[:500]
     assert 'id="product-upload-error"' in text and words in text
     assert leaks(text) == [] and "Traceback" not in text
-    assert _stored(data_dir) == before
+    assert products_stored(data_dir) == before
     assert listener.connections() == 0, "the server made an outbound request"
 
 
-def test_missing_fields_say_which(users, campaign, data_dir, tmp_path):
+def test_missing_fields_say_which(users, campaign, data_dir, tmp_path, login):
     data = geotiff(tmp_path / "ok.tif").read_bytes()
-    r = _post(users, "lead", campaign.slug, "ok.tif", data, cropland_classes="")
+    r = _post(login("lead"), campaign.slug, "ok.tif", data, cropland_classes="")
     assert r.status_code == 400 and "cropland_classes" in r.content.decode()
     assert CroplandProduct.objects.count() == 0
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_only_leads_and_admins_import(users, campaign, data_dir, tmp_path, who):
+def test_only_leads_and_admins_import(users, campaign, data_dir, tmp_path, who, login):
     data = geotiff(tmp_path / "ok.tif").read_bytes()
-    assert _post(users, who, campaign.slug, "ok.tif", data).status_code == 404
+    assert _post(login(who), campaign.slug, "ok.tif", data).status_code == 404
     assert CroplandProduct.objects.count() == 0

@@ -8,7 +8,6 @@ import sqlite3
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from annotation.models import SamplePolygon
 from mapping.models import ImagerySource
@@ -26,11 +25,10 @@ NAN = float("nan")
 
 
 @pytest.fixture
-def preview(users, campaign, settings, tmp_path):
+def preview(users, campaign, settings, tmp_path, login):
     settings.VAR_DIR = tmp_path / "var"
     ImagerySource.objects.create(slug="mapbox", name="mapbox", kind="synthetic")
-    c = Client()
-    c.force_login(users["lead"])
+    c = login("lead")
 
     def send(name: str, data: bytes):
         r = c.post(f"/api/campaigns/{campaign.slug}/samples/import/preview", {

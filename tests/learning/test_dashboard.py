@@ -164,13 +164,8 @@ def test_labelled_share(camp, users):
     assert share["paper_labelled_percent"] == 0.14
 
 
-def _client(client, users, who):
-    client.force_login(users[who])
-    return client
-
-
-def test_json_export_has_the_same_numbers(camp, users, client):
-    c = _client(client, users, "lead")
+def test_json_export_has_the_same_numbers(camp, users, login):
+    c = login("lead")
     r = c.get(reverse("api-learning-dashboard", args=[camp.slug]))
     assert r.status_code == 200
     data = r.json()
@@ -185,7 +180,7 @@ def test_json_export_has_the_same_numbers(camp, users, client):
     assert "needs labelled training and validation blocks" in data["savings"]["simulation"]["error"]
 
 
-def test_stop_status_command_prints_the_dashboards_numbers(camp, users, client):
+def test_stop_status_command_prints_the_dashboards_numbers(camp, users, login):
     import json
 
     from django.core.management import call_command
@@ -193,7 +188,7 @@ def test_stop_status_command_prints_the_dashboards_numbers(camp, users, client):
     out = io.StringIO()
     call_command("stop_status", campaign=camp.slug, json=True, stdout=out)
     cli = json.loads(out.getvalue())
-    page = _client(client, users, "lead").get(
+    page = login("lead").get(
         reverse("api-learning-dashboard", args=[camp.slug])
     ).json()
     assert cli["thresholds"] == page["thresholds"]
@@ -204,8 +199,8 @@ def test_stop_status_command_prints_the_dashboards_numbers(camp, users, client):
     assert "IoU 0.880" in line and "mapbox 85.0%" in line and "converged" in line
 
 
-def test_csv_export(camp, users, client):
-    c = _client(client, users, "admin")
+def test_csv_export(camp, users, login):
+    c = login("admin")
     r = c.get(reverse("api-learning-province-status", args=[camp.slug]) + "?format=csv")
     assert r.status_code == 200
     assert r["Content-Type"].startswith("text/csv")
@@ -225,8 +220,8 @@ def test_csv_export(camp, users, client):
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_only_leads_and_admins_see_the_dashboard(camp, users, client, who):
-    c = _client(client, users, who)
+def test_only_leads_and_admins_see_the_dashboard(camp, users, who, login):
+    c = login(who)
     assert c.get(reverse("learning-dashboard", args=[camp.slug])).status_code == 404
     assert c.get(reverse("api-learning-dashboard", args=[camp.slug])).status_code == 404
     r = c.get(reverse("api-learning-province-status", args=[camp.slug]) + "?format=csv")
@@ -239,13 +234,13 @@ def test_anonymous_is_refused(camp, client):
     assert r.status_code == 302 and "/accounts/login/" in r["Location"]
 
 
-def test_unknown_campaign_is_404(users, client):
-    c = _client(client, users, "lead")
+def test_unknown_campaign_is_404(users, login):
+    c = login("lead")
     assert c.get(reverse("api-learning-dashboard", args=["nope"])).status_code == 404
 
 
-def test_dashboard_page_shows_numbers_decisions_and_marks(camp, users, client):
-    c = _client(client, users, "lead")
+def test_dashboard_page_shows_numbers_decisions_and_marks(camp, users, login):
+    c = login("lead")
     r = c.get(reverse("learning-dashboard", args=[camp.slug]))
     assert r.status_code == 200
     html = r.content.decode()
@@ -262,8 +257,8 @@ def test_dashboard_page_shows_numbers_decisions_and_marks(camp, users, client):
     assert "vendor/chartjs/chart.umd.js" in html
 
 
-def test_province_geojson_is_simplified(camp, users, client):
-    c = _client(client, users, "lead")
+def test_province_geojson_is_simplified(camp, users, login):
+    c = login("lead")
     url = reverse("api-learning-provinces-geojson", args=[camp.slug])
     fc = c.get(url).json()
     assert [f["id"] for f in fc["features"]] == [360000, 420000, 430000]
@@ -283,7 +278,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted():
     assert _csv_cell(-0.5) == -0.5 and _csv_cell(None) == ""
 
 
-def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, client):
+def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, login):
     from learning.models import SystematicSampleBlock
     from mapping.geo.grid import grid_for
 
@@ -293,10 +288,9 @@ def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, clie
         at = grid.block_at((x0 + x1) / 2, (y0 + y1) / 2)
         Block.objects.filter(pk=b.pk).update(row=at.row, col=at.col)
     url = reverse("learning-systematic-sample", args=[camp.slug])
-    annotator = _client(client, users, "annotator")
+    annotator = login("annotator")
     assert annotator.post(url, {"spacing_deg": "0.05"}).status_code == 404
-    client.logout()
-    lead = _client(client, users, "lead")
+    lead = login("lead")
     assert lead.get(url).status_code == 405
     r = lead.post(url, {"spacing_deg": "0.05"}, follow=True)
     assert r.status_code == 200
@@ -352,7 +346,7 @@ def test_criterion_basis_label():
     assert label("predicted") == "predicted by the correctness model"
 
 
-def test_the_dashboard_says_which_model_the_correctness_verdicts_judged(camp, users, client):
+def test_the_dashboard_says_which_model_the_correctness_verdicts_judged(camp, users, login):
     """Verdicts are given before round N starts, so round N's correctness judged round N-1's
     predictions: the page, the JSON and stop_status say which round's and which model's."""
     import json
@@ -371,7 +365,7 @@ def test_the_dashboard_says_which_model_the_correctness_verdicts_judged(camp, us
     reasons["correctness"] = next(c for c in criteria if c["name"] == "correctness")
     ProvinceRoundResult.objects.filter(pk=result.pk).update(reasons=reasons)
     text = "verdicts on round 1's predictions (model seg-r1)"
-    c = _client(client, users, "lead")
+    c = login("lead")
     html = c.get(reverse("learning-dashboard", args=[camp.slug])).content.decode()
     assert f'data-k="correctness_judged">{text}</span>' in html.replace("&#x27;", "'")
     out = io.StringIO()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import page_login
 from tests.learning.test_dashboard import camp  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.browser
@@ -14,11 +15,7 @@ def test_history_lines_and_threshold_are_drawn(camp, users, asgi_server, browser
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{asgi_server}/accounts/login/")
-    page.fill("input[name=username]", "lead")
-    page.fill("input[name=password]", "lead-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{asgi_server}/")
+    page_login(page, asgi_server, "lead")
     page.goto(f"{asgi_server}/campaigns/{camp.slug}/dashboard/")
     page.select_option("#history-province", "420000")  # Hubei: rounds 1 and 2
     page.locator("#chart-iou").scroll_into_view_if_needed()

@@ -39,13 +39,8 @@ def running(camp):
     return r
 
 
-def _get(client, users, who, url):
-    client.force_login(users[who])
-    return client.get(url)
-
-
-def test_admin_sees_the_start_form_and_the_running_round(camp, running, users, client):
-    r = _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug]))
+def test_admin_sees_the_start_form_and_the_running_round(camp, running, users, login):
+    r = login("admin").get(reverse("learning-rounds", args=[camp.slug]))
     assert r.status_code == 200
     html = r.content.decode()
     assert 'id="round-start"' in html and 'id="cancel-button"' in html
@@ -57,42 +52,42 @@ def test_admin_sees_the_start_form_and_the_running_round(camp, running, users, c
     assert '"tiny"' in html  # the presets handed to the script
 
 
-def test_lead_watches_but_cannot_start(camp, running, users, client):
-    html = _get(client, users, "lead", reverse("learning-rounds", args=[camp.slug])
+def test_lead_watches_but_cannot_start(camp, running, users, login):
+    html = login("lead").get(reverse("learning-rounds", args=[camp.slug])
                 ).content.decode()
     assert 'id="round-start"' not in html and 'id="cancel-button"' not in html
     assert f'data-round="{running.pk}"' in html
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_rounds_and_models_pages_are_for_leads_and_admins(camp, users, client, who):
-    assert _get(client, users, who, reverse("learning-rounds", args=[camp.slug])
+def test_rounds_and_models_pages_are_for_leads_and_admins(camp, users, who, login):
+    assert login(who).get(reverse("learning-rounds", args=[camp.slug])
                 ).status_code == 404
-    assert _get(client, users, who, reverse("learning-models", args=[camp.slug])
+    assert login(who).get(reverse("learning-models", args=[camp.slug])
                 ).status_code == 404
 
 
-def test_watching_a_round_of_another_campaign_is_404(camp, running, users, client):
+def test_watching_a_round_of_another_campaign_is_404(camp, running, users, login):
     other = Campaign.objects.create(slug="other", name="O", region="t", year=2020)
     url = reverse("learning-rounds", args=[other.slug]) + f"?round={running.pk}"
-    assert _get(client, users, "lead", url).status_code == 404
-    assert _get(client, users, "lead", reverse("learning-rounds", args=[camp.slug])
+    assert login("lead").get(url).status_code == 404
+    assert login("lead").get(reverse("learning-rounds", args=[camp.slug])
                 + "?round=x").status_code == 404
 
 
-def test_progress_api(camp, running, users, client):
+def test_progress_api(camp, running, users, login):
     url = reverse("api-learning-round-progress", args=[running.pk])
-    data = _get(client, users, "lead", url).json()
+    data = login("lead").get(url).json()
     assert (data["state"], data["stage_done"], data["stage_total"]) == ("predicting", 3, 4)
     assert data["stage_percent"] == pytest.approx(75.0)
     # No finished round timed yet: the default shares (training 5 %, predicting 75 %), so
     # three quarters of predicting is 5 + 0.75 * 75 = 61.25 % of the round, not (1 + 0.75) / 5.
     assert data["overall_percent"] == pytest.approx(61.25)
     assert data["log_tail"][-1] == "t1 predicting block 3 of 4"
-    assert _get(client, users, "annotator", url).status_code == 404
+    assert login("annotator").get(url).status_code == 404
 
 
-def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running, users, client):
+def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running, users, login):
     ModelVersion.objects.create(
         campaign=camp, kind="segmenter", name="seg-r2", bundle_path="models/a",
         metrics={"iou_overall": 0.8123, "iou_per_province": {"420000": {"iou": 0.8}}},
@@ -100,7 +95,7 @@ def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running,
     ModelVersion.objects.create(
         campaign=camp, kind="segmenter", name="seg-r3", bundle_path="models/b", round=running,
         metrics={"iou_overall": 0.85}, training_samples=[1, 2, 3, 4])
-    html = _get(client, users, "admin", reverse("learning-models", args=[camp.slug])
+    html = login("admin").get(reverse("learning-models", args=[camp.slug])
                 ).content.decode()
     assert "seg-r2" in html and "seg-r3" in html
     assert "iou_overall 0.812" in html and "iou_overall 0.850" in html
@@ -108,18 +103,18 @@ def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running,
     assert html.count('class="make-current"') == 1  # only the version that is not current
     other = ModelVersion.objects.get(name="seg-r3")
     assert f'data-url="/api/campaigns/pg/model-versions/{other.pk}/set-current/"' in html
-    lead_html = _get(client, users, "lead", reverse("learning-models", args=[camp.slug])
+    lead_html = login("lead").get(reverse("learning-models", args=[camp.slug])
                      ).content.decode()
     assert 'class="make-current"' not in lead_html
 
 
-def test_page_links_the_engines_endpoints_and_a_round_by_number(camp, running, users, client):
-    html = _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug])
+def test_page_links_the_engines_endpoints_and_a_round_by_number(camp, running, users, login):
+    html = login("admin").get(reverse("learning-rounds", args=[camp.slug])
                 + "?number=3").content.decode()
     assert f'data-round="{running.pk}"' in html
     assert 'data-url="/api/campaigns/pg/rounds/"' in html
     assert 'data-cancel-url="/api/campaigns/pg/rounds/3/cancel/"' in html
-    assert _get(client, users, "admin", reverse("learning-rounds", args=[camp.slug])
+    assert login("admin").get(reverse("learning-rounds", args=[camp.slug])
                 + "?number=99").status_code == 404
 
 
@@ -132,11 +127,11 @@ def test_presets_are_valid_round_configs(preset):
     assert cfg.segmenter_preset == "tiny" and cfg.select_per_province == 5
 
 
-def test_campaign_pages_link_the_dashboard_for_leads_and_admins_only(camp, users, client):
+def test_campaign_pages_link_the_dashboard_for_leads_and_admins_only(camp, users, login):
     users["admin"].groups.add(*users["lead"].groups.all())  # lead and admin: one link, not two
     link = 'href="/campaigns/pg/dashboard/"'
     for who, expected in (("lead", 1), ("admin", 1), ("annotator", 0)):
-        html = _get(client, users, who, reverse("campaign-overview", args=[camp.slug])
+        html = login(who).get(reverse("campaign-overview", args=[camp.slug])
                     ).content.decode()
         assert html.count(link) == expected, who
 

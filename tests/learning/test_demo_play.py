@@ -162,7 +162,7 @@ def test_the_player_traces_fields_not_pixels():
 
 
 @pytest.mark.slow
-def test_demo_play_labels_runs_rounds_and_exports_a_converged_province(celery_worker_proc):
+def test_demo_play_labels_runs_rounds_and_exports_a_converged_province(celery_worker_proc, users):
     """Tiny campaign, tiny rounds: the player labels through the services as demo-player,
     each round starts from the app's selection, and the converged provinces' products are
     written and open.
@@ -178,9 +178,8 @@ def test_demo_play_labels_runs_rounds_and_exports_a_converged_province(celery_wo
 
     from annotation.models import CoverageLabel, IntegrationLabel, SamplePolygon
     from learning.services import demo_player
-    from tests.learning.test_rounds_fixtures import TINY_CONFIG, role_users, tiny_campaign_create
+    from tests.learning.test_rounds_fixtures import TINY_CONFIG, tiny_campaign_create
 
-    users = role_users()
     tiny = tiny_campaign_create(user=users["lead"])
     config = TINY_CONFIG | {"validation_min_blocks": 1}
     first = demo_player.demo_play(campaign=tiny.campaign, rounds=1, round_timeout=600,

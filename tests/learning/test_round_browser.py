@@ -13,21 +13,15 @@ from django.conf import settings
 from django.contrib.auth.models import User
 
 from annotation.services.demo import DEMO_SLUG, WINDOWS, demo_load
-from croplayer_site.roles import ANNOTATOR, roles_ensure
+from croplayer_site.roles import ANNOTATOR
 from learning.models import BlockSelection, ProvinceRoundResult, Round, RoundState
+from tests.conftest import page_login
+from tests.factories import password_of, user_make
 
 pytestmark = pytest.mark.browser
 
 # Keeps the CPU round to minutes: every labelled block plus a few more per province.
 EXTRA_CONFIG = '{"blocks_per_province_limit": 10, "batch_blocks": 10, "iqa_min_labels": 4}'
-
-
-def _login(page, base: str, user: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.mark.slow
@@ -37,15 +31,14 @@ def test_admin_runs_a_round_in_the_browser(users, asgi_server, celery_worker_pro
     # The demo gives its users new passwords; the test's are the fixtures'.
     for name in ("admin", "lead"):
         u = User.objects.get(username=name)
-        u.set_password(f"{name}-pw-123!")
+        u.set_password(password_of(name))
         u.save()
-    fresh = User.objects.create_user("annotator2", password="annotator2-pw-123!")
-    fresh.groups.add(roles_ensure()[ANNOTATOR])
+    user_make("annotator2", role=ANNOTATOR)
 
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, asgi_server, "admin")
+    page_login(page, asgi_server, "admin")
     page.goto(f"{asgi_server}/campaigns/{DEMO_SLUG}/rounds/")
     page.check("input[name=scope][value=pending]")
     page.select_option("select[name=preset]", "tiny")
@@ -112,7 +105,7 @@ def test_admin_runs_a_round_in_the_browser(users, asgi_server, celery_worker_pro
     assert top is not None
     page2 = browser.new_context().new_page()
     page2.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page2, asgi_server, "annotator2")
+    page_login(page2, asgi_server, "annotator2")
     page2.click(f"form[action='/annotate/campaigns/{DEMO_SLUG}/next/'] button")
     page2.wait_for_url(re.compile(r".*/annotate/blocks/\d+/.*"), timeout=30_000)
     assert f"/annotate/blocks/{top.block_id}/" in page2.url
@@ -141,7 +134,7 @@ def test_conflict_link_and_cancel_in_the_browser(users, asgi_server, browser):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: d.accept())
-    _login(page, asgi_server, "admin")
+    page_login(page, asgi_server, "admin")
     page.goto(f"{asgi_server}/campaigns/busy/rounds/")
     page.click("#start-button")
     page.wait_for_selector("#conflict-link", timeout=15_000)

@@ -33,7 +33,7 @@ from learning.models import (
     RoundState,
 )
 from learning.services import round_start
-from tests.learning.test_rounds_fixtures import TINY_CONFIG, role_users, tiny_campaign_create
+from tests.learning.test_rounds_fixtures import TINY_CONFIG, tiny_campaign_create
 
 
 def wait_for_round(rnd: Round, *, states: tuple[str, ...], timeout: float = 240) -> Round:
@@ -62,8 +62,7 @@ async def _receive(layer, channel: str) -> dict:
     return await asyncio.wait_for(layer.receive(channel), timeout=1.0)
 
 
-def test_round_runs_every_stage_in_a_worker(celery_worker_proc):
-    users = role_users()
+def test_round_runs_every_stage_in_a_worker(celery_worker_proc, users):
     tiny = tiny_campaign_create(user=users["lead"])
     CampaignWorkflow.objects.create(campaign=tiny.campaign, self_assign=True)
     # One image file is corrupt: the round logs it and fetches the image again.
@@ -187,12 +186,11 @@ def test_round_runs_every_stage_in_a_worker(celery_worker_proc):
 
 
 
-def test_a_round_runs_on_separate_gpu_and_cpu_workers(split_workers):
+def test_a_round_runs_on_separate_gpu_and_cpu_workers(split_workers, users):
     """The team set-up: model work on a gpu-queue worker, features and bookkeeping on a
     cpu-queue worker; each takes only its queue's tasks and the round finishes."""
     import re
 
-    users = role_users()
     tiny = tiny_campaign_create(user=users["lead"])
     # A smaller U-Net than the preset's, as the demo preset asks (segmenter_model per engine).
     rnd = round_start(campaign=tiny.campaign, provinces=None, user=users["admin"],

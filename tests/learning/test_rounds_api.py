@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.gis.geos import MultiPolygon, Polygon
-from rest_framework.test import APIClient
 
 from learning.models import ModelKind, ModelVersion, Round
 from mapping.geo.grid import grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 from mapping.services.members import campaign_members_add
-from tests.learning.test_rounds_fixtures import role_users
 
 
 @pytest.fixture
@@ -30,21 +28,13 @@ def campaign(db):
     return c
 
 
-def _client(user=None) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def test_round_endpoints(campaign):
-    users = role_users()
+def test_round_endpoints(campaign, users, login):
     campaign_members_add(campaign=campaign, users=[users["lead"]])
     url = f"/api/campaigns/{campaign.slug}/rounds/"
-    admin, lead = _client(users["admin"]), _client(users["lead"])
-    assert _client().post(url, {}, format="json").status_code in (401, 403)
-    assert _client(users["outsider"]).get(url).status_code == 404
-    assert _client(users["annotator"]).get(url).status_code == 403
+    admin, lead = login("admin", api=True), login("lead", api=True)
+    assert login(api=True).post(url, {}, format="json").status_code in (401, 403)
+    assert login("outsider", api=True).get(url).status_code == 404
+    assert login("annotator", api=True).get(url).status_code == 403
     assert lead.post(url, {}, format="json").status_code == 403  # leads watch, admins start
 
     bad = admin.post(url, {"config": {"epochs": "many"}}, format="json")
@@ -81,20 +71,19 @@ def test_round_endpoints(campaign):
     assert status["provinces"][0]["decision"] == "continue"
 
     sys_url = f"/api/campaigns/{campaign.slug}/systematic-sample/"
-    assert _client(users["annotator"]).post(sys_url, {}, format="json").status_code == 403
+    assert login("annotator", api=True).post(sys_url, {}, format="json").status_code == 403
     made = lead.post(sys_url, {"spacing_deg": 0.5}, format="json")
     # 0.5 degree points at (k + 0.5) * 0.5: (112.75, 30.25) is not in the one block.
     assert made.status_code == 201 and made.json()["blocks"] == []
     assert lead.post(sys_url, {"spacing_deg": 0}, format="json").status_code == 400
 
 
-def test_model_version_endpoints(campaign):
-    users = role_users()
+def test_model_version_endpoints(campaign, users, login):
     campaign_members_add(campaign=campaign, users=[users["lead"]])
     from learning.core.bundle import bundle_writer
 
     url = f"/api/campaigns/{campaign.slug}/model-versions/"
-    admin, lead = _client(users["admin"]), _client(users["lead"])
+    admin, lead = login("admin", api=True), login("lead", api=True)
     rel = "models/api-c/correctness/ext-1"
     with bundle_writer(Path(settings.DATA_DIR) / rel, kind="correctness-xgb",
                        overwrite=True) as tmp:

@@ -13,7 +13,7 @@ from typing import Any
 
 import shapely
 from django.conf import settings
-from django.contrib.gis.geos import GEOSGeometry, MultiPolygon, Polygon
+from django.contrib.gis.geos import GEOSGeometry, Polygon
 
 from annotation.models import (
     CoverageLabel,
@@ -41,6 +41,7 @@ from mapping.models import (
     StatisticStatus,
 )
 from mapping.services.imagery import block_image_fetch
+from tests.factories import multipolygon
 
 # (adcode, name, first row, first col) on the 0.05 degree grid; 2 x 2 blocks each.
 PROVINCES = ((420000, "Hubei", 2406, 5850), (430000, "Hunan", 2376, 5846))
@@ -67,33 +68,12 @@ TINY_CONFIG: dict[str, Any] = {
 }
 
 
-def role_users() -> dict[str, Any]:
-    """annotator, lead, admin (in their groups) and an outsider, like conftest's ``users`` but
-    without password hashing (these tests log in with ``force_login``), which saves seconds."""
-    from django.contrib.auth.models import User
-
-    from croplayer_site.roles import roles_ensure
-
-    groups = roles_ensure()
-    out = {}
-    for name in ("annotator", "lead", "admin", "outsider"):
-        u = User.objects.create(username=name, is_staff=name == "admin")
-        if name in groups:
-            u.groups.add(groups[name])
-        out[name] = u
-    return out
-
-
 @dataclass
 class TinyCampaign:
     campaign: Campaign
     provinces: list[AdminUnit]
     sources: list[ImagerySource]
     blocks: list[Block]
-
-
-def _box(w: float, s: float, e: float, n: float) -> MultiPolygon:
-    return MultiPolygon(Polygon.from_bbox((w, s, e, n)), srid=4326)
 
 
 _IMAGES: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -124,7 +104,7 @@ def tiny_campaign_create(*, user: Any, slug: str = "tiny-2020") -> TinyCampaign:
         n = max(c[3] for c in corners)
         prov, _ = AdminUnit.objects.get_or_create(
             level=AdminLevel.PROVINCE, adcode=adcode,
-            defaults={"name_zh": name, "name_en": name, "geometry": _box(w, s, e, n)})
+            defaults={"name_zh": name, "name_en": name, "geometry": multipolygon((w, s, e, n))})
         provinces.append(prov)
         for dr in (0, 1):
             for dc in (0, 1):

@@ -39,7 +39,7 @@ from learning.services.round.train import round_train_run
 from mapping.geo.grid import grid_for
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign
 from tests.learning.test_rounds import wait_for_round
-from tests.learning.test_rounds_fixtures import TINY_CONFIG, role_users, tiny_campaign_create
+from tests.learning.test_rounds_fixtures import TINY_CONFIG, tiny_campaign_create
 
 
 @pytest.fixture
@@ -91,17 +91,15 @@ def test_ten_concurrent_triggers_start_exactly_one_round(transactional_db, small
         (1, "queued")]
 
 
-def test_ten_simultaneous_http_triggers_get_one_201_and_nine_409s(small_campaign, asgi_server):
+def test_ten_simultaneous_http_triggers_get_one_201_and_nine_409s(
+    small_campaign, asgi_server, login
+):
     """The same through the real ASGI server: ten admins' clicks at once, one round."""
     import json
     import urllib.error
     import urllib.request
 
-    from django.test import Client
-
-    users = role_users()
-    c = Client()
-    c.force_login(users["admin"])
+    c = login("admin")
     session = c.cookies["sessionid"].value
     url = f"{asgi_server}/api/campaigns/{small_campaign.slug}/rounds/"
     # A CSRF token for the session: the API checks it like the page's fetch does.
@@ -299,14 +297,13 @@ def test_validation_share_never_moves_trained_samples(small_campaign):
     assert validation_split_ensure(campaign=small_campaign, share=0.5) == 0
 
 
-def test_validation_holds_out_whole_blocks_of_finished_work(small_campaign):
+def test_validation_holds_out_whole_blocks_of_finished_work(small_campaign, users):
     """Both sources of a block go to validation together (the same fields on two images would
     leak), and work not yet reviewed is neither held out nor validated on."""
     from annotation.models import Assignment
     from learning.services.data import validation_samples
     from mapping.models import ImagerySource
 
-    users = role_users()
     srcs = [ImagerySource.objects.create(slug=f"src-{k}", name=k, kind="synthetic",
                                          config={"look": "mapbox"}) for k in ("a", "b")]
     prov = small_campaign.provinces.get(adcode=420000)
@@ -334,7 +331,7 @@ def test_validation_holds_out_whole_blocks_of_finished_work(small_campaign):
     assert one.pk not in got and len(got) == 4
 
 
-def test_the_validation_minimum_counts_only_blocks_it_validates_on(small_campaign):
+def test_the_validation_minimum_counts_only_blocks_it_validates_on(small_campaign, users):
     """A held-out block still with its annotator is not validated on, so the minimum of
     held-out blocks per province is reached with finished blocks (the played demo's first
     round had 3 validated blocks for a minimum of 4, and IoU stayed unknown)."""
@@ -342,7 +339,6 @@ def test_the_validation_minimum_counts_only_blocks_it_validates_on(small_campaig
     from learning.services.data import validation_samples
     from mapping.models import ImagerySource
 
-    users = role_users()
     src = ImagerySource.objects.create(slug="mapbox-v", name="m", kind="synthetic",
                                        config={"look": "mapbox"})
     prov = small_campaign.provinces.get(adcode=420000)
@@ -360,12 +356,11 @@ def test_the_validation_minimum_counts_only_blocks_it_validates_on(small_campaig
     assert validation_split_ensure(campaign=small_campaign, share=0.0, min_blocks=4) == 0
 
 
-def test_training_uses_samples_outside_the_work_flow_or_accepted(small_campaign):
+def test_training_uses_samples_outside_the_work_flow_or_accepted(small_campaign, users):
     from annotation.models import Assignment
     from learning.services.data import training_samples
     from mapping.models import ImagerySource
 
-    users = role_users()
     src = ImagerySource.objects.create(slug="mapbox-w", name="m", kind="synthetic",
                                        config={"look": "mapbox"})
     prov = small_campaign.provinces.first()
@@ -392,12 +387,11 @@ def _worker_tail() -> str:
 
 
 @pytest.mark.slow
-def test_killed_worker_mid_training_resumes_and_finishes(celery_worker_proc):
+def test_killed_worker_mid_training_resumes_and_finishes(celery_worker_proc, users):
     """SIGKILL the worker during training: the round stays resumable, a new worker resumes it
     from the epoch checkpoint and finishes; every threshold 0 here, so provinces converge."""
     from tests.conftest import _start, _stop
 
-    users = role_users()
     tiny = tiny_campaign_create(user=users["lead"])
     # Long enough (120 steps) that the 1 s heartbeat sees it mid-training even on a fast day.
     cfg = TINY_CONFIG | {"epochs": 6, "steps_per_epoch": 20, "stale_after_s": 4,
@@ -470,8 +464,7 @@ def test_killed_worker_mid_training_resumes_and_finishes(celery_worker_proc):
 
 
 @pytest.mark.slow
-def test_cancel_stops_training_in_the_worker(celery_worker_proc):
-    users = role_users()
+def test_cancel_stops_training_in_the_worker(celery_worker_proc, users):
     tiny = tiny_campaign_create(user=users["lead"])
     cfg = TINY_CONFIG | {"epochs": 50, "steps_per_epoch": 10, "stale_after_s": 5}
     rnd = round_start(campaign=tiny.campaign, provinces=None, user=users["admin"], config=cfg)

@@ -36,22 +36,15 @@ def campaign(db, settings, tmp_path, users):
     return c
 
 
-def _client(user=None) -> Client:
-    client = Client()
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def test_anonymous_is_refused_everywhere(campaign):
-    c = _client()
+def test_anonymous_is_refused_everywhere(campaign, login):
+    c = login()
     assert c.get("/api/campaigns/").status_code == 403
     assert c.get(f"/api/campaigns/{campaign.slug}/blocks.geojson").status_code == 403
     assert c.get("/").status_code == 302  # to the login page
 
 
-def test_user_without_role_sees_nothing(campaign, users):
-    c = _client(users["outsider"])
+def test_user_without_role_sees_nothing(campaign, users, login):
+    c = login("outsider")
     assert c.get("/api/campaigns/").json() == []
     assert c.get(f"/api/campaigns/{campaign.slug}/blocks.geojson").status_code == 404
     block = Block.objects.filter(campaign=campaign).first()
@@ -59,8 +52,8 @@ def test_user_without_role_sees_nothing(campaign, users):
 
 
 @pytest.mark.parametrize("role", ["annotator", "lead", "admin"])
-def test_campaign_list_and_blocks(campaign, users, role):
-    c = _client(users[role])
+def test_campaign_list_and_blocks(campaign, users, role, login):
+    c = login(role)
     data = c.get("/api/campaigns/").json()
     assert data[0]["n_blocks"] == 6 and data[0]["slug"] == "demo"
     fc = c.get(f"/api/campaigns/{campaign.slug}/blocks.geojson").json()
@@ -68,8 +61,8 @@ def test_campaign_list_and_blocks(campaign, users, role):
     assert fc["features"][0]["properties"]["province"] == "湖北省"
 
 
-def test_blocks_filters_and_bad_input(campaign, users):
-    c = _client(users["lead"])
+def test_blocks_filters_and_bad_input(campaign, users, login):
+    c = login("lead")
     url = f"/api/campaigns/{campaign.slug}/blocks.geojson"
     fc = c.get(url, {"bbox": "112.5,30.3,112.55,30.35"}).json()
     assert len(fc["features"]) == 1
@@ -82,14 +75,14 @@ def test_blocks_filters_and_bad_input(campaign, users):
     assert c.get("/api/campaigns/nope/blocks.geojson").status_code == 404
 
 
-def test_tiles_served_with_cache_headers(campaign, users):
+def test_tiles_served_with_cache_headers(campaign, users, login):
     src = ImagerySource.objects.create(
         slug="mapbox", name="m", kind="synthetic", config={"look": "mapbox", "seed": 1}
     )
     block = Block.objects.filter(campaign=campaign).first()
     image = block_image_fetch(block=block, source=src)
     assert image.status == "ok", image.reason
-    c = _client(users["annotator"])
+    c = login("annotator")
     tj = c.get(f"/api/blocks/{block.pk}/imagery/mapbox/tilejson.json").json()
     assert tj["tilejson"] == "2.2.0" and tj["tiles"][0].endswith("/{z}/{x}/{y}.png")
     rng = tile_range(block.geometry.extent, 14)
@@ -108,13 +101,13 @@ def test_tiles_served_with_cache_headers(campaign, users):
     assert c.get("/api/blocks/999999/").status_code == 404
 
 
-def test_block_detail_lists_images(campaign, users):
+def test_block_detail_lists_images(campaign, users, login):
     block = Block.objects.filter(campaign=campaign).first()
     src = ImagerySource.objects.create(
         slug="google", name="g", kind="synthetic", config={"look": "google", "seed": 1}
     )
     BlockImage.objects.create(block=block, source=src, status="failed", reason="upstream HTTP 500")
-    d = _client(users["annotator"]).get(f"/api/blocks/{block.pk}/").json()
+    d = login("annotator").get(f"/api/blocks/{block.pk}/").json()
     assert d["code"] == str(BlockId(block.row, block.col))
     assert d["images"] == [
         {
@@ -131,8 +124,8 @@ def test_block_detail_lists_images(campaign, users):
     assert raster.width > 100
 
 
-def test_openapi_schema_lists_endpoints(users):
-    r = _client(users["admin"]).get("/api/schema/", HTTP_ACCEPT="application/json")
+def test_openapi_schema_lists_endpoints(users, login):
+    r = login("admin").get("/api/schema/", HTTP_ACCEPT="application/json")
     assert r.status_code == 200
     text = r.content.decode()
     assert "/api/campaigns/{slug}/blocks.geojson" in text

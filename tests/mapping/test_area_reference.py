@@ -5,29 +5,26 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.contrib.gis.geos import Polygon
 from django.core.management import CommandError, call_command
 
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, OfficialStatistic
 from mapping.services.area_reference import area_reference
+from tests.factories import multipolygon
 
 pytestmark = pytest.mark.django_db
-
-
-def _box(w, s, e, n):
-    return MultiPolygon(Polygon.from_bbox((w, s, e, n)), srid=4326)
 
 
 @pytest.fixture
 def world():
     prov = AdminUnit.objects.create(level=AdminLevel.PROVINCE, adcode=420000, name_zh="湖北省",
-                                    name_en="Hubei", geometry=_box(110, 30, 111, 31))
+                                    name_en="Hubei", geometry=multipolygon((110, 30, 111, 31)))
     c1 = AdminUnit.objects.create(level=AdminLevel.COUNTY, adcode=420501, name_zh="西陵区",
                                   name_en="Xiling", parent=prov,
-                                  geometry=_box(110, 30, 110.1, 30.1))
+                                  geometry=multipolygon((110, 30, 110.1, 30.1)))
     c2 = AdminUnit.objects.create(level=AdminLevel.COUNTY, adcode=420502, name_zh="伍家岗区",
                                   name_en="Wujiagang", parent=prov,
-                                  geometry=_box(110.1, 30, 110.2, 30.1))
+                                  geometry=multipolygon((110.1, 30, 110.2, 30.1)))
     camp = Campaign.objects.create(slug="part", name="part", year=2020)
     # All four blocks of county 1, two of the four of county 2: 6 of the province's 400.
     corners = [(110, 30, c1), (110.05, 30, c1), (110, 30.05, c1), (110.05, 30.05, c1),
@@ -72,7 +69,7 @@ def test_county_figures_sum_over_the_counties_the_campaign_covers(world):
 def test_whole_province_uses_the_province_figure(world):
     camp, prov, *_ = world
     small = AdminUnit.objects.create(level=AdminLevel.PROVINCE, adcode=430000, name_zh="湖南省",
-                                     name_en="Hunan", geometry=_box(112, 28, 112.1, 28.1))
+                                     name_en="Hunan", geometry=multipolygon((112, 28, 112.1, 28.1)))
     for i, (w, s) in enumerate([(112, 28), (112.05, 28), (112, 28.05), (112.05, 28.05)]):
         Block.objects.create(campaign=camp, row=100 + i, col=0, province=small,
                              geometry=Polygon.from_bbox((w, s, w + 0.05, s + 0.05)))

@@ -33,6 +33,7 @@ from mapping.services.members import (
     campaign_members_add,
     campaign_members_remove,
 )
+from tests.factories import user_make
 
 pytestmark = pytest.mark.django_db
 
@@ -42,8 +43,7 @@ def world(users, settings, tmp_path):
     """Campaign "a" run by the lead, campaign "b" run by other_lead; each with a block, and "a"
     with a finished export (one file), an imported product, a comparison and a fetch run."""
     settings.DATA_DIR = tmp_path
-    other_lead = User.objects.create_user("other_lead", password="pw-123!-pw")
-    other_lead.groups.add(roles_ensure()["lead"])
+    other_lead = user_make("other_lead", role="lead")
     unit = AdminUnit.objects.create(
         level=AdminLevel.PROVINCE,
         adcode=420000,
@@ -105,32 +105,26 @@ def world(users, settings, tmp_path):
     }
 
 
-def _client(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
-
-
 # --- who sees which campaigns ------------------------------------------------------------------
 
 
-def test_a_lead_lists_only_the_campaigns_they_are_a_member_of(world):
+def test_a_lead_lists_only_the_campaigns_they_are_a_member_of(world, login):
     def listed(who: str) -> list[str]:
-        return [c["slug"] for c in _client(world["users"][who]).get("/api/campaigns/").json()]
+        return [c["slug"] for c in login(world["users"][who]).get("/api/campaigns/").json()]
 
     assert listed("lead") == ["a"]
     assert listed("other_lead") == ["b"]
     assert listed("admin") == ["a", "b"]
     assert listed("annotator") == ["a", "b"]  # annotators: every campaign, their blocks' work
     assert listed("outsider") == []
-    home = _client(world["users"]["lead"]).get("/").content.decode()
+    home = login(world["users"]["lead"]).get("/").content.decode()
     assert reverse("campaign-overview", args=["a"]) in home
     assert reverse("campaign-overview", args=["b"]) not in home
 
 
-def test_a_lead_without_any_membership_sees_no_campaign(world, users):
+def test_a_lead_without_any_membership_sees_no_campaign(world, users, login):
     CampaignMember.objects.filter(user=users["lead"]).delete()
-    c = _client(users["lead"])
+    c = login("lead")
     assert c.get("/api/campaigns/").json() == []
     assert c.get(reverse("campaign-overview", args=["a"])).status_code == 404
 
@@ -179,10 +173,10 @@ def _call(c: Client, method: str, url: str, body: dict):
     return c.post(url, body)
 
 
-def test_a_lead_of_another_campaign_gets_404_for_its_pages_and_endpoints(world):
+def test_a_lead_of_another_campaign_gets_404_for_its_pages_and_endpoints(world, login):
     """Like a campaign that does not exist; the campaign's own lead gets the real answer, so
     the 404 is the membership and not a missing object."""
-    lead, other_lead = _client(world["users"]["lead"]), _client(world["other_lead"])
+    lead, other_lead = login(world["users"]["lead"]), login(world["other_lead"])
     before = (ProductExport.objects.count(), ProductComparison.objects.count())
     for method, url, body, expected in _mapping_calls(world):
         r = _call(lead, method, url, body)
@@ -192,12 +186,12 @@ def test_a_lead_of_another_campaign_gets_404_for_its_pages_and_endpoints(world):
     assert (ProductExport.objects.count(), ProductComparison.objects.count()) == before
 
 
-def test_an_admin_and_an_annotator_still_see_every_campaign(world, users):
+def test_an_admin_and_an_annotator_still_see_every_campaign(world, users, login):
     url = reverse("campaign-overview", args=["b"])
-    assert _client(users["admin"]).get(url).status_code == 200
-    assert _client(users["annotator"]).get(url).status_code == 200
+    assert login("admin").get(url).status_code == 200
+    assert login("annotator").get(url).status_code == 200
     block = world["blocks"]["b"].pk
-    assert _client(users["annotator"]).get(f"/api/blocks/{block}/").status_code == 200
+    assert login("annotator").get(f"/api/blocks/{block}/").status_code == 200
 
 
 def test_job_progress_of_another_campaign_is_refused(world, users):
@@ -259,9 +253,9 @@ def _cmd(*args: str) -> str:
     return out.getvalue()
 
 
-def test_campaign_member_command_adds_lists_and_removes(world):
+def test_campaign_member_command_adds_lists_and_removes(world, login):
     b_url = reverse("campaign-overview", args=["b"])
-    lead = _client(world["users"]["lead"])
+    lead = login(world["users"]["lead"])
     assert lead.get(b_url).status_code == 404
     assert _cmd("add", "b", "lead") == "lead added to b\n"
     assert lead.get(b_url).status_code == 200
@@ -293,7 +287,7 @@ def test_campaign_member_command_refuses_with_the_reason_and_changes_nothing(wor
     )
 
 
-def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path):
+def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path, login):
     """``load_demo`` (without its labelled samples, which take the time) makes the demo lead a
     member of the demo campaign, so the demo lead sees it."""
     from annotation.services import demo
@@ -302,7 +296,7 @@ def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path):
     monkeypatch.setattr(demo, "SAMPLES_PER_PROVINCE", 0)
     demo.demo_load()
     lead = User.objects.get(username="lead")
-    assert [c["slug"] for c in _client(lead).get("/api/campaigns/").json()] == [demo.DEMO_SLUG]
+    assert [c["slug"] for c in login(lead).get("/api/campaigns/").json()] == [demo.DEMO_SLUG]
     demo.demo_load()  # again: still one membership
     assert CampaignMember.objects.filter(user=lead).count() == 1
     # One DEM per window (not one over their bounding box), and the windows' own coverage
@@ -323,9 +317,9 @@ def test_the_demo_lead_runs_the_demo_campaign(monkeypatch, settings, tmp_path):
         assert src.config["scenario_shares"] == demo.DEMO_SCENARIO_SHARES[src.slug]
 
 
-def test_admins_edit_members_in_the_django_admin(world, users):
+def test_admins_edit_members_in_the_django_admin(world, users, login):
     root = User.objects.create_superuser("root", password="pw-123!-pw")
-    c = _client(root)
+    c = login(root)
     assert c.get("/admin/mapping/campaignmember/").status_code == 200
     page = c.get(f"/admin/mapping/campaign/{world['a'].pk}/change/").content.decode()
     assert "members-TOTAL_FORMS" in page  # the members inline on the campaign
@@ -338,4 +332,4 @@ def test_admins_edit_members_in_the_django_admin(world, users):
         {"campaign": world["b"].pk, "user": users["lead"].pk},
     )
     assert r.status_code == 302, r.content[:500]
-    assert _client(users["lead"]).get(reverse("campaign-overview", args=["b"])).status_code == 200
+    assert login("lead").get(reverse("campaign-overview", args=["b"])).status_code == 200

@@ -16,6 +16,7 @@ from rasterio.warp import transform as warp_transform
 from mapping.geo.grid import Grid, block_raster, lonlat_to_tile_fraction, tile_range
 from mapping.imagery.mbtiles import tms_row
 from mapping.imagery.registry import build_source
+from tests.mapping.tileserver import tile_colour
 
 GRID = Grid()
 BLOCK = GRID.block_at(114.31, 30.52)  # Wuhan
@@ -101,10 +102,6 @@ def test_geotiff_partial_cover_mosaic_and_missing(tmp_path):
     assert res.status == "missing" and not (tmp_path / "far.tif").exists()
 
 
-def colour(x, y):
-    return ((x * 37) % 256, (y * 59) % 256, (x * 11 + y * 7) % 256)
-
-
 def make_mbtiles(path, z, tiles, corrupt=()):
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE metadata (name text, value text)")
@@ -118,7 +115,7 @@ def make_mbtiles(path, z, tiles, corrupt=()):
             data = b"\x89PNG\r\n\x1a\nbroken"
         else:
             buf = io.BytesIO()
-            Image.new("RGB", (256, 256), colour(x, y)).save(buf, "PNG")
+            Image.new("RGB", (256, 256), tile_colour(x, y)).save(buf, "PNG")
             data = buf.getvalue()
         con.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, tms_row(y, z), data))
     con.commit()
@@ -145,7 +142,7 @@ def test_mbtiles_flips_tms_rows_and_mosaics(tmp_path):
             )
             if min(fx % 1, 1 - fx % 1, fy % 1, 1 - fy % 1) < 0.02:
                 continue
-            assert tuple(img[:, row, col]) == colour(math.floor(fx), math.floor(fy))
+            assert tuple(img[:, row, col]) == tile_colour(math.floor(fx), math.floor(fy))
             checked += 1
     assert checked > 100
 

@@ -16,7 +16,7 @@ from rasterio.transform import Affine
 from mapping.geo.grid import BlockRaster, Grid, block_raster, lonlat_to_tile_fraction, tile_range
 from mapping.geo.raster import sha256_file
 from mapping.imagery.registry import build_source, parse_source_config
-from tests.mapping.tileserver import TileServer, real_imagery_tiles
+from tests.mapping.tileserver import TileServer, real_imagery_tiles, tile_colour
 
 GRID = Grid()
 BLOCK = GRID.block_at(118.81, 32.06)  # near Nanjing
@@ -24,12 +24,8 @@ BOUNDS = GRID.bounds(BLOCK)
 Z = 14  # small tile counts keep these tests fast; the real-imagery test uses z16
 
 
-def colour(x: int, y: int) -> tuple[int, int, int]:
-    return ((x * 37) % 256, (y * 59) % 256, (x * 11 + y * 7) % 256)
-
-
 def solid_tiles(z: int, x: int, y: int) -> np.ndarray:
-    return np.broadcast_to(np.array(colour(x, y), np.uint8), (256, 256, 3)).copy()
+    return np.broadcast_to(np.array(tile_colour(x, y), np.uint8), (256, 256, 3)).copy()
 
 
 def xyz_config(server: TileServer, tmp_path: Path | None = None, **kw: object) -> dict:
@@ -91,7 +87,7 @@ def test_fetch_writes_georeferenced_block_with_source_colours(server, tmp_path):
             fx, fy = lonlat_to_tile_fraction(lon, lat, Z)
             if min(fx % 1, 1 - fx % 1, fy % 1, 1 - fy % 1) < 0.02:
                 continue
-            assert tuple(img[:, row, col]) == colour(math.floor(fx), math.floor(fy))
+            assert tuple(img[:, row, col]) == tile_colour(math.floor(fx), math.floor(fy))
             checked += 1
     assert checked > 100
 

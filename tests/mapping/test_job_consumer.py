@@ -14,18 +14,16 @@ import datetime as dt
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import User
-from django.test import Client
 from django.utils import timezone
 
 from croplayer_site.asgi import application
-from croplayer_site.roles import roles_ensure
 from learning.models import Round, RoundState
 from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from learning.services import round_broadcast
 from mapping.consumers import job_visible
 from mapping.models import Campaign, FetchRun, ImagerySource
 from mapping.services.members import campaign_members_add
+from tests.factories import user_make
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,8 +34,7 @@ WHO = ("annotator", "outsider", "other_lead", "lead", "admin")
 def jobs(users):
     """Campaign "a" led by the lead, with one job of each kind and a running round; campaign
     "b" led by other_lead."""
-    other_lead = User.objects.create_user("other_lead", password="pw-123!-pw")
-    other_lead.groups.add(roles_ensure()["lead"])
+    other_lead = user_make("other_lead", role="lead")
     a = Campaign.objects.create(slug="a", name="A", region="t", year=2021)
     b = Campaign.objects.create(slug="b", name="B", region="t", year=2020)
     campaign_members_add(campaign=a, users=[users["lead"]])
@@ -101,20 +98,18 @@ def test_nothing_that_is_not_an_existing_job_of_a_known_kind(jobs):
             assert not job_visible(user=jobs["users"][who], job=job), (who, job)
 
 
-def _session(user) -> list[tuple[bytes, bytes]]:
-    c = Client()
-    c.force_login(user)
-    cookie = f"sessionid={c.cookies['sessionid'].value}".encode()
-    return [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+def _headers(session: str) -> list[tuple[bytes, bytes]]:
+    return [(b"origin", b"http://localhost"), (b"host", b"localhost"),
+            (b"cookie", session.encode())]
 
 
-def test_round_progress_reaches_only_its_watchers(jobs):
+def test_round_progress_reaches_only_its_watchers(jobs, session_cookie):
     """Through the ASGI app (routing, session, origin check) and the configured channel layer:
     the round's broadcast reaches its lead and an admin on ``ws/rounds/<id>/``; on
     ``ws/jobs/round-<id>/`` everyone is refused, so the annotator, the outsider and the lead of
     another campaign get nothing of it."""
     users, rnd = jobs["users"], jobs["round"]
-    headers = {who: _session(users[who]) for who in WHO}
+    headers = {who: _headers(session_cookie(users[who])) for who in WHO}
 
     async def scenario():
         refused = {}
@@ -151,7 +146,7 @@ def _broadcast(round_id: int) -> None:
         connection.close()
 
 
-def test_job_websocket_admits_exactly_who_sees_the_job(jobs):
+def test_job_websocket_admits_exactly_who_sees_the_job(jobs, session_cookie):
     """The consumer applies ``job_visible``: an export of campaign "a" through the ASGI app."""
     job = f"export-{jobs['export'].pk}"
 
@@ -161,7 +156,10 @@ def test_job_websocket_admits_exactly_who_sees_the_job(jobs):
         await comm.disconnect()
         return result
 
-    got = {who: async_to_sync(connect)(_session(jobs["users"][who])) for who in WHO}
+    got = {
+        who: async_to_sync(connect)(_headers(session_cookie(jobs["users"][who])))
+        for who in WHO
+    }
     assert got == {
         "annotator": (False, 4404),
         "outsider": (False, 4404),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.gis.geos import MultiPolygon, Polygon
-from django.test import Client
 
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, OfficialStatistic
 from mapping.services.grid import grid_build
@@ -27,9 +26,8 @@ def campaign(db, users):
     return c
 
 
-def test_home_overview_and_block_pages(campaign, users):
-    c = Client()
-    c.force_login(users["lead"])
+def test_home_overview_and_block_pages(campaign, users, login):
+    c = login("lead")
     home = c.get("/").content.decode()
     assert "Beijing 2020" in home and "lead" in home
     page = c.get(f"/campaigns/{campaign.slug}/").content.decode()
@@ -40,15 +38,13 @@ def test_home_overview_and_block_pages(campaign, users):
     assert block.code in c.get(f"/blocks/{block.pk}/").content.decode()
 
 
-def test_pages_hidden_from_users_without_role(campaign, users):
-    c = Client()
-    c.force_login(users["outsider"])
+def test_pages_hidden_from_users_without_role(campaign, users, login):
+    c = login("outsider")
     assert "Beijing 2020" not in c.get("/").content.decode()
     assert c.get(f"/campaigns/{campaign.slug}/").status_code == 404
 
 
-def test_chinese_interface(campaign, users):
-    c = Client()
-    c.force_login(users["annotator"])
+def test_chinese_interface(campaign, users, login):
+    c = login("annotator")
     r = c.get("/", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert r.status_code == 200 and r.headers["Content-Language"] == "zh-hans"

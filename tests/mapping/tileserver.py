@@ -33,6 +33,12 @@ from PIL import Image
 TileFn = Callable[[int, int, int], "np.ndarray | None"]
 
 
+def tile_colour(x: int, y: int) -> tuple[int, int, int]:
+    """A colour of its own for tile column ``x`` and row ``y``: a mosaic that puts a tile in the
+    wrong place shows it."""
+    return ((x * 37) % 256, (y * 59) % 256, (x * 11 + y * 7) % 256)
+
+
 def encode(rgb: np.ndarray, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))

@@ -10,34 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from django.contrib.gis.geos import MultiPolygon, Polygon
 from django.core.management import CommandError, call_command
 from rasterio.transform import from_origin
 
 from learning.product.models import CroplandProduct
-from mapping.models import AdminLevel, AdminUnit, Block, Campaign
-from mapping.services.members import campaign_members_add
+from mapping.models import Campaign
+from tests.factories import one_block_campaign_make
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, settings) -> Path:
-    settings.DATA_DIR = tmp_path / "data"
-    return settings.DATA_DIR
-
-
-@pytest.fixture
 def campaign(data_dir: Path, users) -> Campaign:
-    c = Campaign.objects.create(slug="imp", name="Import", region="China", year=2020, zoom=12)
-    campaign_members_add(campaign=c, users=[users["lead"]])
-    unit = AdminUnit.objects.create(
-        level=AdminLevel.PROVINCE, adcode=320000, name_zh="江苏", name_en="Jiangsu",
-        geometry=MultiPolygon(Polygon.from_bbox((118.9, 31.9, 119.2, 32.2)), srid=4326))
-    c.provinces.set([unit])
-    Block.objects.create(campaign=c, row=2440, col=5980, province=unit,
-                         geometry=Polygon.from_bbox((119.0, 32.0, 119.05, 32.05)))
-    return c
+    return one_block_campaign_make(slug="imp", name="Import", lead=users["lead"])
 
 
 def _raster(path: Path, *, crs: str | None = "EPSG:32650", values=(10, 40, 50), dtype="uint8",

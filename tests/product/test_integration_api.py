@@ -4,7 +4,6 @@ review page's keyboard decisions in a real browser, and export downloads."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from annotation.models import IntegrationLabel
 from learning.product.models import BlockIntegration, IntegrationSource
@@ -12,19 +11,13 @@ from learning.product.services.integration import integration_run
 from tests.product.test_product_jobs import build_campaign
 
 
-def _client(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
-
-
 @pytest.mark.django_db
-def test_review_geojson_and_override_permissions(users):
+def test_review_geojson_and_override_permissions(users, login):
     ctx = build_campaign(lead=users["lead"])
     integration_run(campaign=ctx["campaign"])
     slug, blk = ctx["campaign"].slug, ctx["blocks"][1]
     url = f"/api/campaigns/{slug}/integration/blocks.geojson"
-    data = _client(users["lead"]).get(url).json()
+    data = login("lead").get(url).json()
     assert [f["properties"]["code"] for f in data["features"]] == [b.code for b in ctx["blocks"]]
     props = data["features"][1]["properties"]
     row = BlockIntegration.objects.get(block=blk)
@@ -35,18 +28,18 @@ def test_review_geojson_and_override_permissions(users):
     )
     assert props["probability"] == pytest.approx(row.probability)
     assert props["county"] == "中原区"
-    assert _client(users["annotator"]).get(url).status_code == 200  # reading is for any role
-    assert _client(users["outsider"]).get(url).status_code == 404
-    assert _client(users["lead"]).get(url, {"province": "999999"}).json()["features"] == []
+    assert login("annotator").get(url).status_code == 200  # reading is for any role
+    assert login("outsider").get(url).status_code == 404
+    assert login("lead").get(url, {"province": "999999"}).json()["features"] == []
 
     decide = f"/api/blocks/{blk.pk}/integration/"
-    r = _client(users["annotator"]).post(decide, {"decision": "neither"}, "application/json")
+    r = login("annotator").post(decide, {"decision": "neither"}, "application/json")
     assert r.status_code == 403 and "leads" in r.json()["detail"]
-    r = _client(users["lead"]).post(decide, {"decision": "both"}, "application/json")
+    r = login("lead").post(decide, {"decision": "both"}, "application/json")
     assert r.status_code == 400 and "unknown decision 'both'" in r.json()["decision"][0]
-    assert _client(users["outsider"]).post(decide, {"decision": "neither"}).status_code == 404
-    assert _client(users["lead"]).post("/api/blocks/999999/integration/", {}).status_code == 404
-    r = _client(users["lead"]).post(decide, {"decision": "merge_both"}, "application/json")
+    assert login("outsider").post(decide, {"decision": "neither"}).status_code == 404
+    assert login("lead").post("/api/blocks/999999/integration/", {}).status_code == 404
+    r = login("lead").post(decide, {"decision": "merge_both"}, "application/json")
     assert r.status_code == 200, r.content
     assert (r.json()["decision"], r.json()["source"], r.json()["overridden_by"]) == (
         "merge_both",
@@ -54,18 +47,18 @@ def test_review_geojson_and_override_permissions(users):
         "lead",
     )
     assert IntegrationLabel.objects.get(block=blk).decision == "merge_both"
-    got = _client(users["annotator"]).get(decide).json()
+    got = login("annotator").get(decide).json()
     assert got["decision"] == "merge_both" and got["model_decision"] == row.model_decision
 
 
 @pytest.mark.django_db
-def test_run_and_export_refusals_give_reasons(users):
+def test_run_and_export_refusals_give_reasons(users, login):
     ctx = build_campaign(converged=False, lead=users["lead"])
     slug = ctx["campaign"].slug
-    lead = _client(users["lead"])
+    lead = login("lead")
     r = lead.post(f"/api/campaigns/{slug}/integration/run/", {}, "application/json")
     assert r.status_code == 400 and "no blocks in converged provinces" in r.json()["detail"]
-    r = _client(users["annotator"]).post(f"/api/campaigns/{slug}/integration/run/", {})
+    r = login("annotator").post(f"/api/campaigns/{slug}/integration/run/", {})
     assert r.status_code == 403
     exports = f"/api/campaigns/{slug}/exports/"
     r = lead.post(exports, {"kind": "province", "province": 410000}, "application/json")
@@ -74,36 +67,36 @@ def test_run_and_export_refusals_give_reasons(users):
     assert r.status_code == 400 and "unknown export kind" in r.json()["kind"][0]
     r = lead.post(exports, {"kind": "province", "province": 1}, "application/json")
     assert r.status_code == 400 and "no province" in r.json()["province"][0]
-    r = _client(users["annotator"]).post(exports, {"kind": "national_af"}, "application/json")
+    r = login("annotator").post(exports, {"kind": "national_af"}, "application/json")
     assert r.status_code == 403
-    assert _client(users["annotator"]).get(exports).json() == []
-    assert _client(users["outsider"]).get(exports).status_code == 404
+    assert login("annotator").get(exports).json() == []
+    assert login("outsider").get(exports).status_code == 404
     assert lead.get("/api/exports/12345/").status_code == 404
 
 
 @pytest.mark.django_db
-def test_pages_for_lead_and_annotator(users):
+def test_pages_for_lead_and_annotator(users, login):
     ctx = build_campaign(lead=users["lead"])
     slug = ctx["campaign"].slug
-    page = _client(users["lead"]).get(f"/campaigns/{slug}/integration/")
+    page = login("lead").get(f"/campaigns/{slug}/integration/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "integration.js" in html and 'data-decision="merge_both"' in html
-    assert _client(users["annotator"]).get(f"/campaigns/{slug}/integration/").status_code == 403
-    assert _client(users["outsider"]).get(f"/campaigns/{slug}/integration/").status_code == 404
-    products = _client(users["annotator"]).get(f"/campaigns/{slug}/products/")
+    assert login("annotator").get(f"/campaigns/{slug}/integration/").status_code == 403
+    assert login("outsider").get(f"/campaigns/{slug}/integration/").status_code == 404
+    products = login("annotator").get(f"/campaigns/{slug}/products/")
     assert products.status_code == 200 and "export-form" not in products.content.decode()
     assert (
-        "export-form" in _client(users["lead"]).get(f"/campaigns/{slug}/products/").content.decode()
+        "export-form" in login("lead").get(f"/campaigns/{slug}/products/").content.decode()
     )
-    overview = _client(users["lead"]).get(f"/campaigns/{slug}/").content.decode()
+    overview = login("lead").get(f"/campaigns/{slug}/").content.decode()
     assert (
         f"/campaigns/{slug}/integration/" in overview and f"/campaigns/{slug}/products/" in overview
     )
 
 
 @pytest.mark.browser
-def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser):
+def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser, login):
     from django.contrib.gis.geos import MultiPolygon, Polygon
 
     ctx = build_campaign(lead=users["lead"])
@@ -115,7 +108,7 @@ def test_review_page_keyboard_decides_and_moves_on(users, asgi_server, browser):
         pred = ctx["predictions"][(first.pk, src)]
         pred.geometry = MultiPolygon(Polygon.from_bbox(box), srid=4326)
         pred.save()
-    c = _client(users["lead"])
+    c = login("lead")
     context = browser.new_context()
     context.add_cookies(
         [{"name": "sessionid", "value": c.cookies["sessionid"].value, "url": asgi_server}]

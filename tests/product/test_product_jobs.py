@@ -16,7 +16,7 @@ import pyogrio
 import pytest
 import rasterio
 from django.conf import settings
-from django.contrib.gis.geos import MultiPolygon, Polygon
+from django.contrib.gis.geos import Polygon
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -38,14 +38,11 @@ from mapping.geo.grid import BlockId, block_raster, grid_for
 from mapping.geo.raster import write_single_band
 from mapping.models import AdminLevel, AdminUnit, Block, Campaign, ImagerySource, JobStatus
 from mapping.services.members import campaign_members_add
+from tests.factories import multipolygon
 
 ZOOM = 12
 ROW, COL0 = 2494, 5872  # 34.70-34.75 N, 113.60-113.80 E (Zhengzhou)
 DECISIONS = ("only_mapbox", "only_google", "merge_both", "neither")
-
-
-def _mp(w, s, e, n):
-    return MultiPolygon(Polygon.from_bbox((w, s, e, n)), srid=4326)
 
 
 def half_masks(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +83,7 @@ def build_campaign(*, converged: bool = True, lead=None) -> dict:
         adcode=410000,
         name_zh="河南省",
         name_en="Henan",
-        geometry=_mp(110, 31, 117, 37),
+        geometry=multipolygon((110, 31, 117, 37)),
     )
     city = AdminUnit.objects.create(
         level=AdminLevel.CITY,
@@ -94,7 +91,7 @@ def build_campaign(*, converged: bool = True, lead=None) -> dict:
         name_zh="郑州市",
         name_en="Zhengzhou Shi",
         parent=prov,
-        geometry=_mp(112.7, 34.2, 114.2, 34.95),
+        geometry=multipolygon((112.7, 34.2, 114.2, 34.95)),
     )
     c1 = AdminUnit.objects.create(
         level=AdminLevel.COUNTY,
@@ -102,7 +99,7 @@ def build_campaign(*, converged: bool = True, lead=None) -> dict:
         name_zh="中原区",
         name_en="Zhongyuan Qu",
         parent=city,
-        geometry=_mp(113.6, 34.7, 113.7, 34.75),
+        geometry=multipolygon((113.6, 34.7, 113.7, 34.75)),
     )
     c2 = AdminUnit.objects.create(
         level=AdminLevel.COUNTY,
@@ -110,7 +107,7 @@ def build_campaign(*, converged: bool = True, lead=None) -> dict:
         name_zh="二七区",
         name_en="",
         parent=city,
-        geometry=_mp(113.7, 34.7, 113.8, 34.75),
+        geometry=multipolygon((113.7, 34.7, 113.8, 34.75)),
     )
     grid = grid_for(0.05)
     blocks = []
@@ -220,10 +217,9 @@ def _run_export(ctx, *args: str) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_province_and_national_export_through_worker(users, celery_worker_proc, tmp_path):
+def test_province_and_national_export_through_worker(users, celery_worker_proc, tmp_path, login):
     ctx = build_campaign(lead=users["lead"])
-    lead = Client()
-    lead.force_login(users["lead"])
+    lead = login("lead")
     # The integration model decides every block in the worker, queued from the review page.
     r = lead.post(f"/api/campaigns/{ctx['campaign'].slug}/integration/run/", {}, "application/json")
     assert r.status_code == 202 and r.json() == {"queued": True, "blocks": 4}
@@ -310,11 +306,9 @@ def test_province_and_national_export_through_worker(users, celery_worker_proc, 
     resp = lead.get(link["url"])
     assert resp.status_code == 200 and "attachment" in resp["Content-Disposition"]
     assert b"".join(resp.streaming_content) == (folder / "cropland_410000.gpkg").read_bytes()
-    annotator = Client()
-    annotator.force_login(users["annotator"])
+    annotator = login("annotator")
     assert annotator.get(link["url"]).status_code == 200
-    outsider = Client()
-    outsider.force_login(users["outsider"])
+    outsider = login("outsider")
     assert outsider.get(link["url"]).status_code == 404
     assert lead.get(link["url"].replace("gpkg", "shp")).status_code == 404
     assert Client().get(link["url"]).status_code == 302  # to the login page

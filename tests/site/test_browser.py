@@ -10,16 +10,9 @@ from mapping.services.grid import grid_build
 from mapping.services.imagery import fetch_run_start
 from mapping.services.members import campaign_members_add
 from mapping.tasks import fetch_batch
+from tests.conftest import page_login
 
 pytestmark = pytest.mark.browser
-
-
-def _login(page, base: str, user: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def test_live_fetch_progress_reaches_the_browser(
@@ -40,7 +33,7 @@ def test_live_fetch_progress_reaches_the_browser(
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, asgi_server, "lead")
+    page_login(page, asgi_server, "lead")
     assert "Live" in page.content()
     page.goto(f"{asgi_server}/campaigns/live/")
     # Leaflet is served by the app itself and draws the three blocks.

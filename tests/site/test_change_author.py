@@ -5,24 +5,21 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
-from croplayer_site.roles import roles_ensure
+from tests.factories import user_make
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def zhang(db):
-    u = User.objects.create_user("张三", password="pw-123!-pw")
-    u.groups.add(roles_ensure()["annotator"])
+    u = user_make("张三", role="annotator")
     return u
 
 
-def test_a_change_sent_as_someone_else_is_kept_out(users, zhang):
-    c = Client()
-    c.force_login(users["lead"])
+def test_a_change_sent_as_someone_else_is_kept_out(users, zhang, login):
+    c = login("lead")
     url = "/api/blocks/999999/labels/verdict/mapbox/"
     r = c.put(url, {"verdict": "tp"}, content_type="application/json",
               headers={"X-Croplayer-User": quote("张三")})  # fmt: skip

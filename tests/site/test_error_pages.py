@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from django.db import OperationalError
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 from django.urls import path
 
 from croplayer_site import errors
@@ -40,10 +40,9 @@ handler500 = site_urls.handler500
 
 
 @pytest.fixture
-def annotator(users, settings):
+def annotator(users, settings, login):
     settings.DEBUG = False  # pytest-django's default too; stated because it is the point
-    c = Client(raise_request_exception=False)
-    c.force_login(users["annotator"])
+    c = login("annotator", raise_request_exception=False)
     return c
 
 
@@ -158,16 +157,14 @@ def _get(url: str, cookie: str = "") -> tuple[int, dict, str]:
 
 
 def test_the_served_app_has_debug_off_serves_static_and_its_own_404(
-    no_debug_env, users, asgi_server
+    no_debug_env, users, asgi_server, session_cookie
 ):
     """The real ASGI app under daphne, configured as the demo runs it."""
     status, headers, body = _get(f"{asgi_server}/static/croplayer/site.css")
     assert status == 200 and headers["Content-Type"].startswith("text/css") and ".topbar" in body
     assert _get(f"{asgi_server}/static/leaflet/leaflet.js")[0] == 200
 
-    c = Client()
-    c.force_login(users["annotator"])
-    cookie = f"sessionid={c.cookies['sessionid'].value}"
+    cookie = session_cookie("annotator")
     for page in ("/campaigns/nope/assign/", "/no/such/page/"):
         status, _, html = _get(asgi_server + page, cookie)
         assert status == 404 and _has_nav(html, "annotator") and _no_debug(html), html[:2000]
@@ -175,9 +172,8 @@ def test_the_served_app_has_debug_off_serves_static_and_its_own_404(
     assert status == 404 and headers["Content-Type"] == "application/json", body
 
 
-def test_a_form_without_its_csrf_token_gets_the_sites_403_page(users):
-    c = Client(enforce_csrf_checks=True)
-    c.force_login(users["annotator"])
+def test_a_form_without_its_csrf_token_gets_the_sites_403_page(users, login):
+    c = login("annotator", enforce_csrf_checks=True)
     r = c.post("/i18n/setlang/", {"language": "zh-hans"})
     html = r.content.decode()
     assert r.status_code == 403 and 'id="error-page"' in html and "security token" in html

@@ -18,6 +18,7 @@ from croplayer_site import liveness
 from learning.models import Round, RoundState
 from mapping.models import AdminLevel, AdminUnit, Campaign
 from mapping.services.members import campaign_members_add
+from tests.conftest import page_login
 
 
 def _wait(cond, timeout: float, what: str):
@@ -84,14 +85,13 @@ def _campaign(users) -> Campaign:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_round_waiting_without_a_worker_says_so(users, settings):
+def test_a_round_waiting_without_a_worker_says_so(users, settings, login):
     from tests.conftest import celery_worker_start
 
     camp = _campaign(users)
     # A queued round that nobody takes (created directly: no task is sent).
     Round.objects.create(campaign=camp, number=1, state=RoundState.QUEUED)
-    c = Client()
-    c.force_login(users["lead"])
+    c = login("lead")
     if liveness.workers_alive()["workers"]:
         pytest.skip("another worker beats on this broker")
     page = c.get(f"/campaigns/{camp.slug}/rounds/").content.decode()
@@ -121,11 +121,7 @@ def test_banner_and_panel_follow_the_round_to_done(users, asgi_server, browser):
                                started_at=timezone.now(), stage_total=10, stage_done=2,
                                heartbeat_at=timezone.now())
     page = browser.new_page()
-    page.goto(f"{asgi_server}/accounts/login/")
-    page.fill("input[name=username]", "lead")
-    page.fill("input[name=password]", "lead-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{asgi_server}/")
+    page_login(page, asgi_server, "lead")
     page.goto(f"{asgi_server}/campaigns/{camp.slug}/rounds/")
     assert page.is_visible("#active-round")
     page.wait_for_function("document.getElementById('round-progress').dataset.ws === 'open'",

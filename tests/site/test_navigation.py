@@ -13,6 +13,7 @@ from django.test import Client
 
 from mapping.models import Block, Campaign, ImagerySource
 from mapping.services.members import campaign_members_add
+from tests.conftest import page_login
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +39,8 @@ def nav(client: Client, url: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("who", ["lead", "admin"])
-def test_a_leads_nav_reaches_every_lead_page_from_overview_and_workspace(users, camp, who):
-    c = Client()
-    c.force_login(users[who])
+def test_a_leads_nav_reaches_every_lead_page_from_overview_and_workspace(users, camp, who, login):
+    c = login(users[who])
     blk = camp.blocks.get()
     for url in (
         f"/campaigns/{camp.slug}/",
@@ -59,24 +59,22 @@ def test_a_leads_nav_reaches_every_lead_page_from_overview_and_workspace(users, 
             assert c.get(links[key]).status_code == 200, (key, links[key])
 
 
-def test_an_annotator_gets_no_lead_links(users, camp):
+def test_an_annotator_gets_no_lead_links(users, camp, login):
     from annotation.models import Assignment
 
     blk = camp.blocks.get()
     Assignment.objects.create(block=blk, user=users["annotator"])
-    c = Client()
-    c.force_login(users["annotator"])
+    c = login("annotator")
     for url in (f"/campaigns/{camp.slug}/", f"/annotate/blocks/{blk.pk}/"):
         links = nav(c, url)
         assert set(links) == {"campaigns", "api"}, links
 
 
-def test_admin_link_only_for_staff_who_may_change_something(users, camp):
+def test_admin_link_only_for_staff_who_may_change_something(users, camp, login):
     lead = users["lead"]
     lead.is_staff = True  # the demo's lead: staff, but no model permission
     lead.save()
-    c = Client()
-    c.force_login(lead)
+    c = login(lead)
     assert "admin" not in nav(c, "/")
     lead.user_permissions.add(Permission.objects.get(codename="view_campaign"))
     assert "admin" in nav(c, "/")
@@ -94,9 +92,8 @@ def _basemap(client: Client, url: str) -> dict:
     return json.loads(m.group(1))
 
 
-def test_base_map_is_none_by_default_and_configurable(users, camp, settings):
-    c = Client()
-    c.force_login(users["lead"])
+def test_base_map_is_none_by_default_and_configurable(users, camp, settings, login):
+    c = login("lead")
     pages = (f"/campaigns/{camp.slug}/", f"/campaigns/{camp.slug}/integration/")
     for url in pages:
         assert _basemap(c, url)["url"] == ""  # tests (and offline sites): no base map
@@ -172,14 +169,6 @@ def tile_server(monkeypatch):
     server.shutdown()
 
 
-def _login(page, base: str, user: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", f"{user}-pw-123!")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-
-
 @pytest.mark.browser
 def test_overview_draws_the_base_map_and_no_page_asks_for_a_missing_file(
     users, camp, tile_server, asgi_server, browser
@@ -189,7 +178,7 @@ def test_overview_draws_the_base_map_and_no_page_asks_for_a_missing_file(
     page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    _login(page, asgi_server, "lead")
+    page_login(page, asgi_server, "lead")
     page.goto(f"{asgi_server}/campaigns/{camp.slug}/")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.leaflet-tile-pane .basemap img')]"

@@ -22,14 +22,7 @@ from django.test import Client
 
 from annotation.models import Assignment, AssignmentStatus, VerdictLabel
 from mapping.models import Block, Campaign, ImagerySource
-from tests.predictions import current_prediction_make
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The real login form checks a password; the default hasher is slow on purpose. Daphne
-    only checks sessions, which do not depend on the hasher."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+from tests.factories import current_prediction_make
 
 
 @dataclass
@@ -80,12 +73,6 @@ def _handshake(base: str, path: str, *, origin: str | None, cookie: str | None) 
     return Socket(sock=sock, reply=data)
 
 
-def _session_cookie(user) -> str:
-    c = Client()
-    c.force_login(user)
-    return f"sessionid={c.cookies['sessionid'].value}"
-
-
 def _accepted_and_receives(base: str, cookie: str, job: str) -> None:
     ws = _handshake(base, f"/ws/jobs/{job}/", origin=base, cookie=cookie)
     try:
@@ -116,7 +103,7 @@ def _refused(base: str, job: str, *, origin: str | None, cookie: str | None) -> 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_websockets_only_from_this_origin_and_with_a_session(users, asgi_server):
+def test_websockets_only_from_this_origin_and_with_a_session(users, asgi_server, session_cookie):
     """Through daphne: a same-origin websocket with a session is accepted and gets messages
     sent through the channel layer; from another origin (which can still make the browser
     send the session cookie), with a null or no Origin, the handshake is refused (403) before
@@ -128,7 +115,7 @@ def test_websockets_only_from_this_origin_and_with_a_session(users, asgi_server)
     campaign_members_add(campaign=camp, users=[users["lead"]])
     source = ImagerySource.objects.create(slug="mapbox", name="Mapbox", kind="synthetic")
     job = f"fetch-{FetchRun.objects.create(campaign=camp, source=source).pk}"
-    session = _session_cookie(users["lead"])
+    session = session_cookie("lead")
     _accepted_and_receives(asgi_server, session, job)
     for origin in ("https://evil.example", "http://127.0.0.1.evil.example", "null", None):
         _refused(asgi_server, job, origin=origin, cookie=session)
