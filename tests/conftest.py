@@ -66,10 +66,9 @@ FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 @pytest.fixture(autouse=True)
 def fast_password_hashing(request: pytest.FixtureRequest) -> None:
     """Every test hashes passwords with MD5: the default hasher is slow on purpose, and the four
-    ``users`` are made in most tests. Except a test that drives Chromium: it logs in through the
-    login form of a daphne process, which reads the real settings (they do not list MD5)."""
-    if "browser" in request.fixturenames:
-        return
+    ``users`` are made in most tests. The daphne of ``asgi_server`` reads
+    ``tests.server_settings``, which lists the same hasher, so a browser test's login form
+    checks these hashes."""
     request.getfixturevalue("settings").PASSWORD_HASHERS = [FAST_HASHER]
 
 
@@ -170,12 +169,12 @@ def _subprocess_env() -> dict[str, str]:
 
 
 def _start(
-    args: list[str], log: Path, ready: Callable[[], bool], what: str
+    args: list[str], log: Path, ready: Callable[[], bool], what: str, **env: str
 ) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            args, cwd=ROOT, env=_subprocess_env(), stdout=fh, stderr=subprocess.STDOUT
+            args, cwd=ROOT, env={**_subprocess_env(), **env}, stdout=fh, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + 60
     while not ready():
@@ -287,6 +286,7 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
         log,
         ready,
         "daphne",
+        DJANGO_SETTINGS_MODULE="tests.server_settings",
     )
     yield f"http://127.0.0.1:{port}"
     _stop(proc)
