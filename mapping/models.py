@@ -283,6 +283,15 @@ class BlockImage(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     fetched_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    quality = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "The image's quality statistics (sharpness, median hue, saturation, lightness), "
+            "computed once by the first round that predicts it, with the path and checksum "
+            "they belong to"
+        ),
+    )
 
     class Meta:
         constraints = [

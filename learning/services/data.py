@@ -40,12 +40,18 @@ def round_sources(*, rnd: Round) -> list[ImagerySource]:
     return list(qs.order_by("slug"))
 
 
-def block_image_get(*, block: Block, source: ImagerySource) -> CoreBlock | None:
-    """The block's image from a source, or None when there is no usable image."""
+def block_image_row(*, block: Block, source: ImagerySource) -> BlockImage | None:
+    """The row of the block's fetched image from a source, or None."""
     image = BlockImage.objects.filter(
         block=block, source=source, status=BlockImageStatus.OK
     ).first()
-    if image is None or not image.path:
+    return image if image is not None and image.path else None
+
+
+def block_image_get(*, block: Block, source: ImagerySource) -> CoreBlock | None:
+    """The block's image from a source, or None when there is no usable image."""
+    image = block_image_row(block=block, source=source)
+    if image is None:
         return None
     path = data_path(image.path)
     if not path.is_file():

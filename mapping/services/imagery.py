@@ -158,6 +158,7 @@ def block_image_fetch(*, block: Block, source: ImagerySource) -> BlockImage:
             image.width, image.height = result.width, result.height
             image.fetched_at = timezone.now()
     image.attempts += 1
+    image.quality = {}  # statistics of the image this row held before
     image.save()
     return image
 

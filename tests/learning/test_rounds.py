@@ -19,6 +19,7 @@ from django.core.management import call_command
 from annotation.models import CampaignWorkflow, OverviewCellSums, Sample, SampleSplit
 from annotation.services import assignment_self_claim
 from learning.core.bundle import bundle_open
+from learning.core.iqa.quality import quality_features
 from learning.core.segmentation.data import rasterize_polygons
 from learning.core.segmentation.metrics import iou_counts
 from learning.models import (
@@ -120,6 +121,16 @@ def test_round_runs_every_stage_in_a_worker(celery_worker_proc, users):
         assert s.coverage_type in ("planting", "cloudy", "non_planting", "snow_ice", "nodata")
         assert 0.0 <= s.p_incorrect <= 1.0
         assert s.p_incorrect == pytest.approx(1 - s.verdict_probs["tp"], abs=1e-5)
+    # Each image's quality statistics were computed once, in the predict stage, and stored on
+    # its row for the image it holds; the features were taken from them (and match the image).
+    for p in preds:
+        image = p.block.images.get(source=p.source)
+        assert image.quality["path"] == image.path and image.quality["checksum"] == image.checksum
+        with rasterio.open(Path(settings.DATA_DIR) / image.path) as ds:
+            pixels = np.moveaxis(ds.read([1, 2, 3]), 0, -1)
+        assert image.quality["sharpness"] == pytest.approx(quality_features(pixels).sharpness)
+        assert p.score.features["sharpness"] == pytest.approx(image.quality["sharpness"])
+        assert p.score.features["lightness_median"] == pytest.approx(image.quality["lightness"])
 
     # Per province: IoU recomputed here from the mask files and the held-out polygons.
     results = {r.province.adcode: r for r in ProvinceRoundResult.objects.filter(round=rnd)}

@@ -45,7 +45,7 @@ import numpy.typing as npt
 from learning.core.features.consistency import iou_of_checked
 from learning.core.features.region import check_mask, region_features_of_checked
 from learning.core.features.terrain import DemWindow, NanPolicy, TerrainFeatures, terrain_features
-from learning.core.iqa.quality import quality_features
+from learning.core.iqa.quality import QualityFeatures, quality_features
 
 COVERAGE_TYPES: tuple[str, ...] = ("planting", "non_planting", "cloudy", "snow_ice", "nodata")
 
@@ -171,7 +171,7 @@ def _to_float(raw: object, name: str) -> float:
 
 def block_features_compute(
     *,
-    image: npt.NDArray[np.uint8],
+    image: npt.NDArray[np.uint8] | QualityFeatures,
     mask: npt.NDArray[np.generic],
     pixel_size_m: float | tuple[float, float],
     dem: DemWindow | TerrainFeatures | None = None,
@@ -181,20 +181,26 @@ def block_features_compute(
 ) -> BlockFeatures:
     """All features of one block and source.
 
-    ``image`` is the source's RGB block (H, W, 3) uint8, ``mask`` its predicted cropland mask
-    (H, W) on the same grid, ``other_mask`` the other source's mask on that grid (IoU is NaN
-    without it), ``dem`` a DEM window or precomputed terrain features (NaN without).
+    ``image`` is the source's RGB block (H, W, 3) uint8 or its precomputed
+    :class:`QualityFeatures` (they depend on the image alone: a round stores them once per
+    block image, and later rounds need not read the image again), ``mask`` its predicted
+    cropland mask (H, W) on the image's grid, ``other_mask`` the other source's mask on that
+    grid (IoU is NaN without it), ``dem`` a DEM window or precomputed terrain features (NaN
+    without).
     """
-    if image.ndim != 3 or mask.shape != image.shape[:2]:
+    if isinstance(image, QualityFeatures):
+        quality = image
+    elif image.ndim != 3 or mask.shape != image.shape[:2]:
         raise ValueError(f"mask {mask.shape} must match the image's rows and columns "
                          f"{image.shape[:2]}")
+    else:
+        quality = quality_features(image)
     if dem is None:
         terrain = TerrainFeatures(math.nan, math.nan, math.nan, math.nan, 0.0)
     elif isinstance(dem, TerrainFeatures):
         terrain = dem
     else:
         terrain = terrain_features(dem, nan_policy=dem_nan_policy)
-    quality = quality_features(image)
     checked = check_mask(mask)
     region = region_features_of_checked(checked, pixel_size_m)
     iou = math.nan if other_mask is None else iou_of_checked(

@@ -23,7 +23,8 @@ from learning.models import (
     RoundState,
 )
 from learning.services.config import RoundConfig
-from learning.services.data import data_path, pixel_size_m, round_sources
+from learning.services.data import block_image_row, data_path, pixel_size_m, round_sources
+from learning.services.image_quality import image_quality_of
 from learning.services.round.common import block_image_or_none, bundle_load
 from learning.services.round.machine import stage_check
 from learning.services.round.progress import round_heartbeat
@@ -120,6 +121,9 @@ def predict_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
             )
             px, py = pixel_size_m(block=block, shape=mask.shape)
             coverage = iqa.predict([img.image]).labels[0].value if iqa is not None else ""
+            row = block_image_row(block=block, source=source)
+            if row is not None:  # once per image: scoring then need not read it again
+                image_quality_of(image=row, pixels=img.image)
             try:
                 with transaction.atomic():
                     pred = BlockPrediction.objects.create(

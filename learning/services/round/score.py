@@ -25,12 +25,14 @@ from learning.models import (
 )
 from learning.services.config import RoundConfig, round_config_parse
 from learning.services.data import (
+    block_image_row,
     data_path,
     json_safe,
     labels_fingerprint,
     pixel_size_m,
     read_prediction,
 )
+from learning.services.image_quality import image_quality_of, image_quality_stored
 from learning.services.integration_training import integration_model_train
 from learning.services.registry import bundle_relpath, model_version_current, model_version_register
 from learning.services.round import dispatch
@@ -63,9 +65,15 @@ def feature_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
         )
         if score.features:
             continue
-        img = block_image_or_none(rnd=rnd, block=pred.block, source=pred.source)
-        if img is None:
-            continue
+        # The image's quality statistics were stored when it was first predicted: the image
+        # itself is read only for a row that lacks them (older rows, a refetched image).
+        row = block_image_row(block=pred.block, source=pred.source)
+        quality = image_quality_stored(image=row) if row is not None else None
+        if quality is None:
+            img = block_image_or_none(rnd=rnd, block=pred.block, source=pred.source)
+            if img is None or row is None:
+                continue
+            quality = image_quality_of(image=row, pixels=img.image)
         mask, _, _ = read_prediction(pred.mask_path)
         other = (
             BlockPrediction.objects.filter(block=pred.block, model_version=pred.model_version)
@@ -86,7 +94,7 @@ def feature_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
             except DemError:
                 dem_cache[pred.block_id] = None
         feats = block_features_compute(
-            image=img.image,
+            image=quality,
             mask=mask,
             pixel_size_m=pixel_size_m(block=pred.block, shape=mask.shape),
             dem=dem_cache[pred.block_id],
