@@ -33,8 +33,8 @@ from learning.services import (
     RoundConflict,
     RoundInputError,
     RoundNotActive,
+    model_version_make_current,
     model_version_register,
-    model_version_set_current,
     round_cancel,
     round_start,
     systematic_sample_create,
@@ -226,7 +226,7 @@ class ModelVersionListApi(APIView):
             mv = model_version_register(campaign=campaign, kind=v["kind"], name=v["name"],
                                         bundle_path=v["bundle_path"])
             if v["make_current"]:
-                mv = model_version_set_current(model_version=mv)
+                mv = model_version_make_current(model_version=mv)
         except ModelVersionError as e:
             raise ValidationError({"bundle_path": str(e)}) from e
         return Response(model_version_data(mv), status=status.HTTP_201_CREATED)
@@ -241,7 +241,7 @@ class ModelVersionSetCurrentApi(APIView):
         if mv is None:
             raise NotFound(f"campaign {slug!r} has no model version {version_id}")
         try:
-            mv = model_version_set_current(model_version=mv)
+            mv = model_version_make_current(model_version=mv)
         except ModelVersionError as e:
             raise ValidationError({"detail": str(e)}) from e
         return Response(model_version_data(mv))

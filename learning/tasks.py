@@ -15,6 +15,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
+from annotation.tile_sums import overview_sums_prepare
 from learning.models import RoundState
 from learning.services.demo_player import demo_play
 from learning.services.round import dispatch
@@ -83,3 +84,12 @@ def demo_play_task(campaign_id: int, rounds: int) -> dict[str, Any]:
     report = demo_play(campaign=Campaign.objects.get(pk=campaign_id), rounds=rounds,
                        say=logger.info)
     return report.as_dict()
+
+
+@shared_task(name=dispatch.OVERVIEW_SUMS, acks_late=True)
+def overview_sums(campaign_id: int) -> bool:
+    """The overview map's low-zoom sums for the campaign's current segmenter, counted ahead
+    (a segmenter made current through the registry API); False without one, or without the
+    campaign. Safe twice: the second counts the same sums."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    return campaign is not None and overview_sums_prepare(campaign=campaign)

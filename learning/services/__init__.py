@@ -6,6 +6,7 @@ Re-exported here so that ``from learning.services import round_start`` works.
 from learning.services.config import RoundConfig, RoundConfigError, round_config_parse
 from learning.services.registry import (
     ModelVersionError,
+    model_version_make_current,
     model_version_register,
     model_version_set_current,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "RoundConflict",
     "RoundInputError",
     "RoundNotActive",
+    "model_version_make_current",
     "model_version_register",
     "model_version_set_current",
     "round_broadcast",

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from learning.core.bundle import BundleError, bundle_open
-from learning.models import ModelVersion, Round
+from learning.models import ModelKind, ModelVersion, Round
+from learning.services.round import dispatch
 from mapping.models import Campaign
 
 
@@ -78,6 +79,18 @@ def model_version_set_current(*, model_version: ModelVersion) -> ModelVersion:
         ModelVersion.objects.filter(pk=model_version.pk).update(is_current=True)
     model_version.refresh_from_db()
     return model_version
+
+
+def model_version_make_current(*, model_version: ModelVersion) -> ModelVersion:
+    """:func:`model_version_set_current` on a person's request (the registry API). A segmenter
+    made current this way also queues the overview map's low-zoom sums for a worker, as a
+    round's end counts them: otherwise the first lead to open the map after it waits for a
+    sum over every prediction (about 2 s on a national campaign, issue 15)."""
+    mv = model_version_set_current(model_version=model_version)
+    if mv.kind == ModelKind.SEGMENTER:
+        campaign_id = mv.campaign_id
+        transaction.on_commit(lambda: dispatch.overview_sums_enqueue(campaign_id))
+    return mv
 
 
 def model_version_current(*, campaign: Campaign | int, kind: str) -> ModelVersion | None:

@@ -117,3 +117,41 @@ def test_model_version_endpoints(campaign, users, login):
     r = admin.post(f"{url}{first}/set-current/")
     assert r.status_code == 400 and "checksum" in r.json()["detail"]
     assert ModelVersion.objects.get(pk=other.pk).is_current
+
+
+def test_a_segmenter_made_current_by_hand_queues_the_overview_sums(
+    campaign, users, login, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A round's end counts the overview map's low-zoom sums in its worker; a segmenter made
+    current through the registry queues the same count for a worker (by task name), so the
+    first lead to open the map does not wait for it. Other kinds queue nothing."""
+    from annotation.models import OverviewCellSums
+    from croplayer_site.celery import app
+    from learning.core.bundle import bundle_writer
+    from learning.services.round import dispatch
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(dispatch.app, "send_task",
+                        lambda name, args=(), countdown=None: sent.append((name, args)))
+    rel = "models/api-c/segmenter/ext-1"
+    with bundle_writer(Path(settings.DATA_DIR) / rel, kind="segmenter-unet",
+                       overwrite=True) as tmp:
+        (tmp / "model.json").write_text("{}")
+    seg = ModelVersion.objects.create(campaign=campaign, kind=ModelKind.SEGMENTER,
+                                      name="ext-1", bundle_path=rel)
+    corr = ModelVersion.objects.create(campaign=campaign, kind=ModelKind.CORRECTNESS,
+                                       name="ext-c", bundle_path=rel)
+    url = f"/api/campaigns/{campaign.slug}/model-versions/"
+    admin = login("admin", api=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.post(f"{url}{corr.pk}/set-current/").status_code == 200
+    assert sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.post(f"{url}{seg.pk}/set-current/").status_code == 200
+    assert sent == [(dispatch.OVERVIEW_SUMS, [campaign.pk])]
+    assert not OverviewCellSums.objects.filter(campaign=campaign).exists()
+    # The worker's side: the task registered under that name counts and keeps the sums.
+    import learning.tasks  # noqa: F401  (registers the tasks, as a worker does)
+
+    assert app.tasks[dispatch.OVERVIEW_SUMS](*sent[0][1]) is True
+    assert OverviewCellSums.objects.filter(campaign=campaign, segmenter_id=seg.pk).exists()

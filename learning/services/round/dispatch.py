@@ -19,6 +19,7 @@ ROUND_SCORE = "learning.cpu.round_score"
 ROUNDS_RECONCILE = "learning.cpu.rounds_reconcile"
 ROUNDS_WATCH = "learning.cpu.rounds_watch"
 DEMO_PLAY = "learning.cpu.demo_play"
+OVERVIEW_SUMS = "learning.cpu.overview_sums"
 
 # The task that runs one batch of each fanned-out stage.
 BATCH_TASKS = {RoundState.PREDICTING: ROUND_PREDICT_BATCH, RoundState.SCORING: ROUND_FEATURES_BATCH}
@@ -51,3 +52,7 @@ def rounds_watch_enqueue(*, countdown: float) -> None:
 
 def demo_play_enqueue(campaign_id: int, rounds: int) -> None:
     task_enqueue(DEMO_PLAY, campaign_id, rounds)
+
+
+def overview_sums_enqueue(campaign_id: int) -> None:
+    task_enqueue(OVERVIEW_SUMS, campaign_id)
