@@ -18,7 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from croplayer_site.asgi import application
-from learning.consumers import RoundProgressConsumer
+from croplayer_site.consumers import JobConsumer
 from learning.core.progress import DEFAULT_SHARES
 from learning.models import Round, RoundState
 from mapping.models import Campaign
@@ -88,7 +88,8 @@ def rnd(db, users):
 
 
 def _communicator(user, round_id: int) -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(RoundProgressConsumer.as_asgi(), f"/ws/rounds/{round_id}/")
+    consumer = JobConsumer.as_asgi(route="rounds", name="round", pk_kwarg="round_id")
+    comm = WebsocketCommunicator(consumer, f"/ws/rounds/{round_id}/")
     comm.scope["user"] = user
     comm.scope["url_route"] = {"kwargs": {"round_id": round_id}}
     return comm

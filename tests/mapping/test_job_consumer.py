@@ -17,10 +17,10 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from croplayer_site.asgi import application
+from croplayer_site.jobs import job_visible
 from learning.models import Round, RoundState
 from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from learning.services import round_broadcast
-from mapping.consumers import job_visible
 from mapping.models import Campaign, FetchRun, ImagerySource
 from mapping.services.members import campaign_members_add
 from tests.factories import user_make

@@ -76,6 +76,12 @@ def test_register_then_look_up_and_a_duplicate_raises(fake):
         job_kind_register(_kind("with-dash"))
 
 
+def test_the_apps_register_their_kinds_with_their_routes():
+    assert job_kind("fetch").routes == job_kind("export").routes == frozenset({"jobs"})
+    assert job_kind("compare").routes == frozenset({"jobs"})
+    assert job_kind("round").routes == frozenset({"rounds"})  # never ws/jobs/round-N
+
+
 # --- the watcher gate --------------------------------------------------------------------------
 
 
