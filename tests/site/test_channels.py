@@ -112,17 +112,18 @@ def test_websocket_gets_progress_sent_by_another_process(users):
         comm = WebsocketCommunicator(JobConsumer.as_asgi(), f"/ws/jobs/{job}/")
         comm.scope["user"] = users["lead"]
         comm.scope["url_route"] = {"kwargs": {"job": job}}
-        connected, _ = await comm.connect()
-        assert connected
-        await asyncio.get_running_loop().run_in_executor(
-            None,
-            _send_from_other_process,
-            run.group,
-            {"type": "job.progress", "job": job, "ok": 5, "total": 9},
-        )
-        msg = await comm.receive_json_from(timeout=10)
-        await comm.disconnect()
-        return msg
+        try:
+            connected, _ = await comm.connect(timeout=10)
+            assert connected
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                _send_from_other_process,
+                run.group,
+                {"type": "job.progress", "job": job, "ok": 5, "total": 9},
+            )
+            return await comm.receive_json_from(timeout=10)
+        finally:
+            await comm.disconnect()
 
     assert async_to_sync(scenario)() == {"job": job, "ok": 5, "total": 9}
 
