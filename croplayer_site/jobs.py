@@ -13,8 +13,8 @@ What it offers:
   (all conditional on the state they leave);
 - progress: ``job_event``, ``job_broadcast`` (advisory: channel errors are logged),
   ``JobProgress`` (a throttled progress writer) and ``Heartbeat`` (a thread);
-- ``jobs_reconcile``: requeue lost queued rows and settle stale running ones, per kind that
-  sets ``stale_after_s``.
+- ``jobs_reconcile`` (and ``job_stale_reason``): requeue lost queued rows and settle stale
+  running ones, per kind that sets ``stale_after_s``.
 
 Background work without a job row (the integration run, the demo player) is not a kind.
 """
@@ -300,12 +300,19 @@ class Heartbeat(threading.Thread):
 # --- reconcile -------------------------------------------------------------------------------
 
 
+def job_stale_reason(*, kind: JobKind, row: Model) -> str:
+    """The failure reason of a job whose worker went quiet."""
+    return (
+        f"the worker stopped reporting (no heartbeat since "
+        f"{row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); {kind.stale_reason}"  # type: ignore[attr-defined]
+    )
+
+
 def _settle_stale(*, kind: JobKind, row: Model, cutoff: datetime) -> bool:
     changed = job_fail(
         kind=kind,
         pk=row.pk,
-        reason=f"the worker stopped reporting (no heartbeat since "
-        f"{row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); {kind.stale_reason}",
+        reason=job_stale_reason(kind=kind, row=row),
         where=Q(heartbeat_at__lt=cutoff),
     )
     if changed:
