@@ -203,13 +203,16 @@ def job_fail(
 # --- progress --------------------------------------------------------------------------------
 
 
-def job_event(*, kind: JobKind, row: Model) -> dict[str, Any]:
-    """The ``job.progress`` event of ``row``: its job name, state and the kind's own keys."""
+def job_event(
+    *, kind: JobKind, row: Model, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ``job.progress`` event of ``row``: its job name, state and the kind's own keys
+    (``kind.event(row)``, or ``extra`` when the caller has computed them already)."""
     return {
         "type": "job.progress",
         "job": f"{kind.name}-{row.pk}",
         "status": getattr(row, kind.state_field),
-        **kind.event(row),
+        **(kind.event(row) if extra is None else extra),
     }
 
 

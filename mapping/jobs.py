@@ -10,7 +10,7 @@ from django.db.models import Model
 from croplayer_site.jobs import JobKind
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
 from mapping.models import FetchRun
-from mapping.selectors import campaigns_visible_to
+from mapping.selectors import campaigns_visible_to, fetch_run_counts
 
 
 def campaign_job_visible(*roles: str) -> Callable[..., bool]:
@@ -26,5 +26,16 @@ def campaign_job_visible(*roles: str) -> Callable[..., bool]:
     return visible
 
 
-# The campaign page lists its fetch runs to everyone who sees the campaign.
-FETCH = JobKind(name="fetch", model=FetchRun, visible=campaign_job_visible(ANNOTATOR, LEAD, ADMIN))
+def fetch_event(row: Any) -> dict[str, Any]:
+    """A fetch run's progress keys: its total and the counts of its images."""
+    return {"total": row.total, **fetch_run_counts(run=row)}
+
+
+# The campaign page lists its fetch runs to everyone who sees the campaign. Its batches run in
+# parallel, so each reports its own event (no JobProgress), and it is not reconciled yet.
+FETCH = JobKind(
+    name="fetch",
+    model=FetchRun,
+    visible=campaign_job_visible(ANNOTATOR, LEAD, ADMIN),
+    event=fetch_event,
+)
