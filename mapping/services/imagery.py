@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from croplayer_site.jobs import job_broadcast, job_event
 from mapping.geo.grid import BlockId, block_raster
+from mapping.jobs import FETCH
 from mapping.models import (
     Block,
     BlockImage,
@@ -191,17 +191,5 @@ def fetch_run_progress(*, run: FetchRun) -> dict[str, Any]:
             status=JobStatus.DONE, finished_at=timezone.now()
         )
     run.refresh_from_db(fields=["status"])
-    event = {
-        "type": "job.progress",
-        "job": f"fetch-{run.pk}",
-        "status": run.status,
-        "total": run.total,
-        **counts,
-    }
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(run.group, event)
-        except Exception:  # progress is advisory; a full channel must not fail the fetch
-            log.warning("could not broadcast progress of %s", run, exc_info=True)
-    return event
+    event = job_event(kind=FETCH, row=run, extra={"total": run.total, **counts})
+    return job_broadcast(kind=FETCH, row=run, event=event)

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from croplayer_site.asgi import application
-from learning.consumers import RoundProgressConsumer
+from croplayer_site.consumers import JobConsumer
 from learning.core.progress import DEFAULT_SHARES
 from learning.models import Round, RoundState
 from mapping.models import Campaign
@@ -53,16 +54,31 @@ class OtherProcess:
             [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
-        assert self.proc.stdout.readline().strip() == "ready"
+        try:
+            assert self._line(timeout=60) == "ready"
+        except BaseException:
+            self.proc.kill()
+            raise
+
+    def _line(self, *, timeout: float) -> str:
+        """The process's next line; it is killed if none comes in time (no hung test)."""
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            self.proc.kill()
+            raise TimeoutError(f"no answer from the sending process in {timeout} s")
+        return self.proc.stdout.readline().strip()
 
     def send(self, payload: dict) -> None:
         self.proc.stdin.write(json.dumps(payload) + "\n")
         self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "sent"
+        assert self._line(timeout=30) == "sent"
 
     def close(self) -> None:
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
 
 def _advance(round_id: int) -> None:
@@ -88,7 +104,8 @@ def rnd(db, users):
 
 
 def _communicator(user, round_id: int) -> WebsocketCommunicator:
-    comm = WebsocketCommunicator(RoundProgressConsumer.as_asgi(), f"/ws/rounds/{round_id}/")
+    consumer = JobConsumer.as_asgi(route="rounds", name="round", pk_kwarg="round_id")
+    comm = WebsocketCommunicator(consumer, f"/ws/rounds/{round_id}/")
     comm.scope["user"] = user
     comm.scope["url_route"] = {"kwargs": {"round_id": round_id}}
     return comm
@@ -98,7 +115,7 @@ async def _connect_once(comm: WebsocketCommunicator) -> tuple[bool, int | None]:
     """Connect, then hang up as a browser would (also after a refusal): the consumer ends
     instead of being left for the event loop's shutdown to cancel."""
     try:
-        return await comm.connect()
+        return await comm.connect(timeout=10)
     finally:
         await comm.disconnect()
 
@@ -109,16 +126,18 @@ def test_snapshot_then_progress_sent_by_another_process(users, rnd, who):
 
     async def scenario():
         comm = _communicator(users[who], rnd.pk)
-        connected, _ = await comm.connect()
-        assert connected
-        snapshot = await comm.receive_json_from(timeout=10)
-        # The worker moves the round on, then tells the group (as round_broadcast does).
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, _advance, rnd.pk)
-        await loop.run_in_executor(None, other.send, {
-            "type": "job.progress", "job": f"round-{rnd.pk}", "stage_done": 5})
-        progress = await comm.receive_json_from(timeout=15)
-        await comm.disconnect()
+        try:
+            connected, _ = await comm.connect(timeout=10)
+            assert connected
+            snapshot = await comm.receive_json_from(timeout=10)
+            # The worker moves the round on, then tells the group (as round_broadcast does).
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, _advance, rnd.pk)
+            await loop.run_in_executor(None, other.send, {
+                "type": "job.progress", "job": f"round-{rnd.pk}", "stage_done": 5})
+            progress = await comm.receive_json_from(timeout=15)
+        finally:
+            await comm.disconnect()
         return snapshot, progress
 
     try:
@@ -195,15 +214,16 @@ def test_a_watcher_idle_longer_than_the_layers_poll_still_gets_progress(users, r
 
     async def scenario():
         comm = _communicator(users["lead"], rnd.pk)
-        connected, _ = await comm.connect()
-        assert connected
-        await comm.receive_json_from(timeout=10)  # the snapshot
-        await asyncio.sleep(7)
-        await asyncio.get_running_loop().run_in_executor(
-            None, other.send, {"type": "job.progress"})
-        msg = await comm.receive_json_from(timeout=15)
-        await comm.disconnect()
-        return msg
+        try:
+            connected, _ = await comm.connect(timeout=10)
+            assert connected
+            await comm.receive_json_from(timeout=10)  # the snapshot
+            await asyncio.sleep(7)
+            await asyncio.get_running_loop().run_in_executor(
+                None, other.send, {"type": "job.progress"})
+            return await comm.receive_json_from(timeout=15)
+        finally:
+            await comm.disconnect()
 
     try:
         assert async_to_sync(scenario)()["event"] == "progress"

@@ -15,9 +15,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from croplayer_site.consumers import JobConsumer
+from croplayer_site.jobs import job_visible
 from croplayer_site.roles import roles_ensure
 from learning.product.models import CroplandProduct, ProductComparison, ProductExport
-from mapping.consumers import JobProgressConsumer, job_visible
 from mapping.models import (
     AdminLevel,
     AdminUnit,
@@ -217,7 +218,7 @@ def test_job_websocket_closes_for_a_lead_of_another_campaign(users):
     other_lead.groups.add(roles_ensure()["lead"])
 
     async def connect(user):
-        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), "/ws/jobs/x/")
+        comm = WebsocketCommunicator(JobConsumer.as_asgi(), "/ws/jobs/x/")
         comm.scope["user"] = user
         comm.scope["url_route"] = {"kwargs": {"job": f"export-{export.pk}"}}
         connected, code = await comm.connect()

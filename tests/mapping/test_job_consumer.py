@@ -17,10 +17,10 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from croplayer_site.asgi import application
+from croplayer_site.jobs import job_visible
 from learning.models import Round, RoundState
 from learning.product.models import CroplandProduct, ProductComparison, ProductExport
 from learning.services import round_broadcast
-from mapping.consumers import job_visible
 from mapping.models import Campaign, FetchRun, ImagerySource
 from mapping.services.members import campaign_members_add
 from tests.factories import user_make
@@ -115,19 +115,23 @@ def test_round_progress_reaches_only_its_watchers(jobs, session_cookie):
         refused = {}
         for who in WHO:
             comm = WebsocketCommunicator(application, f"/ws/jobs/round-{rnd.pk}/", headers[who])
-            refused[who] = await comm.connect(timeout=10)
-            await comm.disconnect()
+            try:
+                refused[who] = await comm.connect(timeout=10)
+            finally:
+                await comm.disconnect()
         watchers = {}
-        for who in ("lead", "admin"):
-            comm = WebsocketCommunicator(application, f"/ws/rounds/{rnd.pk}/", headers[who])
-            connected, _ = await comm.connect(timeout=10)
-            assert connected, who
-            assert (await comm.receive_json_from(timeout=10))["event"] == "snapshot"
-            watchers[who] = comm
-        await asyncio.get_running_loop().run_in_executor(None, _broadcast, rnd.pk)
-        got = {who: await comm.receive_json_from(timeout=15) for who, comm in watchers.items()}
-        for comm in watchers.values():
-            await comm.disconnect()
+        try:
+            for who in ("lead", "admin"):
+                comm = WebsocketCommunicator(application, f"/ws/rounds/{rnd.pk}/", headers[who])
+                watchers[who] = comm
+                connected, _ = await comm.connect(timeout=10)
+                assert connected, who
+                assert (await comm.receive_json_from(timeout=10))["event"] == "snapshot"
+            await asyncio.get_running_loop().run_in_executor(None, _broadcast, rnd.pk)
+            got = {who: await comm.receive_json_from(timeout=15) for who, comm in watchers.items()}
+        finally:
+            for comm in watchers.values():
+                await comm.disconnect()
         return refused, got
 
     refused, got = async_to_sync(scenario)()
@@ -152,9 +156,10 @@ def test_job_websocket_admits_exactly_who_sees_the_job(jobs, session_cookie):
 
     async def connect(headers):
         comm = WebsocketCommunicator(application, f"/ws/jobs/{job}/", headers)
-        result = await comm.connect(timeout=10)
-        await comm.disconnect()
-        return result
+        try:
+            return await comm.connect(timeout=10)
+        finally:
+            await comm.disconnect()
 
     got = {
         who: async_to_sync(connect)(_headers(session_cookie(jobs["users"][who])))

@@ -466,14 +466,14 @@ def test_progress_while_streaming_blocks_survives_another_writer(users):
 
     from django.db import connection
 
-    from learning.product.services.exports import _Tracker
+    from croplayer_site.jobs import JobProgress, job_kind
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL has no read snapshot that a write must upgrade")
     ctx = build_campaign()
     export = ProductExport.objects.create(campaign=ctx["campaign"], kind="national_af",
                                           status=JobStatus.RUNNING)
-    track = _Tracker(export)
+    track = JobProgress(kind=job_kind("export"), row=export)
     streamed = Block.objects.filter(campaign=ctx["campaign"]).iterator(chunk_size=1)
     next(streamed)  # the cursor stays open: this connection now reads a snapshot
 
@@ -484,9 +484,9 @@ def test_progress_while_streaming_blocks_survives_another_writer(users):
     t = threading.Thread(target=other_writer)
     t.start()
     t.join()
-    track("blocks", 1, 4, force=True)  # skipped, not raised
+    track(stage="blocks", done=1, total=4, force=True)  # skipped, not raised
     rest = list(streamed)  # the stream goes on
     assert len(rest) == len(ctx["blocks"]) - 1
-    track("blocks", 4, 4, force=True)  # the cursor is done: written
+    track(stage="blocks", done=4, total=4, force=True)  # the cursor is done: written
     export.refresh_from_db()
     assert (export.stage, export.done, export.total) == ("blocks", 4, 4)

@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from croplayer_site.asgi import application
-from mapping.consumers import JobProgressConsumer
+from croplayer_site.consumers import JobConsumer
 from mapping.services.members import campaign_members_add
 from tests.conftest import ROOT
 
@@ -109,20 +109,21 @@ def test_websocket_gets_progress_sent_by_another_process(users):
     job = f"fetch-{run.pk}"
 
     async def scenario():
-        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), f"/ws/jobs/{job}/")
+        comm = WebsocketCommunicator(JobConsumer.as_asgi(), f"/ws/jobs/{job}/")
         comm.scope["user"] = users["lead"]
         comm.scope["url_route"] = {"kwargs": {"job": job}}
-        connected, _ = await comm.connect()
-        assert connected
-        await asyncio.get_running_loop().run_in_executor(
-            None,
-            _send_from_other_process,
-            run.group,
-            {"type": "job.progress", "job": job, "ok": 5, "total": 9},
-        )
-        msg = await comm.receive_json_from(timeout=10)
-        await comm.disconnect()
-        return msg
+        try:
+            connected, _ = await comm.connect(timeout=10)
+            assert connected
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                _send_from_other_process,
+                run.group,
+                {"type": "job.progress", "job": job, "ok": 5, "total": 9},
+            )
+            return await comm.receive_json_from(timeout=10)
+        finally:
+            await comm.disconnect()
 
     assert async_to_sync(scenario)() == {"job": job, "ok": 5, "total": 9}
 
@@ -132,7 +133,7 @@ def test_websocket_refuses_anonymous_and_foreign_origin():
     from django.contrib.auth.models import AnonymousUser
 
     async def anonymous():
-        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), "/ws/jobs/fetch-1/")
+        comm = WebsocketCommunicator(JobConsumer.as_asgi(), "/ws/jobs/fetch-1/")
         comm.scope["user"] = AnonymousUser()
         comm.scope["url_route"] = {"kwargs": {"job": "fetch-1"}}
         connected, code = await comm.connect()
@@ -166,7 +167,7 @@ def test_export_progress_is_for_leads_of_an_existing_export(users):
     fetch = f"fetch-{_fetch_run(users['lead']).pk}"
 
     async def connect(user, job):
-        comm = WebsocketCommunicator(JobProgressConsumer.as_asgi(), f"/ws/jobs/{job}/")
+        comm = WebsocketCommunicator(JobConsumer.as_asgi(), f"/ws/jobs/{job}/")
         comm.scope["user"] = user
         comm.scope["url_route"] = {"kwargs": {"job": job}}
         connected, code = await comm.connect()

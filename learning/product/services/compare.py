@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.gis.geos import Polygon
@@ -33,6 +31,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework.exceptions import NotFound
 
+from croplayer_site.jobs import JobProgress, job_broadcast, job_claim, job_kind
 from learning.core.features.terrain import terrain_features
 from learning.models import BlockPrediction
 from learning.product.core.compare.classes import ClassMapping
@@ -408,23 +407,6 @@ def _province_inputs(*, campaign: Campaign, adcodes: set[int]) -> list[ProvinceI
     return out
 
 
-def _broadcast(comparison: ProductComparison) -> None:
-    event = {
-        "type": "job.progress",
-        "job": f"compare-{comparison.pk}",
-        "status": comparison.status,
-        "done": comparison.done,
-        "total": comparison.total,
-    }
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        async_to_sync(layer.group_send)(comparison.group, event)
-    except Exception:  # progress is advisory; a full channel must not fail the run
-        log.warning("could not broadcast progress of %s", comparison, exc_info=True)
-
-
 @contextmanager
 def _atomic_folder(dest: Path) -> Iterator[Path]:
     """A temporary sibling folder renamed onto ``dest`` on success, removed on failure."""
@@ -453,13 +435,12 @@ def comparison_execute(
     Claimed with a conditional update, so a second worker (or a re-delivered task) does
     nothing. On an error the row is FAILED with the reason and no output folder is left.
     """
-    claimed = ProductComparison.objects.filter(pk=comparison_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
-    )
+    kind = job_kind("compare")
+    claimed = job_claim(kind=kind, pk=comparison_id)
     comparison = ProductComparison.objects.select_related("campaign", "product").get(
         pk=comparison_id
     )
-    if claimed != 1:
+    if not claimed:
         return comparison
     try:
         _execute(comparison, progress)
@@ -470,11 +451,13 @@ def comparison_execute(
             if isinstance(e, ComparisonError | RasterFileError)
             else (f"internal error: {type(e).__name__}: {e}")
         )
+        # Unconditional, unlike exports (job_fail): kept as it was; conditional finish and fail,
+        # a heartbeat thread and a reconcile for comparisons are a follow-up (issue 16).
         ProductComparison.objects.filter(pk=comparison_id).update(
             status=JobStatus.FAILED, failure_reason=reason[:2000], finished_at=timezone.now()
         )
     comparison.refresh_from_db()
-    _broadcast(comparison)
+    job_broadcast(kind=kind, row=comparison)
     return comparison
 
 
@@ -494,7 +477,11 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
         total = len(blocks)
         ProductComparison.objects.filter(pk=comparison.pk).update(total=total)
         has_dem = CampaignDem.objects.filter(campaign=campaign).exists()
-        last = time.monotonic()
+        comparison.total = total
+        # every 2 s, the first one 2 s in, and at the end
+        track = JobProgress(
+            kind=job_kind("compare"), row=comparison, every_s=2.0, last=time.monotonic()
+        )
         with open_raster(product_file(comparison.product)) as product_ds:
             for i, b in enumerate(blocks, start=1):
                 bounds = b.geometry.extent
@@ -517,13 +504,7 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
                     results.append(result)
                 if progress:
                     progress("compare", i, total)
-                if time.monotonic() - last > 2 or i == total:
-                    last = time.monotonic()
-                    ProductComparison.objects.filter(pk=comparison.pk).update(
-                        done=i, heartbeat_at=timezone.now()
-                    )
-                    comparison.done, comparison.total = i, total
-                    _broadcast(comparison)
+                track(done=i, total=total)
     finally:
         resolved.close()
     adcodes = {r.province for r in results if r.province is not None}

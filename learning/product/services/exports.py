@@ -13,24 +13,31 @@ import hashlib
 import logging
 import os
 import shutil
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from croplayer_site.jobs import (
+    Heartbeat,
+    JobProgress,
+    job_broadcast,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_kind,
+    job_stale_reason,
+    jobs_reconcile,
+)
 from learning.models import BlockPrediction, ModelKind, ModelVersion
 from learning.product.core.decision import area_fraction, final_block_mask, needed_sources
 from learning.product.core.export import (
@@ -56,7 +63,7 @@ from learning.product.models import BlockIntegration, ExportKind, ProductExport
 from learning.product.services.integration import converged_blocks
 from mapping.geo.grid import block_raster
 from mapping.geo.raster import affine_of
-from mapping.models import AdminUnit, Campaign, JobStatus
+from mapping.models import AdminUnit, Campaign
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY_S = 1.0
@@ -170,10 +177,8 @@ def export_root(export: ProductExport) -> Path:
 
 def product_export_run(*, export_id: int) -> ProductExport:
     """Worker side: claim the queued row, write the files, rename them into place."""
-    now = timezone.now()
-    claimed = ProductExport.objects.filter(pk=export_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
-    )
+    kind = job_kind("export")
+    claimed = job_claim(kind=kind, pk=export_id)
     export = ProductExport.objects.select_related("campaign", "province").get(pk=export_id)
     if not claimed:  # delivered twice, or cancelled: nothing to do
         return export
@@ -182,8 +187,8 @@ def product_export_run(*, export_id: int) -> ProductExport:
     stage = root / f".export-{export.pk}.partial"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
-    tracker = _Tracker(export)
-    beat = _Heartbeat(export.pk)
+    tracker = JobProgress(kind=kind, row=export, every_s=PROGRESS_EVERY_S)
+    beat = Heartbeat(kind=kind, pk=export.pk, every_s=HEARTBEAT_EVERY_S)
     beat.start()
     try:
         if export.kind == ExportKind.PROVINCE:
@@ -200,15 +205,14 @@ def product_export_run(*, export_id: int) -> ProductExport:
         # Only a job still running may finish: one the reconciler failed meanwhile (its worker
         # looked dead) stays failed, and its files never appear where a finished one would.
         with transaction.atomic():
-            finished = ProductExport.objects.filter(pk=export.pk, status=JobStatus.RUNNING).update(
-                status=JobStatus.DONE,
+            finished = job_finish(
+                kind=kind,
+                pk=export.pk,
                 stage="done",
                 done=export.total,
                 files=files,
                 summary=summary,
                 folder=str(final.relative_to(settings.DATA_DIR)),
-                finished_at=timezone.now(),
-                heartbeat_at=timezone.now(),
             )
             if finished:
                 shutil.rmtree(final, ignore_errors=True)
@@ -218,16 +222,13 @@ def product_export_run(*, export_id: int) -> ProductExport:
     except Exception as e:
         log.exception("export %s failed", export.pk)
         shutil.rmtree(stage, ignore_errors=True)
-        ProductExport.objects.filter(pk=export.pk, status=JobStatus.RUNNING).update(
-            status=JobStatus.FAILED,
-            failure_reason=f"{type(e).__name__}: {e}"[:4000],
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
+        job_fail(
+            kind=kind, pk=export.pk, reason=f"{type(e).__name__}: {e}", heartbeat_at=timezone.now()
         )
     finally:
         beat.end()
     export.refresh_from_db()
-    product_export_broadcast(export=export)
+    job_broadcast(kind=kind, row=export)
     return export
 
 
@@ -237,82 +238,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-class _Heartbeat(threading.Thread):
-    """Keeps the job's heartbeat fresh while a long quiet step runs (GDAL's COG copy of a big
-    province reports no progress), so the reconciler only fails jobs whose worker is gone."""
-
-    def __init__(self, export_id: int, every: float = HEARTBEAT_EVERY_S) -> None:
-        super().__init__(daemon=True, name=f"export-{export_id}-heartbeat")
-        self.export_id, self.every = export_id, every
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop_event.wait(self.every):
-                ProductExport.objects.filter(pk=self.export_id, status=JobStatus.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        finally:
-            connection.close()
-
-    def end(self) -> None:
-        self._stop_event.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join(timeout=10)
-
-
-@dataclass
-class _Tracker:
-    """Progress, heartbeat and broadcast, at most once a second (and at stage changes)."""
-
-    export: ProductExport
-    last: float = field(default=0.0)
-
-    def __call__(self, stage: str, done: int, total: int, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < PROGRESS_EVERY_S and done < total:
-            return
-        try:
-            ProductExport.objects.filter(pk=self.export.pk).update(
-                stage=stage, done=done, total=total, heartbeat_at=timezone.now()
-            )
-        except OperationalError as e:
-            # The export streams its blocks (a cursor left open over the decisions), so on
-            # SQLite this connection holds a read snapshot; once another writer has committed,
-            # the snapshot cannot become a write (WAL's SQLITE_BUSY_SNAPSHOT: "database is
-            # locked" at once, the busy timeout does not apply). Progress is advisory: skip it,
-            # the next call tries again, and the heartbeat thread keeps the job alive.
-            if connection.vendor != "sqlite" or "locked" not in str(e):
-                raise
-            log.info("export %s: progress %s %d/%d not written (%s)", self.export.pk,
-                        stage, done, total, e)
-            return
-        self.last = now
-        self.export.stage, self.export.done, self.export.total = stage, done, total
-        product_export_broadcast(export=self.export)
-
-
-def product_export_broadcast(*, export: ProductExport) -> dict[str, Any]:
-    event = {
-        "type": "job.progress",
-        "job": f"export-{export.pk}",
-        "status": export.status,
-        "stage": export.stage,
-        "done": export.done,
-        "total": export.total,
-        "failure_reason": export.failure_reason,
-    }
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(export.group, event)
-        except Exception:  # progress is advisory; a full channel must not fail the export
-            log.warning("could not broadcast progress of %s", export, exc_info=True)
-    return event
 
 
 # --- one block's final mask ------------------------------------------------------------------
@@ -381,7 +306,7 @@ def _county_of(unit: AdminUnit | None, province: AdminUnit) -> County:
     return County(unit.adcode, unit.name_zh, unit.name_en, city.name_zh, city.name_en)
 
 
-def _province_files(export: ProductExport, stage: Path, track: _Tracker) -> dict[str, Any]:
+def _province_files(export: ProductExport, stage: Path, track: JobProgress) -> dict[str, Any]:
     """COG, GeoPackage and county shapefiles, written block by block: polygons are appended
     to their files as each block is read, so a province never has to fit in memory."""
     campaign, province = export.campaign, export.province
@@ -403,7 +328,7 @@ def _province_files(export: ProductExport, stage: Path, track: _Tracker) -> dict
     decisions: dict[str, int] = defaultdict(int)
     versions: set[str] = set()
     totals = {"polygons": 0, "area": 0.0}
-    track("blocks", 0, total, force=True)
+    track(stage="blocks", done=0, total=total, force=True)
 
     def masks() -> Iterator[tuple[tuple[float, float, float, float], np.ndarray]]:
         for i, fb in enumerate(final_blocks(rows, zoom=campaign.zoom), start=1):
@@ -431,11 +356,11 @@ def _province_files(export: ProductExport, stage: Path, track: _Tracker) -> dict
             decisions[fb.row.decision] += 1
             if fb.model_version:
                 versions.add(fb.model_version)
-            track("blocks", i, total)
+            track(stage="blocks", done=i, total=total)
             yield fb.row.block.geometry.extent, fb.mask
 
     cog = write_mask_cog(stage / f"cropland_{province.adcode}.tif", grid, masks(), total=total)
-    track("packing", total, total, force=True)
+    track(stage="packing", done=total, total=total, force=True)
     ordered = sorted(set(counties.values()), key=lambda c: c.adcode)
     files: list[Path] = []
     for county in ordered:
@@ -470,15 +395,15 @@ def _province_files(export: ProductExport, stage: Path, track: _Tracker) -> dict
     }
 
 
-def _national_files(export: ProductExport, stage: Path, track: _Tracker) -> dict[str, Any]:
+def _national_files(export: ProductExport, stage: Path, track: JobProgress) -> dict[str, Any]:
     campaign = export.campaign
     rows = export_decisions(campaign=campaign, province=None)
     total = rows.count()
     fractions: dict[tuple[int, int], float] = {}
-    track("blocks", 0, total, force=True)
+    track(stage="blocks", done=0, total=total, force=True)
     for i, fb in enumerate(final_blocks(rows, zoom=campaign.zoom), start=1):
         fractions[(fb.row.block.row, fb.row.block.col)] = area_fraction(fb.mask)
-        track("blocks", i, total)
+        track(stage="blocks", done=i, total=total)
     tif = stage / "area_fraction.tif"
     width, height = write_af_geotiff(tif, fractions, block_deg=float(campaign.block_size_deg))
     write_af_png(
@@ -501,30 +426,21 @@ def product_exports_reconcile(*, stale_after_s: float = STALE_AFTER_S) -> dict[s
     staging folders, so the page shows the reason instead of a job that never ends; the lead
     starts a new export. A job still queued after ``stale_after_s`` (its message lost with a
     broker or a worker) is sent again: the worker's claim makes a second delivery harmless."""
-    from learning.product.tasks import product_export_task
+    return jobs_reconcile(names=["export"], stale_after_s=stale_after_s)["export"]
 
-    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
-    requeued = []
-    for pk in ProductExport.objects.filter(
-        status=JobStatus.QUEUED, created_at__lt=cutoff
-    ).values_list("pk", flat=True):
-        transaction.on_commit(lambda pk=pk: product_export_task.delay(pk))
-        requeued.append(pk)
-    failed = []
-    for export in ProductExport.objects.filter(
-        status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
-    ).select_related("campaign", "province"):
-        changed = ProductExport.objects.filter(
-            pk=export.pk, status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
-        ).update(
-            status=JobStatus.FAILED,
-            finished_at=timezone.now(),
-            failure_reason=f"the worker stopped reporting (no heartbeat since "
-            f"{export.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); start the export again",
-        )
-        if changed:
-            shutil.rmtree(export_root(export) / f".export-{export.pk}.partial", ignore_errors=True)
-            export.refresh_from_db()
-            product_export_broadcast(export=export)
-            failed.append(export.pk)
-    return {"failed": failed, "requeued": requeued}
+
+def product_export_stale(*, row: ProductExport, cutoff: datetime) -> bool:
+    """The export kind's ``on_stale``: fail the quiet job, remove its staging folder, tell its
+    watchers."""
+    kind = job_kind("export")
+    if not job_fail(
+        kind=kind,
+        pk=row.pk,
+        reason=job_stale_reason(kind=kind, row=row),
+        where=Q(heartbeat_at__lt=cutoff),
+    ):
+        return False
+    shutil.rmtree(export_root(row) / f".export-{row.pk}.partial", ignore_errors=True)
+    row.refresh_from_db()
+    job_broadcast(kind=kind, row=row)
+    return True

@@ -14,13 +14,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Concat, Right
 from django.utils import timezone
 
+from croplayer_site.jobs import job_broadcast, job_kind
 from learning.models import ACTIVE_ROUND_STATES, FINAL_ROUND_STATES, Round
 
 log = logging.getLogger(__name__)
@@ -127,15 +126,9 @@ def round_event(*, rnd: Round) -> dict[str, Any]:
 
 
 def round_broadcast(*, rnd: Round) -> dict[str, Any]:
-    """Send the round's progress to its Channels group, which ``ws/rounds/<id>/`` watchers join."""
-    event = round_event(rnd=rnd)
-    layer = get_channel_layer()
-    if layer is not None:
-        try:
-            async_to_sync(layer.group_send)(rnd.group, event)
-        except Exception:  # progress is advisory; a full channel must not fail the round
-            log.warning("could not broadcast progress of %s", rnd, exc_info=True)
-    return event
+    """Send the round's progress to its Channels group, which ``ws/rounds/<id>/`` watchers join
+    (``croplayer_site.jobs``: a broken channel layer is logged, never raised)."""
+    return job_broadcast(kind=job_kind("round"), row=rnd, event=round_event(rnd=rnd))
 
 
 class Heartbeat(threading.Thread):

@@ -1,0 +1,52 @@
+"""The product app's job kinds: exports and product comparisons (lead pages).
+
+The export kind is reconciled (``product_exports_reconcile``, from beat): a queued export whose
+message was lost is sent again, a running one whose worker went quiet is failed and its staging
+folder removed. Comparisons are not reconciled yet (``stale_after_s`` ``None``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from croplayer_site.jobs import JobKind
+from croplayer_site.roles import ADMIN, LEAD
+from learning.product.models import ProductComparison, ProductExport
+from learning.product.services.exports import STALE_AFTER_S, product_export_stale
+from learning.product.tasks import product_export_task
+from mapping.jobs import campaign_job_visible
+
+
+def _export_event(row: Any) -> dict[str, Any]:
+    return {
+        "stage": row.stage,
+        "done": row.done,
+        "total": row.total,
+        "failure_reason": row.failure_reason,
+    }
+
+
+def _export_requeue(pk: int) -> None:
+    product_export_task.delay(pk)
+
+
+def _compare_event(row: Any) -> dict[str, Any]:
+    return {"done": row.done, "total": row.total}
+
+
+EXPORT = JobKind(
+    name="export",
+    model=ProductExport,
+    visible=campaign_job_visible(LEAD, ADMIN),
+    event=_export_event,
+    stale_after_s=STALE_AFTER_S,
+    stale_reason="start the export again",
+    on_stale=product_export_stale,
+    requeue=_export_requeue,
+)
+COMPARE = JobKind(
+    name="compare",
+    model=ProductComparison,
+    visible=campaign_job_visible(LEAD, ADMIN),
+    event=_compare_event,
+)
