@@ -58,7 +58,7 @@ def test_a_row_that_changed_meanwhile_keeps_its_own(image):
 
 def test_nan_round_trips_as_null(image):
     black = np.zeros((8, 8, 3), np.uint8)  # no valid pixel: every statistic is NaN
-    q = image_quality_of(image=image, pixels=black)
+    image_quality_of(image=image, pixels=black)
     image.refresh_from_db()
     assert image.quality["sharpness"] is None
     back = image_quality_stored(image=image)
