@@ -55,7 +55,9 @@ class JobKind:
     when set, is sent on connect and merged into every relayed event (rounds). ``stale_after_s``
     ``None`` leaves the kind out of ``jobs_reconcile``; ``on_stale(row=, cutoff=)`` replaces the
     default settling of a stale running row (``job_fail`` and a broadcast) and returns whether
-    it changed the row; ``requeue(pk)`` sends a queued row's task again.
+    it changed the row; ``requeue(pk)`` sends a queued row's task again. ``reconcile()``, when
+    set, replaces the whole of ``jobs_reconcile``'s work for the kind: rounds, whose staleness
+    and time limit are per row and whose stale rows resume rather than fail.
     """
 
     name: str
@@ -73,6 +75,7 @@ class JobKind:
     stale_reason: str = "start the job again"
     on_stale: Callable[..., bool] | None = None
     requeue: Callable[[int], None] | None = None
+    reconcile: Callable[[], dict[str, Any]] | None = None
 
     def group(self, pk: int) -> str:
         return f"job.{self.name}-{pk}"
@@ -326,15 +329,18 @@ def _settle_stale(*, kind: JobKind, row: Model, cutoff: datetime) -> bool:
 
 def jobs_reconcile(
     *, names: Iterable[str] | None = None, stale_after_s: float | None = None
-) -> dict[str, dict[str, list[int]]]:
+) -> dict[str, dict[str, Any]]:
     """Per kind that sets ``stale_after_s`` (or every kind in ``names``, with
     ``stale_after_s`` overriding the kind's): queued rows older than that are sent again
     (``requeue``, after the commit; the claim makes a second delivery harmless), running rows
     whose heartbeat is older are settled (``on_stale``, by default failed with the reason and
-    broadcast)."""
+    broadcast). A kind with its own ``reconcile`` runs that instead."""
     kinds = [job_kind(n) for n in names] if names is not None else job_kinds()
-    out: dict[str, dict[str, list[int]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for kind in kinds:
+        if kind.reconcile is not None:
+            out[kind.name] = kind.reconcile()
+            continue
         after = stale_after_s if stale_after_s is not None else kind.stale_after_s
         if after is None:
             continue

@@ -10,6 +10,7 @@ from croplayer_site.roles import ADMIN, LEAD
 from learning.dashboard import round_progress
 from learning.models import Round
 from learning.services.round.progress import round_event
+from learning.services.round.reconcile import rounds_reconcile_run
 from mapping.jobs import campaign_job_visible
 
 ROUNDS_ROUTE = "rounds"
@@ -35,6 +36,8 @@ ROUND = JobKind(
     event=_event,
     snapshot=_snapshot,
     # Rounds keep their own state machine (learning.services.round.machine: claim, lease,
-    # finish, fail; so no job_claim/job_finish/job_fail for this kind) and their own lease,
-    # resume and time limit (round.reconcile, from beat and rounds_watch): stale_after_s None.
+    # finish, fail; so no job_claim/job_finish/job_fail for this kind). Their staleness and
+    # time limit are per round (its config) and a stale round resumes rather than fails:
+    # jobs_reconcile runs round.reconcile for this kind (beat and rounds_watch call it).
+    reconcile=rounds_reconcile_run,
 )

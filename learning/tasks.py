@@ -16,12 +16,12 @@ from celery import shared_task
 from celery.signals import worker_ready
 
 from annotation.tile_sums import overview_sums_prepare
+from croplayer_site.jobs import jobs_reconcile
 from learning.models import RoundState
 from learning.services.demo_player import demo_play
 from learning.services.round import dispatch
 from learning.services.round.batches import round_batch_run
 from learning.services.round.driver import round_advance_run
-from learning.services.round.reconcile import rounds_reconcile_run
 from learning.services.round.score import round_score_run
 from learning.services.round.train import round_train_run
 from mapping.models import Campaign
@@ -55,14 +55,14 @@ def round_score(round_id: int) -> dict[str, Any]:
 @shared_task(name=dispatch.ROUNDS_RECONCILE, acks_late=True)
 def rounds_reconcile() -> dict[str, Any]:
     """Periodic (beat) check: resume rounds whose worker went quiet, fail overdue ones."""
-    return rounds_reconcile_run()
+    return jobs_reconcile(names=["round"])["round"]
 
 
 @shared_task(name=dispatch.ROUNDS_WATCH, acks_late=True)
 def rounds_watch() -> dict[str, Any]:
     """The reconciler that keeps itself going while a round is active, so a deployment without
     celery beat (the demo) still resumes rounds; started with each round and each worker."""
-    out = rounds_reconcile_run()
+    out = jobs_reconcile(names=["round"])["round"]
     if out["active"] and out["next_check_s"]:
         rounds_watch.apply_async(countdown=out["next_check_s"])
     return out

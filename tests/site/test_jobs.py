@@ -228,3 +228,16 @@ def test_reconcile_skips_kinds_without_staleness_and_uses_on_stale(fake, row):
     assert seen == [row.pk]
     row.refresh_from_db()
     assert row.status == "running"  # on_stale decided, not the default
+
+
+def test_a_kind_with_its_own_reconcile_runs_it_instead(fake, row):
+    """Rounds resume a stale row from its checkpoint rather than fail it: their kind brings
+    its own reconcile, which ``jobs_reconcile`` runs in place of the generic settling."""
+    job_claim(kind=fake, pk=row.pk)
+    _age(row, heartbeat_at=1)
+    job_kind_unregister("fake")
+    job_kind_register(_kind(stale_after_s=60, reconcile=lambda: {"resumed": [row.pk]}))
+    assert jobs_reconcile(names=["fake"]) == {"fake": {"resumed": [row.pk]}}
+    row.refresh_from_db()
+    assert row.status == "running"  # not failed by the generic path
+    assert jobs.job_kind("round").reconcile is not None  # learning registers its own
