@@ -21,7 +21,7 @@ def _snapshot(user: Any, round_id: int) -> tuple[str, dict[str, Any]]:
 @database_sync_to_async
 def _refresh(round_id: int) -> dict[str, Any] | None:
     try:
-        return round_progress(rnd=Round.objects.get(pk=round_id))
+        return round_progress(rnd=Round.objects.get(pk=round_id))  # access: gated in connect()
     except Round.DoesNotExist:
         return None
 
