@@ -42,6 +42,7 @@ test-slow: setup
 
 lint:
 	$(PY) -m ruff check .
+	$(PY) scripts/check_access.py
 	.venv/bin/lint-imports
 	$(PY) -m mypy mapping/geo mapping/imagery learning/product/core learning/core annotation/geometry.py \
 	  annotation/sample_files.py

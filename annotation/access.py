@@ -1,11 +1,12 @@
 """The one access gate for samples, labels, assignments and the audit of a block.
 
-The rule:
+The gates raise Django's ``Http404`` (not visible) and ``PermissionDenied`` (visible, but not
+yours to do; with the reason), as every app's ``access.py`` does (``mapping.access``). The rule:
 
 * Campaigns: admins see every campaign; leads only the campaigns they are members of
   (``mapping.models.CampaignMember``, kept with ``manage.py campaign_member`` or the Django
   admin); annotators every campaign. Everything below holds inside the campaigns a person sees
-  (``mapping.selectors.campaigns_visible_to``). A lead who is not a member of a campaign gets 404
+  (``mapping.access.campaigns_visible_to``). A lead who is not a member of a campaign gets 404
   for it, its blocks, their samples, labels and audit, its assignments, rounds, exports and
   comparisons, exactly as for one that does not exist: the lead learns nothing about other
   teams' campaigns. The rule lives in ``campaigns_visible_to``, which ``campaign_get_for_user``,
@@ -31,7 +32,7 @@ The rule:
   all; only the assignee starts and submits (403 for others).
 * Users without a role get 404 for every block, source, sample, campaign and assignment, whether
   it exists or not (they learn nothing about what exists), like
-  ``mapping.selectors.block_get_for_user``. Anonymous requests are refused before this gate by
+  ``mapping.access.block_get_for_user``. Anonymous requests are refused before this gate by
   DRF's ``IsAuthenticated`` (403).
 * A user with a role that may read but not write gets 403 on writes.
 
@@ -44,16 +45,23 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
 from django.utils.translation import gettext
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import APIException
 
 from annotation.models import EDITABLE_STATUSES, Assignment, AssignmentStatus
 from annotation.selectors import PRIMARY, AuditFilter, SampleCopy, assignment_list
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role, user_roles
+from mapping.access import (
+    block_get_for_user,
+    campaign_get_for_role,
+    campaign_get_for_user,
+    campaigns_visible_to,
+)
 from mapping.models import Block, Campaign, ImagerySource
-from mapping.selectors import block_get_for_user, campaign_get_for_user, campaigns_visible_to
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -115,7 +123,7 @@ def sample_target_get_for_user(
     try:
         source = ImagerySource.objects.get(slug=source_slug)
     except ImagerySource.DoesNotExist as e:
-        raise NotFound(f"no imagery source {source_slug!r}") from e
+        raise Http404(f"no imagery source {source_slug!r}") from e
     if write and not has_role(user, *WRITE_ROLES):
         raise PermissionDenied(gettext("your role may not change samples"))
     if write:
@@ -188,10 +196,23 @@ def block_labels_get_for_user(*, user: User, block_id: int) -> LabelView:
 
 def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
     """A campaign a lead or admin manages (assigning, agreement): 404 without role, else 403."""
-    campaign = campaign_get_for_user(user=user, slug=slug)
-    if not has_role(user, *UNRESTRICTED_ROLES):
-        raise PermissionDenied(gettext("only leads and admins manage the work of a campaign"))
-    return campaign
+    return campaign_get_for_role(
+        user=user,
+        slug=slug,
+        roles=UNRESTRICTED_ROLES,
+        reason=gettext("only leads and admins manage the work of a campaign"),
+    )
+
+
+def campaign_get_for_transfer(*, user: User, slug: str) -> Campaign:
+    """The gate for importing and exporting a campaign's samples: leads and admins (users
+    without a role get 404, as for every campaign; annotators 403)."""
+    return campaign_get_for_role(
+        user=user,
+        slug=slug,
+        roles=UNRESTRICTED_ROLES,
+        reason="only leads and admins may import or export samples",
+    )
 
 
 def campaign_overview_get_for_user(
@@ -228,7 +249,7 @@ def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assi
     "review" (leads and admins, not on their own work)."""
     scope = assignment_scope_for_user(user=user)
     if scope is False:
-        raise NotFound("no such assignment")
+        raise Http404("no such assignment")
     qs = Assignment.objects.select_related("block", "block__campaign", "user").filter(
         block__campaign__in=campaigns_visible_to(user=user)
     )
@@ -237,7 +258,7 @@ def assignment_get_for_user(*, user: User, assignment_id: int, act: str) -> Assi
     try:
         assignment = qs.get(pk=assignment_id)
     except Assignment.DoesNotExist as e:
-        raise NotFound("no such assignment") from e
+        raise Http404("no such assignment") from e
     if act == "work" and assignment.user_id != user.pk:
         raise PermissionDenied(gettext("only the person it is assigned to can start or submit it"))
     if act == "review":

@@ -4,12 +4,10 @@ with the campaign's statistics and fetch runs) and the leads' agreement report."
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from rest_framework.exceptions import NotFound, PermissionDenied
 
 from annotation.access import campaign_get_for_lead, campaign_overview_get_for_user
 from annotation.models import AssignmentStatus, Verdict
@@ -21,10 +19,7 @@ from mapping.selectors import campaign_block_extent, fetch_run_counts
 
 @login_required
 def campaign_overview(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        campaign, only_user = campaign_overview_get_for_user(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    campaign, only_user = campaign_overview_get_for_user(user=request.user, slug=slug)
     stats = (
         OfficialStatistic.objects.filter(campaign=campaign)
         .select_related("province")
@@ -83,11 +78,6 @@ _UNASSIGNED_LABEL = _("Not assigned")
 def campaign_agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Leads' table of double-annotated blocks: IoU and verdict agreement per block and
     source, with the campaign's totals (the same numbers as the agreement API)."""
-    try:
-        campaign = campaign_get_for_lead(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
-    except PermissionDenied as e:
-        raise DjangoPermissionDenied(str(e)) from e
+    campaign = campaign_get_for_lead(user=request.user, slug=slug)
     data = campaign_agreement(campaign=campaign)
     return render(request, "annotation/agreement.html", {"campaign": campaign, "report": data})

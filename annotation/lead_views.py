@@ -11,13 +11,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import Count, Exists, OuterRef
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 
 from annotation.access import campaign_get_for_lead
 from annotation.forms import AssignBlocksForm, SamplesCommitForm, SamplesUploadForm, SelfAssignForm
@@ -45,12 +44,7 @@ MULTIPART_SLACK = 64 * 2**10
 
 def _campaign(request: HttpRequest, slug: str) -> Campaign:
     """The gate: 404 without a role (or no such campaign), 403 for annotators."""
-    try:
-        return campaign_get_for_lead(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e.detail)) from e
-    except PermissionDenied as e:
-        raise DjangoPermissionDenied(str(e.detail)) from e
+    return campaign_get_for_lead(user=request.user, slug=slug)
 
 
 # --- Samples: import and export ----------------------------------------------------------------

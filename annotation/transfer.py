@@ -27,12 +27,12 @@ import pandas as pd
 import pyogrio
 import shapely
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.gis.geos import GEOSGeometry
 from django.contrib.gis.geos import Polygon as GeosPolygon
 from django.db import connection, transaction
 from django.db.models import F
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from shapely.geometry import Polygon
 
 from annotation.models import (
@@ -60,9 +60,7 @@ from annotation.sample_files import (
 )
 from annotation.sample_files import features_plan as _features_plan
 from annotation.selectors import polygon_feature
-from croplayer_site.roles import ADMIN, LEAD, has_role
 from mapping.models import Block, Campaign, ImagerySource
-from mapping.selectors import campaign_get_for_user
 
 IMPORT_TTL = timedelta(hours=2)
 EXPORT_FORMATS = ("gpkg", "shp")
@@ -92,18 +90,7 @@ def features_plan(
     return _features_plan(df, blocks=blocks, source=source, sources=sources, vocabulary=VOCABULARY)
 
 
-# --- Access -----------------------------------------------------------------------------------
-
-
-def campaign_get_for_transfer(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Campaign:
-    """The gate for importing and exporting a campaign's samples: leads and admins.
-
-    Users without a role get 404 (as for every campaign); annotators get 403.
-    """
-    campaign = campaign_get_for_user(user=user, slug=slug)
-    if not has_role(user, LEAD, ADMIN):
-        raise PermissionDenied("only leads and admins may import or export samples")
-    return campaign
+# --- Sources (the campaign gate is annotation.access.campaign_get_for_transfer) ----------------
 
 
 def source_get(*, slug: str) -> ImagerySource:

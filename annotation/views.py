@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language, gettext, gettext_lazy, gettext_noop
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import NotFound, PermissionDenied
 
 from annotation.access import campaign_get_for_worker
 from annotation.apis.assignments import AssignmentListApi
@@ -33,8 +31,8 @@ from annotation.selectors import PredictionMissing, block_prediction_current
 from annotation.services import block_next_for_user
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
 from learning.models import BlockPrediction, ModelKind
+from mapping.access import block_get_for_user
 from mapping.models import Block, ImagerySource
-from mapping.selectors import block_get_for_user
 
 # workspace.js looks its strings up by their English text: marked here for makemessages
 # (gettext_noop) and translated per request.
@@ -194,10 +192,7 @@ def panel_config(*, block: Block, user: Any) -> dict[str, Any]:
 
 @login_required
 def block_workspace(request: HttpRequest, block_id: int) -> HttpResponse:
-    try:
-        block = block_get_for_user(user=request.user, block_id=block_id)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    block = block_get_for_user(user=request.user, block_id=block_id)
     with_imagery = ImagerySource.objects.filter(images__block=block, images__status="ok").distinct()
     # Without any fetched image the block can still be labelled (e.g. from a QGIS session).
     sources = list(with_imagery.order_by("pk")) or list(ImagerySource.objects.order_by("pk"))
@@ -245,12 +240,7 @@ def block_workspace(request: HttpRequest, block_id: int) -> HttpResponse:
 def campaign_next_block(request: HttpRequest, slug: str) -> HttpResponse:
     """The home page's "start annotating" button: take the next block of the queue (claiming one
     if the campaign allows it) and open it. A POST, because claiming writes."""
-    try:
-        campaign = campaign_get_for_worker(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
-    except PermissionDenied as e:
-        raise DjangoPermissionDenied(str(e.detail)) from e
+    campaign = campaign_get_for_worker(user=request.user, slug=slug)
     found = block_next_for_user(user=request.user, campaign=campaign)
     if found is None:
         return redirect(f"{reverse('home')}?nothing_left={campaign.slug}")

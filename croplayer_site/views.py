@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from croplayer_site.roles import user_roles
-from mapping.selectors import campaign_list_for_user
+from mapping.access import campaign_list_for_user
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 Who may do what: admins start and cancel rounds and manage model versions; leads and admins
 read rounds, model versions and the stop status; anyone else gets 404 (no campaign visible)
-or 403 (visible campaign, no right).
+or 403 (visible campaign, no right): the gates are in ``learning.access``.
 """
 
 from __future__ import annotations
@@ -10,21 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from croplayer_site.roles import ADMIN, LEAD, has_role
+from learning.access import campaign_for, model_version_get, round_get_by_number
 from learning.models import ModelKind, ModelVersion, Round
 from learning.selectors import (
     model_version_data,
     model_versions_list,
     round_data,
-    round_get,
     rounds_list,
     stop_status,
 )
@@ -39,25 +37,6 @@ from learning.services import (
     round_start,
     systematic_sample_create,
 )
-from mapping.models import Campaign
-from mapping.selectors import campaign_get_for_user
-
-
-def campaign_for(*, request: Request, slug: str, admin: bool) -> Campaign:
-    """The one access gate of these endpoints."""
-    campaign = campaign_get_for_user(user=request.user, slug=slug)  # type: ignore[arg-type]
-    roles = (ADMIN,) if admin else (LEAD, ADMIN)
-    if not has_role(request.user, *roles):  # type: ignore[arg-type]
-        raise PermissionDenied(gettext("only admins may do this") if admin
-                               else gettext("leads and admins only"))
-    return campaign
-
-
-def round_for(*, campaign: Campaign, number: int) -> Round:
-    rnd = round_get(campaign=campaign, number=number)
-    if rnd is None:
-        raise NotFound(f"campaign {campaign.slug!r} has no round {number}")
-    return rnd
 
 
 def _kind(value: str) -> str:
@@ -121,14 +100,14 @@ class RoundListApi(APIView):
 
     @extend_schema(responses=RoundOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=False)
+        campaign = campaign_for(user=request.user, slug=slug)
         return Response([_round_out(r) for r in rounds_list(campaign=campaign)[:200]])
 
     @extend_schema(request=RoundStartInputSerializer, responses={
         201: RoundOutputSerializer, 400: OpenApiResponse(description="bad provinces or config"),
         409: ConflictSerializer})
     def post(self, request: Request, slug: str) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=True)
+        campaign = campaign_for(user=request.user, slug=slug, admin=True)
         data = self.RoundStartInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -147,16 +126,16 @@ class RoundListApi(APIView):
 class RoundDetailApi(APIView):
     @extend_schema(responses=RoundOutputSerializer)
     def get(self, request: Request, slug: str, number: int) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=False)
-        return Response(_round_out(round_for(campaign=campaign, number=number)))
+        campaign = campaign_for(user=request.user, slug=slug)
+        return Response(_round_out(round_get_by_number(campaign=campaign, number=number)))
 
 
 class RoundCancelApi(APIView):
     @extend_schema(request=None, responses={200: RoundOutputSerializer,
                                             409: OpenApiResponse(description="not active")})
     def post(self, request: Request, slug: str, number: int) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=True)
-        rnd = round_for(campaign=campaign, number=number)
+        campaign = campaign_for(user=request.user, slug=slug, admin=True)
+        rnd = round_get_by_number(campaign=campaign, number=number)
         try:
             rnd = round_cancel(rnd=rnd, user=request.user)  # type: ignore[arg-type]
         except RoundNotActive as e:
@@ -206,7 +185,7 @@ class ModelVersionListApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("kind", str, enum=ModelKind.values)],
                    responses=ModelVersionOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=False)
+        campaign = campaign_for(user=request.user, slug=slug)
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
         qs = model_versions_list(campaign=campaign, kind=f.validated_data.get("kind"))
@@ -216,7 +195,7 @@ class ModelVersionListApi(APIView):
                    responses={201: ModelVersionOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         """Register a bundle trained elsewhere (e.g. ``python -m learning``)."""
-        campaign = campaign_for(request=request, slug=slug, admin=True)
+        campaign = campaign_for(user=request.user, slug=slug, admin=True)
         data = self.ModelVersionRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -236,10 +215,8 @@ class ModelVersionSetCurrentApi(APIView):
     @extend_schema(request=None, responses={200: ModelVersionOutputSerializer,
                                             400: OpenApiResponse(description="bundle invalid")})
     def post(self, request: Request, slug: str, version_id: int) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=True)
-        mv = ModelVersion.objects.filter(campaign=campaign, pk=version_id).first()
-        if mv is None:
-            raise NotFound(f"campaign {slug!r} has no model version {version_id}")
+        campaign = campaign_for(user=request.user, slug=slug, admin=True)
+        mv = model_version_get(campaign=campaign, pk=version_id)
         try:
             mv = model_version_make_current(model_version=mv)
         except ModelVersionError as e:
@@ -280,7 +257,7 @@ class StopStatusSerializer(serializers.Serializer):
 class StopStatusApi(APIView):
     @extend_schema(responses=StopStatusSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        campaign = campaign_for(request=request, slug=slug, admin=False)
+        campaign = campaign_for(user=request.user, slug=slug)
         return Response(stop_status(campaign=campaign))
 
 
@@ -296,7 +273,7 @@ class SystematicSampleApi(APIView):
                    responses={201: SystematicSampleOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         """Create the systematic validation sample (a block every ``spacing_deg``)."""
-        campaign = campaign_for(request=request, slug=slug, admin=False)
+        campaign = campaign_for(user=request.user, slug=slug)
         data = self.SystematicSampleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         spacing = data.validated_data["spacing_deg"]

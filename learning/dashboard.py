@@ -25,10 +25,8 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rasterio.enums import Resampling
-from rest_framework.exceptions import NotFound
 
 from annotation.models import Sample, SamplePolygon, SampleSplit
-from croplayer_site.roles import ADMIN, LEAD, has_role
 from learning.core.savings import (
     LabelledBlock,
     Method,
@@ -65,7 +63,6 @@ from mapping.models import (
     OfficialStatistic,
 )
 from mapping.phrase import Phrase
-from mapping.selectors import campaign_get_for_user, campaigns_visible_to
 
 User = AbstractBaseUser | AnonymousUser
 CRITERIA = ("iou", "correctness", "area")
@@ -121,14 +118,6 @@ CSV_COLUMNS = (
     "iou_ci_low", "iou_ci_high", "correctness_ci_low", "correctness_ci_high",
     "area_scope", "coverage_share",
 )
-
-
-def campaign_get_for_lead(*, user: User, slug: str) -> Campaign:
-    """The dashboard's access gate: leads (of the campaign) and admins; NotFound for anyone
-    else or no campaign."""
-    if not has_role(user, LEAD, ADMIN):
-        raise NotFound(f"no campaign {slug!r}")
-    return campaign_get_for_user(user=user, slug=slug)
 
 
 def dashboard_provinces(*, campaign: Campaign) -> list[AdminUnit]:
@@ -766,19 +755,6 @@ STAGES = (
     RoundState.SELECTING,
 )
 LOG_TAIL = 15
-
-
-def round_get_for_watcher(*, user: User, round_id: int) -> Round:
-    """The access gate for watching a round: leads (of its campaign) and admins; NotFound
-    otherwise."""
-    if not has_role(user, LEAD, ADMIN):
-        raise NotFound("no such round")
-    try:
-        return Round.objects.select_related("campaign").get(
-            pk=round_id, campaign__in=campaigns_visible_to(user=user)
-        )
-    except Round.DoesNotExist as e:
-        raise NotFound("no such round") from e
 
 
 def stage_weights_for(*, rnd: Round) -> dict[str, float]:

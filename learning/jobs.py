@@ -26,7 +26,7 @@ def _event(row: Any) -> dict[str, Any]:
     return {k: v for k, v in round_event(rnd=row).items() if k not in skip}
 
 
-# Leads (of its campaign) and admins, as ``learning.dashboard.round_get_for_watcher``.
+# Leads (of its campaign) and admins, as ``learning.access.round_get_for_watcher``.
 ROUND = JobKind(
     name="round",
     model=Round,

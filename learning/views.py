@@ -23,7 +23,6 @@ from django.views.decorators.http import require_POST
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,14 +31,13 @@ from rest_framework.views import APIView
 from annotation.models import IntegrationDecision
 from croplayer_site.liveness import workers_alive
 from croplayer_site.roles import ADMIN, has_role
+from learning.access import campaign_for, round_get_by_number, round_get_for_watcher
 from learning.core.integration_decision import decision_canonical
 from learning.dashboard import (
     CSV_COLUMNS,
-    campaign_get_for_lead,
     dashboard_data,
     province_rows,
     provinces_geojson,
-    round_get_for_watcher,
     round_progress,
     worker_warning,
 )
@@ -48,7 +46,6 @@ from learning.selectors import model_version_engine
 from learning.services.config import ROUND_PRESETS
 from learning.services.demo_player import demo_playable
 from learning.services.round import dispatch
-from mapping.models import Campaign
 
 # --- pages ---------------------------------------------------------------------------------
 
@@ -80,16 +77,9 @@ DASHBOARD_MESSAGES = {
 }
 
 
-def _campaign_or_404(request: HttpRequest, slug: str) -> Campaign:
-    try:
-        return campaign_get_for_lead(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
-
-
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign = _campaign_or_404(request, slug)
+    campaign = campaign_for(user=request.user, slug=slug)
     data = dashboard_data(campaign=campaign)
     active = Round.objects.filter(campaign=campaign, state__in=_active_states()).first()
     return render(request, "learning/dashboard.html", {
@@ -109,7 +99,7 @@ def systematic_sample(request: HttpRequest, slug: str) -> HttpResponse:
     """A lead puts the systematic validation sample on the campaign (the paper's 0.5° grid)."""
     from learning.services import systematic_sample_create
 
-    campaign = _campaign_or_404(request, slug)
+    campaign = campaign_for(user=request.user, slug=slug)
     try:
         spacing = float(request.POST.get("spacing_deg") or 0.5)
         rows = systematic_sample_create(
@@ -135,18 +125,17 @@ def _active_states() -> list[str]:
 @login_required
 def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Start a round (admins), see the running one live, the recent ones, a round's log."""
-    campaign = _campaign_or_404(request, slug)
+    campaign = campaign_for(user=request.user, slug=slug)
     rounds = list(Round.objects.filter(campaign=campaign).order_by("-number")[:20])
     watch = None
     if request.GET.get("round") or request.GET.get("number"):
         # ?round=<id> (from the rounds list) or ?number=<n> (from the API's 409 answer).
         try:
             if request.GET.get("round"):
-                rid = int(request.GET["round"])
+                watch = round_get_for_watcher(user=request.user, round_id=int(request.GET["round"]))
             else:
-                rid = Round.objects.get(campaign=campaign, number=int(request.GET["number"])).pk
-            watch = round_get_for_watcher(user=request.user, round_id=rid)
-        except (NotFound, ValueError, Round.DoesNotExist) as e:
+                watch = round_get_by_number(campaign=campaign, number=int(request.GET["number"]))
+        except ValueError as e:
             raise Http404(_("no such round")) from e
         if watch.campaign_id != campaign.pk:
             raise Http404(_("no such round"))
@@ -190,9 +179,7 @@ def rounds_page(request: HttpRequest, slug: str) -> HttpResponse:
 def demo_play_start(request: HttpRequest, slug: str) -> HttpResponse:
     """An admin plays the demo's interpreters for a few rounds (a worker task; the rounds it
     starts appear on this page as usual)."""
-    campaign = _campaign_or_404(request, slug)
-    if not has_role(request.user, ADMIN):
-        raise Http404(_("no such page"))
+    campaign = campaign_for(user=request.user, slug=slug, admin=True)
     try:
         rounds = int(request.POST.get("rounds") or 3)
     except ValueError:
@@ -223,7 +210,7 @@ def _constant_label(v: ModelVersion) -> str:
 @login_required
 def models_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The model registry: every trained version with its metrics; admins mark one current."""
-    campaign = _campaign_or_404(request, slug)
+    campaign = campaign_for(user=request.user, slug=slug)
     versions = list(
         ModelVersion.objects.filter(campaign=campaign).select_related("round").order_by(
             "kind", "-created_at"
@@ -355,7 +342,7 @@ class ProvinceStatusApi(APIView):
         parameters=[OpenApiParameter("format", str, enum=["json", "csv"], required=False)],
     )
     def get(self, request: Request, slug: str, format: str | None = None) -> Response:
-        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        campaign = campaign_for(user=request.user, slug=slug)
         rows = province_rows(campaign=campaign)
         response = Response(rows)
         if request.accepted_renderer.format == "csv":
@@ -379,7 +366,7 @@ class DashboardApi(APIView):
 
     @extend_schema(responses=DashboardSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        campaign = campaign_for(user=request.user, slug=slug)
         data = dashboard_data(campaign=campaign)
         response = Response(data)
         response["Content-Disposition"] = f'inline; filename="{campaign.slug}-dashboard.json"'
@@ -400,7 +387,7 @@ class ProvincesGeoJsonApi(APIView):
         responses={(200, "application/geo+json"): OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str) -> Response:
-        campaign = campaign_get_for_lead(user=request.user, slug=slug)
+        campaign = campaign_for(user=request.user, slug=slug)
         f = self.FilterSerializer(data=request.query_params)
         f.is_valid(raise_exception=True)
         return Response(

@@ -17,14 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from mapping.access import block_get_for_user, campaign_get_for_user, campaign_list_for_user
 from mapping.geo.grid import grid_for, tile_range
 from mapping.models import Block, BlockImage, OfficialStatistic
-from mapping.selectors import (
-    block_get_for_user,
-    block_image_get,
-    campaign_get_for_user,
-    campaign_list_for_user,
-)
+from mapping.selectors import block_image_get
 from mapping.services.statistics import MAX_VALUE as MAX_STATISTIC_VALUE
 from mapping.services.tiles import TileOutside, block_tile_render
 

@@ -9,8 +9,9 @@ from django.db.models import Model
 
 from croplayer_site.jobs import JobKind
 from croplayer_site.roles import ADMIN, ANNOTATOR, LEAD, has_role
+from mapping.access import campaigns_visible_to
 from mapping.models import FetchRun
-from mapping.selectors import campaigns_visible_to, fetch_run_counts
+from mapping.selectors import fetch_run_counts
 
 
 def campaign_job_visible(*roles: str) -> Callable[..., bool]:

@@ -1,57 +1,18 @@
-"""Reads for the mapping app: campaigns, blocks, images, with the per-user access gate."""
+"""Reads for the mapping app: blocks, images, fetch runs (the gates are in ``mapping.access``)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Max, Min, Q, QuerySet
 from rest_framework.exceptions import NotFound
 
-from croplayer_site.roles import ADMIN, LEAD, user_roles
 from mapping.models import (
     Block,
     BlockImage,
     BlockImageStatus,
     Campaign,
-    CampaignMember,
     FetchRun,
     ImagerySource,
 )
-
-User = AbstractBaseUser | AnonymousUser
-
-
-def campaigns_visible_to(*, user: User) -> QuerySet[Campaign]:
-    """The campaigns a user may see at all, and with them their blocks and everything on them.
-
-    Nobody without a role; admins every campaign; leads only the campaigns they are members of
-    (``CampaignMember``), also when they are annotators too; annotators every campaign (blocks
-    are not secret; the work on them is, and ``annotation.access`` guards it). A campaign
-    outside this set is answered like one that does not exist (404).
-    """
-    roles = user_roles(user)
-    if not roles:
-        return Campaign.objects.none()
-    if ADMIN in roles or LEAD not in roles:
-        return Campaign.objects.all()
-    return Campaign.objects.filter(
-        pk__in=CampaignMember.objects.filter(user=user).values("campaign_id")
-    )
-
-
-def campaign_list_for_user(*, user: User) -> QuerySet[Campaign]:
-    """The campaigns the user sees (``campaigns_visible_to``), newest first, with block counts."""
-    return (
-        campaigns_visible_to(user=user).annotate(n_blocks=Count("blocks")).order_by("-year", "name")
-    )
-
-
-def campaign_get_for_user(*, user: User, slug: str) -> Campaign:
-    """The gate for one campaign (no block count: counting 390,000 blocks took about 200 ms,
-    on every tile and API call of a national campaign)."""
-    try:
-        return campaigns_visible_to(user=user).get(slug=slug)
-    except Campaign.DoesNotExist as e:
-        raise NotFound(f"no campaign {slug!r}") from e
 
 
 def campaign_block_extent(*, campaign: Campaign) -> list[float] | None:
@@ -69,18 +30,6 @@ def campaign_block_extent(*, campaign: Campaign) -> list[float] | None:
         (agg["c1"] + 1 - 180 * n) / n,
         (agg["r1"] + 1 - 90 * n) / n,
     ]
-
-
-def block_get_for_user(*, user: User, block_id: int) -> Block:
-    """The one gate for blocks: NotFound whether the block is missing or not visible."""
-    if not user_roles(user):
-        raise NotFound("no such block")
-    try:
-        return Block.objects.select_related("campaign", "province", "county").get(
-            pk=block_id, campaign__in=campaigns_visible_to(user=user)
-        )
-    except Block.DoesNotExist as e:
-        raise NotFound("no such block") from e
 
 
 def block_image_get(*, block: Block, source_slug: str) -> BlockImage:

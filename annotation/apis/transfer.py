@@ -19,12 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.access import campaign_get_for_transfer
 from annotation.transfer import (
     EXPORT_FORMATS,
     MAX_UPLOAD_BYTES,
     FileRejected,
     ImportRefused,
-    campaign_get_for_transfer,
     samples_export,
     samples_import_commit,
     samples_import_preview,

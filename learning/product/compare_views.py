@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,20 +24,20 @@ from rest_framework.views import APIView
 
 from croplayer_site.roles import ADMIN, LEAD, has_role
 from learning.models import ModelKind, ModelVersion
+from learning.product.access import comparison_get_for_user, lead_check
 from learning.product.core.compare.plots import PLOTS
 from learning.product.models import ProductComparison
 from learning.product.services.compare import (
     ComparisonError,
     ProductImportError,
     comparison_folder,
-    comparison_get_for_user,
     comparison_list,
     comparison_start,
     product_import,
     product_list,
 )
+from mapping.access import campaign_get_for_user
 from mapping.models import ImagerySource, JobStatus
-from mapping.selectors import campaign_get_for_user
 
 CSV_FILES = ("blocks", "provinces")
 
@@ -81,8 +81,7 @@ class ProductListApi(APIView):
     @extend_schema(request=ProductInputSerializer, responses={201: ProductOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         campaign = campaign_get_for_user(user=request.user, slug=slug)
-        if not has_role(request.user, LEAD, ADMIN):
-            raise PermissionDenied(_("only a lead or an admin imports products"))
+        lead_check(user=request.user, reason=_("only a lead or an admin imports products"))
         data = self.ProductInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -147,8 +146,7 @@ class ComparisonStartInputSerializer(serializers.Serializer):
 
 def _comparison_start(request: Any, campaign: Any, data: dict[str, Any]) -> ProductComparison:
     """The one way a request starts a comparison: leads and admins, checked inputs."""
-    if not has_role(request.user, LEAD, ADMIN):
-        raise PermissionDenied(_("only a lead or an admin starts a comparison"))
+    lead_check(user=request.user, reason=_("only a lead or an admin starts a comparison"))
     try:
         return comparison_start(
             campaign=campaign,
@@ -194,10 +192,7 @@ class ComparisonDetailApi(APIView):
 
 @login_required
 def comparison_index(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        campaign = campaign_get_for_user(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    campaign = campaign_get_for_user(user=request.user, slug=slug)
     return _index_render(request, campaign)
 
 
@@ -206,12 +201,8 @@ def comparison_index(request: HttpRequest, slug: str) -> HttpResponse:
 def product_upload_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The comparisons page's upload form (leads and admins): the same checks and the same safe
     opener as the API; a refusal shows the page again with the reason (400), nothing stored."""
-    try:
-        campaign = campaign_get_for_user(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
-    if not has_role(request.user, LEAD, ADMIN):
-        raise Http404("only a lead or an admin imports products")
+    campaign = campaign_get_for_user(user=request.user, slug=slug)
+    lead_check(user=request.user, reason=_("only a lead or an admin imports products"))
     data = ProductListApi.ProductInputSerializer(
         data={**request.POST.dict(), **request.FILES.dict()}
     )
@@ -250,10 +241,7 @@ def _index_render(
 @require_POST
 def comparison_start_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The index page's form: queue a comparison, then back to the list (with the reason)."""
-    try:
-        campaign = campaign_get_for_user(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    campaign = campaign_get_for_user(user=request.user, slug=slug)
     data = ComparisonStartInputSerializer(data=request.POST)
     if not data.is_valid():
         messages.error(
@@ -262,8 +250,6 @@ def comparison_start_page(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("comparison-index", slug=campaign.slug)
     try:
         run = _comparison_start(request, campaign, data.validated_data)
-    except PermissionDenied as e:
-        raise Http404(str(e)) from e
     except ValidationError as e:
         detail = e.detail.get("detail") if isinstance(e.detail, dict) else e.detail
         messages.error(
@@ -275,10 +261,7 @@ def comparison_start_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _run_or_404(request: HttpRequest, slug: str, comparison_id: int) -> ProductComparison:
-    try:
-        return comparison_get_for_user(user=request.user, slug=slug, comparison_id=comparison_id)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    return comparison_get_for_user(user=request.user, slug=slug, comparison_id=comparison_id)
 
 
 def _pct(x: float | None) -> str:

@@ -2,7 +2,7 @@
 
 Who may do what: any role sees the decisions, the exports and downloads them (the campaign's
 blocks are not secret); leads and admins run the integration, override decisions and start
-exports (``annotation.access.campaign_get_for_lead``).
+exports (the gates are in ``learning.product.access``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -20,14 +19,14 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.access import campaign_get_for_lead
 from annotation.models import IntegrationDecision
 from croplayer_site.roles import ADMIN, LEAD, has_role
+from learning.product.access import campaign_get_for_lead, export_get_for_user, lead_check
 from learning.product.models import BlockIntegration, ExportKind, ProductExport
 from learning.product.services.exports import ProductExportError, product_export_start
 from learning.product.services.integration import (
@@ -38,19 +37,10 @@ from learning.product.services.integration import (
     segmenter_current,
 )
 from learning.product.tasks import integration_run_task
-from mapping.models import AdminLevel, AdminUnit, Campaign, JobStatus
-from mapping.selectors import block_get_for_user, campaign_get_for_user
+from mapping.access import block_get_for_user, campaign_get_for_user
+from mapping.models import AdminLevel, AdminUnit, JobStatus
 
 MAX_FEATURES = 20000
-
-
-def _lead_campaign(user: Any, slug: str) -> Campaign:
-    return campaign_get_for_lead(user=user, slug=slug)
-
-
-def _require_lead(user: Any) -> None:
-    if not has_role(user, LEAD, ADMIN):
-        raise PermissionDenied("only leads and admins decide integrations and start exports")
 
 
 def integration_data(row: BlockIntegration) -> dict[str, Any]:
@@ -153,7 +143,7 @@ class IntegrationRunApi(APIView):
         request=IntegrationRunInputSerializer, responses={202: IntegrationRunOutputSerializer}
     )
     def post(self, request: Request, slug: str) -> Response:
-        campaign = _lead_campaign(request.user, slug)
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
         s = self.IntegrationRunInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         provinces = s.validated_data.get("provinces") or None
@@ -203,7 +193,10 @@ class BlockIntegrationApi(APIView):
     def post(self, request: Request, block_id: int) -> Response:
         """A lead's decision: in force for the final map and an integration training label."""
         block, _row = self._row(request, block_id)
-        _require_lead(request.user)
+        lead_check(
+            user=request.user,
+            reason="only leads and admins decide integrations and start exports",
+        )
         s = self.IntegrationDecisionInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         try:
@@ -289,7 +282,7 @@ class CampaignExportsApi(APIView):
 
     @extend_schema(request=ExportCreateInputSerializer, responses={201: ExportOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
-        campaign = _lead_campaign(request.user, slug)
+        campaign = campaign_get_for_lead(user=request.user, slug=slug)
         s = self.ExportCreateInputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         province = None
@@ -313,22 +306,11 @@ class CampaignExportsApi(APIView):
         )
 
 
-def _export_for_user(user: Any, export_id: int) -> ProductExport:
-    export = (
-        ProductExport.objects.select_related("campaign", "province").filter(pk=export_id).first()
-    )
-    if export is None:
-        raise NotFound("no such export")
-    campaign_get_for_user(user=user, slug=export.campaign.slug)  # NotFound without a role
-    return export
-
-
 class ExportDetailApi(APIView):
     @extend_schema(responses=ExportOutputSerializer)
     def get(self, request: Request, export_id: int) -> Response:
-        return Response(
-            ExportOutputSerializer(export_data(_export_for_user(request.user, export_id))).data
-        )
+        export = export_get_for_user(user=request.user, export_id=export_id)
+        return Response(ExportOutputSerializer(export_data(export)).data)
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -337,10 +319,7 @@ class ExportDetailApi(APIView):
 @login_required
 def export_file(request: HttpRequest, export_id: int, name: str) -> HttpResponse:
     """Stream one file of a finished export (authenticated; any role of the campaign)."""
-    try:
-        export = _export_for_user(request.user, export_id)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    export = export_get_for_user(user=request.user, export_id=export_id)
     if export.status != JobStatus.DONE or name not in export.files:
         raise Http404("no such file in a finished export")
     path = Path(settings.DATA_DIR) / export.folder / name
@@ -352,12 +331,7 @@ def export_file(request: HttpRequest, export_id: int, name: str) -> HttpResponse
 @login_required
 def integration_review(request: HttpRequest, slug: str) -> HttpResponse:
     """Leads' review map: blocks coloured by decision, the two sources with a swipe, keys."""
-    try:
-        campaign = campaign_get_for_lead(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
-    except PermissionDenied as e:
-        raise DjangoPermissionDenied(str(e)) from e
+    campaign = campaign_get_for_lead(user=request.user, slug=slug)
     config = {
         "campaign": campaign.slug,
         "zoom": campaign.zoom,
@@ -385,10 +359,7 @@ def integration_review(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def products_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The campaign's exports with progress and download links; leads start new ones."""
-    try:
-        campaign = campaign_get_for_user(user=request.user, slug=slug)
-    except NotFound as e:
-        raise Http404(str(e)) from e
+    campaign = campaign_get_for_user(user=request.user, slug=slug)
     exports = [
         export_data(e)
         for e in ProductExport.objects.filter(campaign=campaign).select_related("province")[:50]

@@ -60,8 +60,11 @@ def test_missing_fields_say_which(users, campaign, data_dir, tmp_path, login):
     assert CroplandProduct.objects.count() == 0
 
 
-@pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_only_leads_and_admins_import(users, campaign, data_dir, tmp_path, who, login):
+@pytest.mark.parametrize(("who", "status"), [("annotator", 403), ("outsider", 404)])
+def test_only_leads_and_admins_import(users, campaign, data_dir, tmp_path, who, status, login):
     data = geotiff(tmp_path / "ok.tif").read_bytes()
-    assert _post(login(who), campaign.slug, "ok.tif", data).status_code == 404
+    r = _post(login(who), campaign.slug, "ok.tif", data)
+    assert r.status_code == status
+    if status == 403:  # the annotator sees the campaign: the page says why
+        assert "only a lead or an admin imports products" in r.content.decode()
     assert CroplandProduct.objects.count() == 0

@@ -219,13 +219,17 @@ def test_csv_export(camp, users, login):
     assert _by_adcode(j)[420000]["correctness"] == 0.9
 
 
-@pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_only_leads_and_admins_see_the_dashboard(camp, users, who, login):
+@pytest.mark.parametrize(
+    ("who", "status", "reason"),
+    # The annotator sees the campaign (403, with why); the outsider does not (404).
+    [("annotator", 403, b"leads and admins only"), ("outsider", 404, b"no campaign")],
+)
+def test_only_leads_and_admins_see_the_dashboard(camp, users, who, status, reason, login):
     c = login(who)
-    assert c.get(reverse("learning-dashboard", args=[camp.slug])).status_code == 404
-    assert c.get(reverse("api-learning-dashboard", args=[camp.slug])).status_code == 404
+    assert c.get(reverse("learning-dashboard", args=[camp.slug])).status_code == status
+    assert c.get(reverse("api-learning-dashboard", args=[camp.slug])).status_code == status
     r = c.get(reverse("api-learning-province-status", args=[camp.slug]) + "?format=csv")
-    assert r.status_code == 404 and b"no campaign" in r.content
+    assert r.status_code == status and reason in r.content
 
 
 def test_anonymous_is_refused(camp, client):
@@ -289,7 +293,7 @@ def test_lead_creates_the_systematic_sample_from_the_dashboard(camp, users, logi
         Block.objects.filter(pk=b.pk).update(row=at.row, col=at.col)
     url = reverse("learning-systematic-sample", args=[camp.slug])
     annotator = login("annotator")
-    assert annotator.post(url, {"spacing_deg": "0.05"}).status_code == 404
+    assert annotator.post(url, {"spacing_deg": "0.05"}).status_code == 403
     lead = login("lead")
     assert lead.get(url).status_code == 405
     r = lead.post(url, {"spacing_deg": "0.05"}, follow=True)

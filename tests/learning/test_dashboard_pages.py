@@ -59,12 +59,12 @@ def test_lead_watches_but_cannot_start(camp, running, users, login):
     assert f'data-round="{running.pk}"' in html
 
 
-@pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_rounds_and_models_pages_are_for_leads_and_admins(camp, users, who, login):
+@pytest.mark.parametrize(("who", "status"), [("annotator", 403), ("outsider", 404)])
+def test_rounds_and_models_pages_are_for_leads_and_admins(camp, users, who, status, login):
     assert login(who).get(reverse("learning-rounds", args=[camp.slug])
-                ).status_code == 404
+                ).status_code == status
     assert login(who).get(reverse("learning-models", args=[camp.slug])
-                ).status_code == 404
+                ).status_code == status
 
 
 def test_watching_a_round_of_another_campaign_is_404(camp, running, users, login):
@@ -84,7 +84,9 @@ def test_progress_api(camp, running, users, login):
     # three quarters of predicting is 5 + 0.75 * 75 = 61.25 % of the round, not (1 + 0.75) / 5.
     assert data["overall_percent"] == pytest.approx(61.25)
     assert data["log_tail"][-1] == "t1 predicting block 3 of 4"
-    assert login("annotator").get(url).status_code == 404
+    r = login("annotator").get(url)  # sees the campaign, may not watch its rounds
+    assert r.status_code == 403 and r.json() == {"detail": "leads and admins only"}
+    assert login("outsider").get(url).status_code == 404
 
 
 def test_model_registry_lists_versions_and_admin_can_mark_current(camp, running, users, login):

@@ -94,7 +94,10 @@ def test_api_errors_stay_json(annotator):
     # A DRF view's own refusal is JSON as before.
     Campaign.objects.create(slug="demo", name="Demo", region="Hubei", year=2020)
     r = annotator.post("/api/campaigns/demo/assignments/", {}, content_type="application/json")
-    assert r.status_code == 403 and "detail" in r.json()
+    assert r.status_code == 403  # the gate's Django PermissionDenied, with its reason
+    assert r.json() == {"detail": "only leads and admins manage the work of a campaign"}
+    r = annotator.post("/api/campaigns/nope/assignments/", {}, content_type="application/json")
+    assert r.status_code == 404 and r.json() == {"detail": "no campaign 'nope'"}
 
 
 @pytest.mark.urls(__name__)

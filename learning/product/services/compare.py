@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.gis.geos import Polygon
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
-from rest_framework.exceptions import NotFound
 
 from croplayer_site.jobs import JobProgress, job_broadcast, job_claim, job_kind
 from learning.core.features.terrain import terrain_features
@@ -64,7 +63,6 @@ from mapping.models import (
     JobStatus,
     OfficialStatistic,
 )
-from mapping.selectors import campaign_get_for_user
 from mapping.services.terrain import DemError, block_dem_window
 
 log = logging.getLogger(__name__)
@@ -540,7 +538,7 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
     )
 
 
-# --- reads (the one access gate for comparison runs) ------------------------------------------
+# --- reads (the access gate for comparison runs is learning.product.access) -------------------
 
 
 def product_list(*, campaign: Campaign) -> QuerySet[CroplandProduct]:
@@ -553,14 +551,3 @@ def comparison_list(*, campaign: Campaign) -> QuerySet[ProductComparison]:
         .select_related("product")
         .order_by("-created_at")
     )
-
-
-def comparison_get_for_user(
-    *, user: AbstractBaseUser | AnonymousUser, slug: str, comparison_id: int
-) -> ProductComparison:
-    """The run if the user may see its campaign; NotFound whether missing or not visible."""
-    campaign = campaign_get_for_user(user=user, slug=slug)
-    try:
-        return comparison_list(campaign=campaign).select_related("campaign").get(pk=comparison_id)
-    except ProductComparison.DoesNotExist as e:
-        raise NotFound(f"no comparison {comparison_id} in campaign {slug}") from e
