@@ -11,9 +11,9 @@ from typing import Any
 
 from croplayer_site.jobs import JobKind
 from croplayer_site.roles import ADMIN, LEAD
+from learning.product import dispatch
 from learning.product.models import ProductComparison, ProductExport
 from learning.product.services.exports import STALE_AFTER_S, product_export_stale
-from learning.product.tasks import product_export_task
 from mapping.jobs import campaign_job_visible
 
 
@@ -27,7 +27,7 @@ def _export_event(row: Any) -> dict[str, Any]:
 
 
 def _export_requeue(pk: int) -> None:
-    product_export_task.delay(pk)
+    dispatch.product_export_enqueue(pk)
 
 
 def _compare_event(row: Any) -> dict[str, Any]:

@@ -6,19 +6,20 @@ from typing import Any
 
 from celery import shared_task
 
+from learning.product import dispatch
 from learning.product.services.compare import comparison_execute
 from learning.product.services.exports import product_export_run, product_exports_reconcile
 from learning.product.services.integration import integration_run
 from mapping.models import Campaign
 
 
-@shared_task(name="mapping.product_export", acks_late=True)
+@shared_task(name=dispatch.PRODUCT_EXPORT, acks_late=True)
 def product_export_task(export_id: int) -> dict[str, Any]:
     export = product_export_run(export_id=export_id)
     return {"export": export.pk, "status": export.status}
 
 
-@shared_task(name="mapping.integration_run", acks_late=True)
+@shared_task(name=dispatch.INTEGRATION_RUN, acks_late=True)
 def integration_run_task(
     campaign_id: int, province_adcodes: list[int] | None = None
 ) -> dict[str, Any]:
@@ -26,12 +27,12 @@ def integration_run_task(
     return integration_run(campaign=campaign, province_adcodes=province_adcodes).as_dict()
 
 
-@shared_task(name="mapping.product_exports_reconcile")
+@shared_task(name=dispatch.PRODUCT_EXPORTS_RECONCILE)
 def product_exports_reconcile_task() -> dict[str, list[int]]:
     return product_exports_reconcile()
 
 
-@shared_task(name="mapping.comparison_execute", acks_late=True)
+@shared_task(name=dispatch.COMPARISON_EXECUTE, acks_late=True)
 def comparison_execute_task(comparison_id: int) -> dict[str, Any]:
     run = comparison_execute(comparison_id=comparison_id)
     return {"comparison": run.pk, "status": run.status}

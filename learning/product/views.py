@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from annotation.models import IntegrationDecision
 from croplayer_site.roles import ADMIN, LEAD, has_role
+from learning.product import dispatch
 from learning.product.access import campaign_get_for_lead, export_get_for_user, lead_check
 from learning.product.models import BlockIntegration, ExportKind, ProductExport
 from learning.product.services.exports import ProductExportError, product_export_start
@@ -36,7 +37,6 @@ from learning.product.services.integration import (
     integration_override,
     segmenter_current,
 )
-from learning.product.tasks import integration_run_task
 from mapping.access import block_get_for_user, campaign_get_for_user
 from mapping.models import AdminLevel, AdminUnit, JobStatus
 
@@ -155,7 +155,7 @@ class IntegrationRunApi(APIView):
         n = converged_blocks(campaign=campaign, province_adcodes=provinces).count()
         if n == 0:
             raise ValidationError({"detail": "no blocks in converged provinces"})
-        transaction.on_commit(lambda: integration_run_task.delay(campaign.pk, provinces))
+        transaction.on_commit(lambda: dispatch.integration_run_enqueue(campaign.pk, provinces))
         return Response({"queued": True, "blocks": n}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -33,6 +33,7 @@ from django.utils.text import slugify
 from croplayer_site.jobs import JobProgress, job_broadcast, job_claim, job_kind
 from learning.core.features.terrain import terrain_features
 from learning.models import BlockPrediction
+from learning.product import dispatch
 from learning.product.core.compare.classes import ClassMapping
 from learning.product.core.compare.finalmap import (
     BlockMaskFinalMap,
@@ -338,8 +339,6 @@ def comparison_start(
     """A comparison asked for in the browser, run by a worker. The final map is the campaign's
     integration (``final="integration"``) or one model's predictions on one source; files on
     the server (``--final-raster``) stay the command line's, so no path comes from a request."""
-    from learning.product.tasks import comparison_execute_task
-
     product = CroplandProduct.objects.filter(campaign=campaign, pk=product_id).first()
     if product is None:
         raise ComparisonError(f"campaign {campaign.slug} has no product #{product_id}")
@@ -361,7 +360,7 @@ def comparison_start(
             province_adcodes=province_adcodes,
             user=user if user is not None and user.is_authenticated else None,
         )
-        transaction.on_commit(lambda pk=run.pk: comparison_execute_task.delay(pk))
+        transaction.on_commit(lambda pk=run.pk: dispatch.comparison_execute_enqueue(pk))
     return run
 
 

@@ -39,6 +39,7 @@ from croplayer_site.jobs import (
     jobs_reconcile,
 )
 from learning.models import BlockPrediction, ModelKind, ModelVersion
+from learning.product import dispatch
 from learning.product.core.decision import area_fraction, final_block_mask, needed_sources
 from learning.product.core.export import (
     SHAPEFILE_PARTS,
@@ -142,8 +143,6 @@ def product_export_start(
     user: AbstractBaseUser | None = None,
 ) -> ProductExport:
     """Create the job row and queue its task after the transaction commits."""
-    from learning.product.tasks import product_export_task
-
     if kind not in ExportKind.values:
         raise ProductExportError(
             f"unknown export kind {kind!r}; expected one of {', '.join(ExportKind.values)}"
@@ -166,7 +165,7 @@ def product_export_start(
             total=total,
             requested_by=user if user is not None and user.is_authenticated else None,
         )
-        transaction.on_commit(lambda pk=export.pk: product_export_task.delay(pk))
+        transaction.on_commit(lambda pk=export.pk: dispatch.product_export_enqueue(pk))
     return export
 
 
