@@ -66,6 +66,24 @@ def test_training_lowers_loss_and_learns_the_types() -> None:
     assert all(isinstance(c, CoverageType) for c in pred.labels)
 
 
+def test_training_stops_when_asked_before_the_next_step() -> None:
+    """A round cancelled (or its lease lost) stops the coverage classifier's training at the
+    next step, as it stops the segmenter's (``fit(should_stop=...)``)."""
+    images, labels = synthetic_blocks(2)
+    clf = IQAClassifier(IQAConfig.tiny(epochs=3), device="cpu")
+    asked = []
+
+    def stop_after_two() -> bool:
+        asked.append(1)
+        return len(asked) > 2
+
+    hist = clf.train(images, labels, should_stop=stop_after_two)
+    assert hist["stopped"] is True and len(hist["step_losses"]) == 2
+    full = IQAClassifier(IQAConfig.tiny(epochs=3), device="cpu").train(images, labels)
+    assert full["stopped"] is False and len(full["step_losses"]) > 2
+    assert not clf.model.training  # left in eval mode
+
+
 def test_unknown_label_is_refused() -> None:
     images, _ = synthetic_blocks(1)
     with pytest.raises(ValueError, match="unknown coverage type"):

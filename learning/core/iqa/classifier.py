@@ -150,10 +150,13 @@ class IQAClassifier:
 
     def train(self, images: Sequence[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8],
               labels: Sequence[CoverageType | str | int], *,
-              on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+              on_step: Callable[[int, int], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Fit with AdamW and cosine decay; flips and 90° rotations (coverage is orientation
         free). Seeded by ``config.seed``; returns per-step and per-epoch losses.
-        ``on_step(done, total)`` is called after every optimiser step (a progress bar)."""
+        ``on_step(done, total)`` is called after every optimiser step (a progress bar);
+        ``should_stop()`` is asked before every step, and when it says yes training ends there
+        (a round cancelled or its lease lost) with ``stopped`` true in the result."""
         if len(images) != len(labels) or not len(images):
             raise ValueError(f"need as many labels as images (got {len(images)} images, "
                              f"{len(labels)} labels)")
@@ -167,12 +170,16 @@ class IQAClassifier:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
         step_losses: list[float] = []
         epoch_losses: list[float] = []
+        stopped = False
         self.model.train()
         try:
             for _ in range(cfg.epochs):
                 order = rng.permutation(len(x_all))
                 losses = []
                 for b in range(steps_per_epoch):
+                    if should_stop is not None and should_stop():
+                        stopped = True
+                        break
                     idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                     xb = np.rot90(x_all[idx], int(rng.integers(4)), axes=(1, 2))
                     if rng.random() < 0.5:
@@ -187,10 +194,13 @@ class IQAClassifier:
                     if on_step is not None:
                         on_step(len(step_losses) + len(losses), cfg.epochs * steps_per_epoch)
                 step_losses += losses
-                epoch_losses.append(float(np.mean(losses)))
+                if losses:
+                    epoch_losses.append(float(np.mean(losses)))
+                if stopped:
+                    break
         finally:
             self.model.eval()
-        return {"step_losses": step_losses, "epoch_losses": epoch_losses}
+        return {"step_losses": step_losses, "epoch_losses": epoch_losses, "stopped": stopped}
 
     @torch.no_grad()
     def predict(self, images: Sequence[npt.NDArray[np.uint8]] | npt.NDArray[np.uint8],

@@ -158,8 +158,8 @@ def _train_iqa(*, rnd: Round, cfg: RoundConfig, beat: Heartbeat) -> int | None:
     rel = bundle_relpath(campaign=rnd.campaign, kind=ModelKind.IQA, name=name)
     t0 = time.monotonic()
     clf = IQAClassifier(iqa_cfg, device="cpu" if not _cuda() else None)
-    history = clf.train(images, types)
-    if beat.stop.is_set():
+    history = clf.train(images, types, should_stop=beat.stop.is_set)
+    if history["stopped"] or beat.stop.is_set():
         raise RoundStopped("cancelled")
     metrics = {
         "final_loss": history["epoch_losses"][-1],
