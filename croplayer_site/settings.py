@@ -179,10 +179,8 @@ CELERY_TASK_ROUTES = {"learning.gpu.*": {"queue": "gpu"}, "*": {"queue": "cpu"}}
 # Resume learning rounds whose worker died, fail overdue ones (also self-scheduled per round).
 CELERY_BEAT_SCHEDULE = {
     "learning-rounds-reconcile": {"task": "learning.cpu.rounds_reconcile", "schedule": 60.0},
-    "mapping-product-exports-reconcile": {
-        "task": "mapping.product_exports_reconcile",
-        "schedule": 300.0,
-    },
+    # Exports and comparisons whose worker died are failed, lost queued ones sent again.
+    "product-jobs-reconcile": {"task": "product.jobs_reconcile", "schedule": 300.0},
 }
 # Unset: a private redis-server on a unix socket in the var folder (croplayer_site/
 # embedded_redis.py; `make demo` and the test suite start it), the same transport as

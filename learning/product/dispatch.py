@@ -15,6 +15,7 @@ PRODUCT_EXPORT = "mapping.product_export"
 INTEGRATION_RUN = "mapping.integration_run"
 PRODUCT_EXPORTS_RECONCILE = "mapping.product_exports_reconcile"
 COMPARISON_EXECUTE = "mapping.comparison_execute"
+PRODUCT_JOBS_RECONCILE = "product.jobs_reconcile"
 
 
 def _enqueue(name: str, *args: Any) -> None:

@@ -1,8 +1,8 @@
 """The product app's job kinds: exports and product comparisons (lead pages).
 
-The export kind is reconciled (``product_exports_reconcile``, from beat): a queued export whose
-message was lost is sent again, a running one whose worker went quiet is failed and its staging
-folder removed. Comparisons are not reconciled yet (``stale_after_s`` ``None``).
+Both are reconciled (``product_jobs_reconcile``, from beat): a queued job whose message was lost
+is sent again, a running one whose worker went quiet is failed with the reason (an export's
+staging folder removed too).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from croplayer_site.jobs import JobKind
 from croplayer_site.roles import ADMIN, LEAD
 from learning.product import dispatch
 from learning.product.models import ProductComparison, ProductExport
+from learning.product.services.compare import STALE_AFTER_S as COMPARE_STALE_AFTER_S
 from learning.product.services.exports import STALE_AFTER_S, product_export_stale
 from mapping.jobs import campaign_job_visible
 
@@ -31,7 +32,11 @@ def _export_requeue(pk: int) -> None:
 
 
 def _compare_event(row: Any) -> dict[str, Any]:
-    return {"done": row.done, "total": row.total}
+    return {"done": row.done, "total": row.total, "failure_reason": row.failure_reason}
+
+
+def _compare_requeue(pk: int) -> None:
+    dispatch.comparison_execute_enqueue(pk)
 
 
 EXPORT = JobKind(
@@ -49,4 +54,7 @@ COMPARE = JobKind(
     model=ProductComparison,
     visible=campaign_job_visible(LEAD, ADMIN),
     event=_compare_event,
+    stale_after_s=COMPARE_STALE_AFTER_S,
+    stale_reason="start the comparison again",
+    requeue=_compare_requeue,
 )

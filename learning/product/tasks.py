@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
+from croplayer_site.jobs import jobs_reconcile
 from learning.product import dispatch
 from learning.product.services.compare import comparison_execute
 from learning.product.services.exports import product_export_run, product_exports_reconcile
@@ -27,8 +28,17 @@ def integration_run_task(
     return integration_run(campaign=campaign, province_adcodes=province_adcodes).as_dict()
 
 
+@shared_task(name=dispatch.PRODUCT_JOBS_RECONCILE)
+def product_jobs_reconcile() -> dict[str, dict[str, Any]]:
+    """Periodic (beat): exports and comparisons whose worker went quiet are failed with the
+    reason, queued ones whose message was lost are sent again (``croplayer_site.jobs``)."""
+    return jobs_reconcile(names=["export", "compare"])
+
+
 @shared_task(name=dispatch.PRODUCT_EXPORTS_RECONCILE)
 def product_exports_reconcile_task() -> dict[str, list[int]]:
+    """The exports' reconcile under its name of old (a beat of an earlier release may still
+    send it); beat now sends ``product.jobs_reconcile``."""
     return product_exports_reconcile()
 
 

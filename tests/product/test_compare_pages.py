@@ -147,6 +147,47 @@ def test_failed_run_keeps_no_files_and_shows_reason(scenario: dict, users, clien
     assert ProductComparison.objects.filter(status=JobStatus.DONE).count() == 1
 
 
+def test_a_comparison_whose_worker_died_is_failed_and_a_lost_one_sent_again(
+    scenario: dict, settings, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """Beat's ``product.jobs_reconcile``: a running comparison without a heartbeat for
+    ``STALE_AFTER_S`` is failed with the reason (it never ends otherwise), a queued one that
+    old is sent again; a late finish of the failed one writes nothing, and its folder goes."""
+    import datetime as dt
+
+    from croplayer_site.celery import app
+    from learning.product import dispatch
+    from learning.product.services import compare as compare_service
+    from learning.product.tasks import product_jobs_reconcile
+
+    c = scenario["campaign"]
+    product = c.products.get()
+    spec = {"kind": "raster", "paths": scenario["finals"]}
+    quiet = comparison_create(campaign=c, product=product, final_map=spec)
+    lost = comparison_create(campaign=c, product=product, final_map=spec)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=compare_service.STALE_AFTER_S + 60)
+    ProductComparison.objects.filter(pk=quiet.pk).update(
+        status=JobStatus.RUNNING, started_at=old, heartbeat_at=old)
+    ProductComparison.objects.filter(pk=lost.pk).update(created_at=old)
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args=(), **kw: sent.append((name, args)))
+    with django_capture_on_commit_callbacks(execute=True):
+        out = product_jobs_reconcile()
+    assert out["compare"] == {"failed": [quiet.pk], "requeued": [lost.pk]}
+    assert sent == [(dispatch.COMPARISON_EXECUTE, [lost.pk])]
+    quiet.refresh_from_db()
+    assert quiet.status == JobStatus.FAILED and "start the comparison again" in quiet.failure_reason
+    # The worker that was thought dead comes back and finishes: the row stays failed and no
+    # folder is left where a finished comparison's would be.
+    beat = compare_service.Heartbeat(kind=compare_service.job_kind("compare"), pk=quiet.pk)
+    compare_service._execute(quiet, None, beat)
+    quiet.refresh_from_db()
+    assert quiet.status == JobStatus.FAILED and quiet.folder == ""
+    assert not (Path(settings.DATA_DIR) / "comparisons" / "rep" / str(quiet.pk)).exists()
+    # The lost one runs when its message arrives.
+    assert comparison_execute(comparison_id=lost.pk).status == JobStatus.DONE
+
+
 def test_compare_command_errors(scenario: dict) -> None:
     with pytest.raises(CommandError, match="MODEL_VERSION_ID:SOURCE"):
         call_command("compare_product", "--campaign", "rep", "--product", "merc",

@@ -27,10 +27,17 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.gis.geos import Polygon
 from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 from django.utils.text import slugify
 
-from croplayer_site.jobs import JobProgress, job_broadcast, job_claim, job_kind
+from croplayer_site.jobs import (
+    Heartbeat,
+    JobProgress,
+    job_broadcast,
+    job_claim,
+    job_fail,
+    job_finish,
+    job_kind,
+)
 from learning.core.features.terrain import terrain_features
 from learning.models import BlockPrediction
 from learning.product import dispatch
@@ -61,7 +68,6 @@ from mapping.models import (
     Block,
     Campaign,
     CampaignDem,
-    JobStatus,
     OfficialStatistic,
 )
 from mapping.services.terrain import DemError, block_dem_window
@@ -424,13 +430,21 @@ def comparison_folder(comparison: ProductComparison) -> Path:
     return Path(settings.DATA_DIR) / comparison.folder
 
 
+# The reconciler fails a running comparison whose heartbeat is older than this (its worker
+# died), and sends a queued one of that age again; the thread beats every minute.
+STALE_AFTER_S = 15 * 60
+HEARTBEAT_EVERY_S = 60.0
+
 def comparison_execute(
     *, comparison_id: int, progress: ProgressFn | None = None
 ) -> ProductComparison:
     """Run a queued comparison: claim it, compare every block, write CSV/PNG, store results.
 
     Claimed with a conditional update, so a second worker (or a re-delivered task) does
-    nothing. On an error the row is FAILED with the reason and no output folder is left.
+    nothing. On an error the row is FAILED with the reason and no output folder is left. A
+    heartbeat thread keeps the row alive through long quiet steps; finishing and failing are
+    conditional on the row still running, so one the reconciler failed (its worker looked
+    dead) stays failed.
     """
     kind = job_kind("compare")
     claimed = job_claim(kind=kind, pk=comparison_id)
@@ -439,8 +453,10 @@ def comparison_execute(
     )
     if not claimed:
         return comparison
+    beat = Heartbeat(kind=kind, pk=comparison_id, every_s=HEARTBEAT_EVERY_S)
+    beat.start()
     try:
-        _execute(comparison, progress)
+        _execute(comparison, progress, beat)
     except Exception as e:
         log.exception("comparison %s failed", comparison_id)
         reason = (
@@ -448,17 +464,15 @@ def comparison_execute(
             if isinstance(e, ComparisonError | RasterFileError)
             else (f"internal error: {type(e).__name__}: {e}")
         )
-        # Unconditional, unlike exports (job_fail): kept as it was; conditional finish and fail,
-        # a heartbeat thread and a reconcile for comparisons are a follow-up (issue 16).
-        ProductComparison.objects.filter(pk=comparison_id).update(
-            status=JobStatus.FAILED, failure_reason=reason[:2000], finished_at=timezone.now()
-        )
+        job_fail(kind=kind, pk=comparison_id, reason=reason[:2000])
+    finally:
+        beat.end()
     comparison.refresh_from_db()
     job_broadcast(kind=kind, row=comparison)
     return comparison
 
 
-def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None:
+def _execute(comparison: ProductComparison, progress: ProgressFn | None, beat: Heartbeat) -> None:
     from learning.product.core.compare import plots
 
     campaign = comparison.campaign
@@ -518,7 +532,8 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
     summary["final_map"] = comparison.final_map
     rel = Path("comparisons") / campaign.slug / str(comparison.pk)
     title = f"{comparison.product.name} vs final map"
-    with _atomic_folder(Path(settings.DATA_DIR) / rel) as tmp:
+    dest = Path(settings.DATA_DIR) / rel
+    with _atomic_folder(dest) as tmp:
         write_blocks_csv(results, tmp / "blocks.csv")
         write_provinces_csv(report.provinces, tmp / "provinces.csv")
         (tmp / "report.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -527,14 +542,13 @@ def _execute(comparison: ProductComparison, progress: ProgressFn | None) -> None
         )
         (tmp / "blocks.png").write_bytes(plots.blocks_png(results, title=title))
         (tmp / "provinces.png").write_bytes(plots.provinces_png(report.provinces, title=title))
-    # DONE only once the folder is in place: a DONE row always has its CSV and plots.
-    ProductComparison.objects.filter(pk=comparison.pk).update(
-        status=JobStatus.DONE,
-        results=summary,
-        folder=str(rel),
-        finished_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-    )
+    # DONE only once the folder is in place: a DONE row always has its CSV and plots. Only a
+    # comparison still running may finish; the folder of one failed meanwhile goes.
+    beat.end()
+    if not job_finish(
+        kind=job_kind("compare"), pk=comparison.pk, results=summary, folder=str(rel)
+    ):
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 # --- reads (the access gate for comparison runs is learning.product.access) -------------------
