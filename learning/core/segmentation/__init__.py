@@ -5,8 +5,8 @@ from learning.core.segmentation.engine import (
     engine_names,
     get_engine,
     load_segmenter,
-    register_engine,
 )
+from learning.core.segmentation.engine_registry import register_engine
 from learning.core.segmentation.metrics import IoUCounts, pixel_iou
 
 __all__ = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from learning.core.bundle import BundleError, bundle_open
+from learning.core.segmentation.engine_registry import ENGINES as _ENGINES
 
 
 @runtime_checkable
@@ -37,23 +38,9 @@ class SegmentationEngine(Protocol):
     def load(cls, path: str | os.PathLike[str]) -> SegmentationEngine: ...
 
 
-_ENGINES: dict[str, type[Any]] = {}
-
-
-def register_engine(name: str) -> Callable[[type[Any]], type[Any]]:
-    """Class decorator: make an engine available as ``get_engine(name)`` and by bundle kind."""
-
-    def deco(cls: type[Any]) -> type[Any]:
-        if name in _ENGINES and _ENGINES[name] is not cls:
-            raise ValueError(f"segmentation engine {name!r} is already registered")
-        _ENGINES[name] = cls
-        return cls
-
-    return deco
-
-
 def _ensure_builtin() -> None:
-    # Importing registers the built-in engines; kept lazy so the protocol imports without torch.
+    # Importing registers the built-in engines (engine_registry); kept lazy so that the protocol
+    # imports without torch.
     from learning.core.segmentation import mask2former, unet  # noqa: F401
 
 

@@ -29,7 +29,7 @@ from learning.core.segmentation.bundle_io import (
     segmenter_bundle_write,
 )
 from learning.core.segmentation.data import IGNORE, validate_sample
-from learning.core.segmentation.engine import register_engine
+from learning.core.segmentation.engine_registry import register_engine
 from learning.core.segmentation.inference import sliding_window_proba
 from learning.core.segmentation.metrics import IoUCounts, iou_counts, pixel_iou
 from learning.core.segmentation.training import TrainOptions, fit
