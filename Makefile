@@ -18,9 +18,10 @@ demo: setup
 test: setup lint test-sqlite test-postgis
 
 # Each test step runs under its own time limit (scripts/run_step.sh stops it and all it
-# started): a hang fails that step at once. Measured on a fresh clone at load ~3 (2026-12-07):
-# SQLite 12, PostGIS 21, slow 12, soak-short 4 minutes; each limit leaves room for a busier
-# machine, and together (20 + 25 + 18 + 15) they stay inside CI's 90 minutes.
+# started): a hang fails that step at once. Measured on a fresh clone at load ~1 (2026-12-08):
+# SQLite 7, PostGIS 12, slow 10, soak-short 4 minutes (39 in all with setup and lint); each
+# limit leaves room for a busier machine, and together (20 + 25 + 18 + 15) they stay inside
+# CI's 90 minutes.
 SQLITE_BUDGET ?= 20m
 POSTGIS_BUDGET ?= 25m
 SLOW_BUDGET ?= 18m
