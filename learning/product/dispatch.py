@@ -1,15 +1,14 @@
 """Queue the product app's Celery tasks by name, so that its services never import
 ``learning.product.tasks`` (which imports them): the cycle services -> tasks -> services is
-gone, as ``learning.services.round.dispatch`` did for rounds. ``send_task`` routes by name
-through ``CELERY_TASK_ROUTES`` as ``.delay()`` does. The names predate the product app (its
-code lived in ``mapping``); a queued message keeps working across the move.
+gone, as ``learning.services.round.dispatch`` did for rounds (whose ``task_enqueue`` this
+uses: ``send_task`` routes by name through ``CELERY_TASK_ROUTES`` as ``.delay()`` does). The
+names predate the product app (its code lived in ``mapping``); a queued message keeps working
+across the move.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from croplayer_site.celery import app
+from learning.services.round.dispatch import task_enqueue
 
 PRODUCT_EXPORT = "mapping.product_export"
 INTEGRATION_RUN = "mapping.integration_run"
@@ -18,17 +17,13 @@ COMPARISON_EXECUTE = "mapping.comparison_execute"
 PRODUCT_JOBS_RECONCILE = "product.jobs_reconcile"
 
 
-def _enqueue(name: str, *args: Any) -> None:
-    app.send_task(name, args=list(args))
-
-
 def product_export_enqueue(export_id: int) -> None:
-    _enqueue(PRODUCT_EXPORT, export_id)
+    task_enqueue(PRODUCT_EXPORT, export_id)
 
 
 def comparison_execute_enqueue(comparison_id: int) -> None:
-    _enqueue(COMPARISON_EXECUTE, comparison_id)
+    task_enqueue(COMPARISON_EXECUTE, comparison_id)
 
 
 def integration_run_enqueue(campaign_id: int, province_adcodes: list[int] | None) -> None:
-    _enqueue(INTEGRATION_RUN, campaign_id, province_adcodes)
+    task_enqueue(INTEGRATION_RUN, campaign_id, province_adcodes)

@@ -27,16 +27,9 @@ def _export_event(row: Any) -> dict[str, Any]:
     }
 
 
-def _export_requeue(pk: int) -> None:
-    dispatch.product_export_enqueue(pk)
-
-
 def _compare_event(row: Any) -> dict[str, Any]:
     return {"done": row.done, "total": row.total, "failure_reason": row.failure_reason}
 
-
-def _compare_requeue(pk: int) -> None:
-    dispatch.comparison_execute_enqueue(pk)
 
 
 EXPORT = JobKind(
@@ -47,7 +40,7 @@ EXPORT = JobKind(
     stale_after_s=STALE_AFTER_S,
     stale_reason="start the export again",
     on_stale=product_export_stale,
-    requeue=_export_requeue,
+    requeue=dispatch.product_export_enqueue,
 )
 COMPARE = JobKind(
     name="compare",
@@ -56,5 +49,5 @@ COMPARE = JobKind(
     event=_compare_event,
     stale_after_s=COMPARE_STALE_AFTER_S,
     stale_reason="start the comparison again",
-    requeue=_compare_requeue,
+    requeue=dispatch.comparison_execute_enqueue,
 )

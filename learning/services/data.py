@@ -50,7 +50,11 @@ def block_image_row(*, block: Block, source: ImagerySource) -> BlockImage | None
 
 def block_image_get(*, block: Block, source: ImagerySource) -> CoreBlock | None:
     """The block's image from a source, or None when there is no usable image."""
-    image = block_image_row(block=block, source=source)
+    return block_image_read(image=block_image_row(block=block, source=source))
+
+
+def block_image_read(*, image: BlockImage | None) -> CoreBlock | None:
+    """The image of a ``block_image_row``, or None when there is none or its file is gone."""
     if image is None:
         return None
     path = data_path(image.path)

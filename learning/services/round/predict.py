@@ -25,7 +25,7 @@ from learning.models import (
 from learning.services.config import RoundConfig
 from learning.services.data import block_image_row, data_path, pixel_size_m, round_sources
 from learning.services.image_quality import image_quality_of
-from learning.services.round.common import block_image_or_none, bundle_load
+from learning.services.round.common import block_image_read_or_none, bundle_load
 from learning.services.round.machine import stage_check
 from learning.services.round.progress import round_heartbeat
 from mapping.models import Block
@@ -98,11 +98,13 @@ def predict_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
                 block=block, source=source, model_version=seg_mv
             ).exists():
                 continue
-            img = block_image_or_none(rnd=rnd, block=block, source=source)
+            row = block_image_row(block=block, source=source)
+            img = block_image_read_or_none(rnd=rnd, block=block, source=source, image=row)
             if img is None and cfg.fetch_missing_images:
                 block_image_fetch(block=block, source=source)
-                img = block_image_or_none(rnd=rnd, block=block, source=source)
-            if img is None:
+                row = block_image_row(block=block, source=source)
+                img = block_image_read_or_none(rnd=rnd, block=block, source=source, image=row)
+            if img is None or row is None:
                 continue  # no imagery upstream: nothing to predict, counted as done
             batch = {} if cfg.predict_batch_windows is None else {
                 "batch_size": cfg.predict_batch_windows}
@@ -121,9 +123,8 @@ def predict_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
             )
             px, py = pixel_size_m(block=block, shape=mask.shape)
             coverage = iqa.predict([img.image]).labels[0].value if iqa is not None else ""
-            row = block_image_row(block=block, source=source)
-            if row is not None:  # once per image: scoring then need not read it again
-                image_quality_of(image=row, pixels=img.image)
+            # Once per image: scoring then need not read it again.
+            image_quality_of(image=row, pixels=img.image)
             try:
                 with transaction.atomic():
                     pred = BlockPrediction.objects.create(

@@ -36,7 +36,7 @@ from learning.services.image_quality import image_quality_of, image_quality_stor
 from learning.services.integration_training import integration_model_train
 from learning.services.registry import bundle_relpath, model_version_current, model_version_register
 from learning.services.round import dispatch
-from learning.services.round.common import block_image_or_none, bundle_load
+from learning.services.round.common import block_image_read_or_none, bundle_load
 from learning.services.round.machine import round_fail, round_get, stage_check, stage_enter
 from learning.services.round.progress import (
     Heartbeat,
@@ -70,7 +70,9 @@ def feature_items(*, rnd: Round, cfg: RoundConfig, items: list[int]) -> int:
         row = block_image_row(block=pred.block, source=pred.source)
         quality = image_quality_stored(image=row) if row is not None else None
         if quality is None:
-            img = block_image_or_none(rnd=rnd, block=pred.block, source=pred.source)
+            img = block_image_read_or_none(
+                rnd=rnd, block=pred.block, source=pred.source, image=row
+            )
             if img is None or row is None:
                 continue
             quality = image_quality_of(image=row, pixels=img.image)
